@@ -1,0 +1,1 @@
+"""Rendering: lowered programs and derivations to Python source (and, later, LaTeX)."""

@@ -1,0 +1,145 @@
+"""Render a derivation as a vugrad-style ``Op`` class (Jinja template), and build it in memory.
+
+>>> from deltagrad.derive.derivation import derive
+>>> print(op_source(derive("Y[i,j] = X[i,j] / Z[i,j]", name="divide")))  # doctest: +ELLIPSIS
+class Divide(Op):
+    \"\"\"The op divide: forward from its spec, backward derived by deltagrad.
+...
+    @staticmethod
+    def backward(context, goutput):
+        Z = context["Z"]
+        Y = context["Y"]
+        xp = array_namespace(goutput, Z, Y)
+        dX = goutput / Z
+        dZ = -goutput * Y / Z
+        return dX, dZ
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+import linecache
+from functools import lru_cache
+
+import jinja2
+import sympy as sp
+
+from deltagrad.codegen.python_printer import render_statements
+from deltagrad.derive.array_program import variables
+
+HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The Jinja environment over ``deltagrad/templates`` (whitespace-exact, strict)."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("deltagrad", "templates"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+
+
+def class_name(name: str) -> str:
+    """CamelCase class name for an op name.
+
+    >>> class_name("log_softmax"), class_name("Y")
+    ('LogSoftmax', 'Y')
+    """
+    parts = [p for p in name.replace("-", "_").split("_") if p]
+    return "".join(p[:1].upper() + p[1:] for p in parts) or "Op"
+
+
+def index_text(expr) -> str:
+    """An index expression as one readable line: ``Sum_j(...)`` for sums, ``delta(a,b)``.
+
+    >>> from deltagrad.derive.spec import index, tensor, summed
+    >>> index_text(summed(tensor('G')[index('a'), index('j')], index('j')))
+    'Sum_j(G[a,j])'
+    """
+
+    def walk(e):
+        if isinstance(e, sp.Sum):
+            ks = ",".join(lim[0].name for lim in e.limits)
+            return sp.Symbol(f"Sum_{ks}({index_text(e.function)})")
+        if isinstance(e, sp.KroneckerDelta):
+            return sp.Symbol(f"delta({e.args[0]},{e.args[1]})")
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        return e.func(*[walk(a) for a in e.args])
+
+    return sp.sstr(walk(expr)).replace(", ", ",")
+
+
+def op_context(derivation) -> dict:
+    """The plain data the op template renders."""
+    spec, sig = derivation.spec, derivation.signature
+    forward = derivation.forward
+    fwd_lines = render_statements(forward.statements)
+    used = set(derivation.saved)
+    for st in forward.statements:
+        used |= variables(st.value)
+    sizes_line = ""
+    if sig.sizes:
+        targets = [f"n_{n}" if f"n_{n}" in used else "_" for n in sig.sizes]
+        arrays = ", ".join(f'"{n}": ({n}, {_tuple(p)})' for n, p in sig.patterns.items())
+        call = f'check_shapes("{class_name(spec.name)}", {_tuple(sig.sizes)}, {{{arrays}}}'
+        if sig.size_kwargs:
+            call += ", {" + ", ".join(f'"{k}": {k}' for k in sig.size_kwargs) + "}"
+        call += ")"
+        lhs = ", ".join(targets) + ("," if len(targets) == 1 else "")
+        sizes_line = f"{lhs} = {call}" if any(t != "_" for t in targets) else call
+    params = ", ".join(i.name for i in spec.inputs)
+    if sig.size_kwargs:
+        params += ", *, " + ", ".join(sig.size_kwargs)
+    tensors = [i.name for i in spec.inputs]
+    saved_arrays = [n for n in derivation.saved if not n.startswith("n_")]
+    results = [f"d{i.name}" for i in spec.inputs]
+    backward_doc = []
+    for name, step in derivation.steps.items():
+        idx = ",".join(i.name for i in step.indices)
+        lhs = f"d{name}[{idx}]" if idx else f"d{name}"
+        backward_doc.append(f"{lhs} = {index_text(step.final)}")
+    return {
+        "class_name": class_name(spec.name),
+        "summary": f"The op {spec.name}: forward from its spec, backward derived by deltagrad.",
+        "forward_doc": f"{index_text(spec.lhs)} = {index_text(spec.rhs)}",
+        "backward_doc": backward_doc,
+        "params": params,
+        "namespace_args": ", ".join(tensors),
+        "sizes_line": sizes_line,
+        "forward_lines": fwd_lines,
+        "saved": list(derivation.saved),
+        "output": spec.output,
+        "backward_namespace_args": ", ".join(["goutput", *saved_arrays]),
+        "scalar_output": not spec.out_indices,
+        "backward_lines": render_statements(derivation.backward.statements),
+        "results": f"({results[0]},)" if len(results) == 1 else ", ".join(results),
+    }
+
+
+def _tuple(items) -> str:
+    inner = ", ".join(repr(x) if isinstance(x, int) else f'"{x}"' for x in items)
+    return f"({inner},)" if len(items) == 1 else f"({inner})"
+
+
+def op_source(derivation) -> str:
+    """The Python source of the op class for ``derivation``."""
+    return environment().get_template("op_class.py.j2").render(op=op_context(derivation))
+
+
+def compile_op(derivation) -> type:
+    """Build the op class in memory from its generated source (no user text is evaluated:
+    the source is rendered from the checked, parsed spec)."""
+    source = HEADER + "\n\n" + op_source(derivation)
+    filename = f"<deltagrad op {class_name(derivation.name)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict = {"__name__": "deltagrad.compiled"}
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
+    cls = namespace[class_name(derivation.name)]
+    cls.source = source
+    cls.derivation = derivation
+    return cls

@@ -1,0 +1,1 @@
+"""The derivation engine: parse → chain rule → delta elimination → simplify → saved values → lower."""

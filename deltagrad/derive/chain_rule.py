@@ -1,0 +1,80 @@
+"""The chain rule in index notation: X∇[a…] = Σ_out G[out] · ∂Y[out]/∂X[a…].
+
+SymPy's ``diff`` writes ∂X[i,k]/∂X[a,b] as KroneckerDelta(a, i)·KroneckerDelta(b, k), but only
+when the gradient's indices are fresh names: reusing a summation dummy's name silently gives
+a wrong result, so :func:`gradient_indices` never reuses a name of the spec.
+
+>>> from deltagrad.derive.parse import parse_spec
+>>> spec = parse_spec("Y[i,j] = X[i,j] / Z[i,j]")
+>>> step = chain_rule(spec, 'Z')
+>>> step.indices, step.partial
+((a, b), -KroneckerDelta(a, i)*KroneckerDelta(b, j)*X[i, j]/Z[i, j]**2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from deltagrad.derive.spec import Spec, index, scalar, tensor
+
+_NICE = "abcdefghpqrstuvw"
+
+
+@dataclass(frozen=True)
+class ChainRule:
+    """One input's gradient before any delta is eliminated.
+
+    ``indices``: the gradient's own index symbols; ``grad_output``: ``G[i, j]`` (or ``G``);
+    ``partial``: ∂Y/∂X with Kronecker deltas; ``expr``: Σ_out G·partial as a SymPy ``Sum``.
+    """
+
+    input: str
+    indices: tuple
+    grad_output: sp.Expr
+    partial: sp.Expr
+    expr: sp.Expr
+
+
+def grad_output_name(spec: Spec) -> str:
+    """The name of the output's gradient: ``G`` unless the spec already uses it.
+
+    >>> from deltagrad.derive.parse import parse_spec
+    >>> grad_output_name(parse_spec("Y[i] = G[i] * 2"))
+    'G_Y'
+    """
+    used = {inp.name for inp in spec.inputs} | {spec.output}
+    return "G" if "G" not in used else f"G_{spec.output}"
+
+
+def gradient_indices(spec: Spec, rank: int) -> tuple:
+    """``rank`` fresh index symbols that clash with no name in the spec: a, b, c, … when free.
+
+    >>> from deltagrad.derive.parse import parse_spec
+    >>> gradient_indices(parse_spec("Y[a] = Sum(X[a,b], b)"), 2)
+    (c, d)
+    """
+    used = {s.name for s in spec.rhs.free_symbols} | {s.name for s in spec.free_indices}
+    used |= {inp.name for inp in spec.inputs} | {spec.output}
+    used |= {s.name for s in spec.rhs.atoms(sp.Symbol)}
+    for e in spec.rhs.atoms(sp.Sum):
+        used |= {lim[0].name for lim in e.limits}
+    names = [c for c in _NICE if c not in used]
+    names += [f"a{n}" for n in range(64) if f"a{n}" not in used]
+    return tuple(index(n) for n in names[:rank])
+
+
+def chain_rule(spec: Spec, input_name: str) -> ChainRule:
+    """The chain rule for one input, with ∂Y/∂X written through Kronecker deltas."""
+    inp = spec.input(input_name)
+    idx = gradient_indices(spec, inp.rank)
+    wrt = tensor(inp.name)[idx] if inp.rank else scalar(inp.name)
+    gname = grad_output_name(spec)
+    g = tensor(gname)[spec.out_indices] if spec.out_indices else scalar(gname)
+    # Heaviside and sign are flat almost everywhere: their DiracDelta derivative is taken as 0.
+    partial = sp.diff(spec.rhs, wrt).replace(sp.DiracDelta, lambda *args: sp.S.Zero)
+    free = spec.free_indices
+    body = g * partial
+    expr = sp.Sum(body, *[(i, 0, sp.Symbol(f"n_{i.name}", integer=True, positive=True) - 1) for i in free]) if free else body
+    return ChainRule(inp.name, idx, g, partial, expr)

@@ -1,0 +1,223 @@
+"""derive(): spec → chain rule → delta elimination → simplification → saved values → programs.
+
+>>> d = derive("Y[i,j] = 1 / (1 + exp(-X[i,j]))")
+>>> d.grads['X']
+G[a, b]*(1 - Y[a, b])*Y[a, b]
+>>> print(d.numpy('X'))
+dX = goutput * (1 - Y) * Y
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from deltagrad.derive.array_program import Assign, Attr, Program, Subscript, Var, variables
+from deltagrad.derive.chain_rule import chain_rule, grad_output_name
+from deltagrad.derive.eliminate import eliminate_deltas
+from deltagrad.derive.from_sympy import spec_from_sympy
+from deltagrad.derive.lower import Lowering
+from deltagrad.derive.parse import parse_spec
+from deltagrad.derive.saved_values import ForwardValues, forward_values, rewrite_through_forward
+from deltagrad.derive.simplify import simplify_index_expr
+from deltagrad.derive.spec import Spec, extent, index, index_aliases
+from deltagrad.errors import SpecError
+
+
+@dataclass(frozen=True)
+class GradientSteps:
+    """Every step of one input's backward, kept for the write-up.
+
+    ``chain_rule``: Σ_out G·∂Y/∂X with the partial derivative written with Kronecker deltas;
+    ``eliminated``: after the deltas collapsed the sums; ``simplified``: after simplification;
+    ``final``: written through saved forward values (the output, named reductions).
+    """
+
+    input: str
+    indices: tuple
+    partial: sp.Expr
+    chain_rule: sp.Expr
+    eliminated: sp.Expr
+    simplified: sp.Expr
+    final: sp.Expr
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What the generated ``forward`` takes and checks.
+
+    ``patterns``: input name → one index name or int literal per axis;
+    ``size_kwargs``: index names whose sizes are keyword arguments; ``sizes``: the index
+    names whose sizes ``check_shapes`` returns, in order.
+    """
+
+    patterns: dict
+    size_kwargs: tuple
+    sizes: tuple
+    aliases: dict
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A derived op: spec, steps per input, and the forward/backward array programs."""
+
+    spec: Spec
+    grad_name: str
+    steps: dict
+    values: ForwardValues
+    signature: Signature
+    forward: Program
+    backward: Program
+    saved: tuple
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def inputs(self) -> tuple:
+        """Input names, in argument order."""
+        return tuple(i.name for i in self.spec.inputs)
+
+    @property
+    def output(self) -> str:
+        return self.spec.output
+
+    @property
+    def grads(self) -> dict:
+        """Input name → its backward in index notation (the final, simplified form)."""
+        return {n: s.final for n, s in self.steps.items()}
+
+    def numpy(self, input_name: str | None = None) -> str:
+        """The backward's Python lines that compute one input's gradient (all when None)."""
+        from deltagrad.codegen.python_printer import render_statements
+
+        lines = render_statements(self.backward.statements)
+        if input_name is None:
+            return "\n".join(lines)
+        needed = _needed(self.backward.statements, f"d{input_name}")
+        return "\n".join(l for s, l in zip(self.backward.statements, lines) if s.target in needed)
+
+    def source(self) -> str:
+        """The Python source of the op class (a vugrad-style ``Op``)."""
+        from deltagrad.codegen.op_class import op_source
+
+        return op_source(self)
+
+    def compile(self) -> type:
+        """The op as a class with static ``forward(context, *arrays, **sizes)`` and ``backward``."""
+        if "class" not in self._cache:
+            from deltagrad.codegen.op_class import compile_op
+
+            self._cache["class"] = compile_op(self)
+        return self._cache["class"]
+
+
+def _needed(statements, target) -> set:
+    need = {target}
+    for s in reversed(statements):
+        if s.target in need:
+            need |= variables(s.value)
+    return need
+
+
+def derive(spec, *, name: str | None = None, inputs=None) -> Derivation:
+    """Derive the backward of every input of ``spec``.
+
+    ``spec`` is text such as ``"Y[i,j] = X[i,j] / Z[i,j]"``, a ``(lhs, rhs)`` pair of SymPy
+    objects, or a checked :class:`Spec`. ``inputs`` fixes the argument order.
+
+    >>> derive("Y[i,j] = X[i,j] / Z[i,j]").grads
+    {'X': G[a, b]/Z[a, b], 'Z': -G[a, b]*Y[a, b]/Z[a, b]}
+    """
+    if isinstance(spec, str):
+        spec = parse_spec(spec, name=name, inputs=inputs)
+    elif isinstance(spec, tuple) and len(spec) == 2:
+        spec = spec_from_sympy(*spec, name=name, inputs=inputs)
+    elif not isinstance(spec, Spec):
+        raise SpecError(f"a spec is text, a (lhs, rhs) pair of SymPy objects or a Spec, not {type(spec).__name__}")
+    if name and spec.name != name:
+        spec = Spec(name, *[getattr(spec, f) for f in ("output", "out_indices", "rhs", "inputs", "text", "size_indices")])
+    grad_name = grad_output_name(spec)
+    values = forward_values(spec)
+    steps = {}
+    for inp in spec.inputs:
+        rule = chain_rule(spec, inp.name)
+        eliminated = eliminate_deltas(rule.expr)
+        simplified = simplify_index_expr(eliminated)
+        final = rewrite_through_forward(simplified, spec, values, inp.name, rule.indices, grad_name)
+        steps[inp.name] = GradientSteps(inp.name, rule.indices, rule.partial, rule.expr, eliminated, simplified, final)
+    signature = _signature(spec)
+    forward, backward, saved = _programs(spec, steps, values, grad_name, signature)
+    return Derivation(spec, grad_name, steps, values, signature, forward, backward, saved)
+
+
+def _signature(spec: Spec) -> Signature:
+    aliases = index_aliases(spec)
+    patterns = {}
+    for inp in spec.inputs:
+        occ = next(
+            (e for e in sp.preorder_traversal(spec.rhs) if isinstance(e, sp.Indexed) and e.base.label.name == inp.name),
+            None,
+        )
+        patterns[inp.name] = () if occ is None else tuple(int(i) if i.is_Integer else aliases[i.name] for i in occ.indices)
+    order = []
+    for pat in patterns.values():
+        order += [i for i in pat if isinstance(i, str) and i not in order]
+    order += [aliases[i.name] for i in spec.out_indices if isinstance(i, sp.Symbol) and aliases[i.name] not in order]
+    return Signature(patterns, tuple(i.name for i in spec.size_indices), tuple(order), aliases)
+
+
+def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, signature: Signature):
+    names = {inp.name for inp in spec.inputs} | {spec.output}
+    sizes = {extent(index(n)): f"n_{rep}" for n, rep in signature.aliases.items()}
+    size_statements = []
+    grad_sizes = {}  # input name -> sizes of its gradient's indices
+    for inp in spec.inputs:
+        own = {}
+        for axis, (idx, ix) in enumerate(zip(steps[inp.name].indices, signature.patterns[inp.name])):
+            if isinstance(ix, int):
+                own[extent(idx)] = f"n_{inp.name}_{axis}"
+                size_statements.append(Assign(own[extent(idx)], Subscript(Attr(Var(inp.name), "shape"), (axis,))))
+            else:
+                own[extent(idx)] = f"n_{ix}"
+        grad_sizes[inp.name] = own
+    all_sizes = set(sizes.values()) | {v for own in grad_sizes.values() for v in own.values()}
+    reserved = names | all_sizes | {f"d{n}" for n in names} | {"xp", "goutput", "context"}
+
+    # backward first: it decides which forward values are saved
+    back = Lowering(names={grad_name: "goutput"}, sizes=sizes, dtype_of="goutput", reserved=reserved,
+                    count_in=[s.final for s in steps.values()])
+    results = []
+    for inp in spec.inputs:
+        step = steps[inp.name]
+        back.order = list(step.indices)
+        back.sizes = {**sizes, **grad_sizes[inp.name]}
+        back.assign(f"d{inp.name}", back.lower(step.final, step.indices))
+        results.append(f"d{inp.name}")
+    read = set()
+    for s in back.statements:
+        read |= variables(s.value)
+    defined = {s.target for s in back.statements} | {"goutput"}
+    backward = Program(tuple(back.statements), tuple(results), tuple(sorted(read - defined)))
+
+    used_reductions = [r for r in values.reductions if r.name in read]
+    rhs = values.rhs.xreplace({r.ref: r.expr for r in values.reductions if r not in used_reductions})
+    fwd = Lowering(sizes=sizes, dtype_of=spec.inputs[0].name, order=spec.free_indices, reserved=reserved | read,
+                   count_in=[r.expr for r in used_reductions] + [rhs])
+    fwd.statements.extend(s for s in size_statements if s.target in read)
+    for red in used_reductions:
+        fwd.order = list(spec.free_indices)
+        fwd.assign(red.name, fwd.lower(red.expr, red.indices))
+    fwd.order = list(spec.free_indices)
+    node = fwd.lower(rhs, spec.free_indices)
+    if any(isinstance(i, sp.Integer) for i in spec.out_indices):
+        key = tuple(None if isinstance(i, sp.Integer) else ":" for i in spec.out_indices)
+        node = Subscript(node, key)
+    fwd.assign(spec.output, node)
+    forward = Program(tuple(fwd.statements), (spec.output,), tuple(sorted(v for v in read if v in reserved or v in {r.name for r in used_reductions})))
+    saved = tuple(v for v in [*(i.name for i in spec.inputs), *(r.name for r in used_reductions), spec.output,
+                              *sorted(all_sizes)] if v in read)
+    return forward, backward, saved

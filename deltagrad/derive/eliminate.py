@@ -1,0 +1,82 @@
+"""Kronecker-delta elimination: collapse each sum against a delta on its index.
+
+SymPy's ``Sum.doit()`` and ``deltasummation`` wrap every answer in ``Piecewise(..., a <= n-1)``,
+leave a second delta in place and unroll concrete ranges. This pass is exact for our use
+because every gradient index lies in range by construction: for each term of a sum and each
+summed index ``s`` with a factor ``δ(s, t)``, substitute ``s → t`` and drop the sum; a sum over
+an index the term does not use becomes a factor of the index's extent. Inner sums are
+collapsed first, and what does not depend on a sum's index moves out of it.
+
+>>> from deltagrad.derive.spec import index, tensor, summed
+>>> i, k, a, b = map(index, 'ikab')
+>>> X, W = tensor('X'), tensor('W')
+>>> eliminate_deltas(summed(sp.KroneckerDelta(a, i) * sp.KroneckerDelta(b, k) * W[k, i], i, k))
+W[b, a]
+>>> eliminate_deltas(summed(X[i] * sp.KroneckerDelta(a, i), i, k))
+n_k*X[a]
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from deltagrad.derive.spec import extent
+
+
+def eliminate_deltas(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every sum that a Kronecker delta can collapse collapsed."""
+    if isinstance(expr, sp.Sum):
+        body = eliminate_deltas(expr.function)
+        indices = [lim[0] for lim in expr.limits]
+        return sp.Add(*[_collapse(term, indices) for term in sp.Add.make_args(expand_products(body))])
+    if not expr.args or isinstance(expr, sp.Indexed):
+        return expr
+    return expr.func(*[eliminate_deltas(a) for a in expr.args])
+
+
+def expand_products(expr: sp.Expr) -> sp.Expr:
+    """Distribute products over sums at the top level only (no powers, logs or exponentials).
+
+    >>> from deltagrad.derive.spec import scalar
+    >>> a, b, c = map(scalar, 'abc')
+    >>> expand_products(a * (b + c) * sp.exp(a + b))
+    a*b*exp(a + b) + a*c*exp(a + b)
+    """
+    return sp.expand(expr, deep=False, power_exp=False, power_base=False, log=False, multinomial=False)
+
+
+def _collapse(term: sp.Expr, indices: list) -> sp.Expr:
+    remaining = list(indices)
+    progress = True
+    while progress:
+        progress = False
+        for s in remaining:
+            delta = next((f for f in sp.Mul.make_args(term) if isinstance(f, sp.KroneckerDelta) and s in f.args), None)
+            if delta is not None:
+                target = delta.args[1] if delta.args[0] == s else delta.args[0]
+                term = term.xreplace({s: target})
+                remaining.remove(s)
+                progress = True
+                break
+    return pull_out(term, remaining)
+
+
+def pull_out(term: sp.Expr, indices: list) -> sp.Expr:
+    """Σ over ``indices`` of one product ``term``, with the factors that do not use them outside.
+
+    >>> from deltagrad.derive.spec import index, tensor
+    >>> i, k = index('i'), index('k')
+    >>> pull_out(tensor('X')[i] * tensor('W')[i, k], [k])
+    X[i]*Sum(W[i, k], (k, 0, n_k - 1))
+    """
+    if term == 0:
+        return sp.S.Zero
+    inside, outside = [], []
+    for f in sp.Mul.make_args(term):
+        (inside if f.free_symbols & set(indices) else outside).append(f)
+    used = [k for k in indices if any(k in f.free_symbols for f in inside)]
+    unused = [k for k in indices if k not in used]
+    factor = sp.Mul(*outside, *[extent(k) for k in unused])
+    if not used:
+        return factor * sp.Mul(*inside)
+    return factor * sp.Sum(sp.Mul(*inside), *[(k, 0, extent(k) - 1) for k in used])

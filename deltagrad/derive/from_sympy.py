@@ -1,0 +1,78 @@
+"""Take a forward op built in SymPy (IndexedBase, Idx, Sum) into the engine's canonical form.
+
+>>> import sympy as sp
+>>> i, j, k = sp.symbols('i j k', cls=sp.Idx)
+>>> X, W, Y = sp.IndexedBase('X'), sp.IndexedBase('W'), sp.IndexedBase('Y')
+>>> spec = spec_from_sympy(Y[i, j], sp.Sum(X[i, k] * W[k, j], (k, 0, 9)))
+>>> spec.rhs, [x.name for x in spec.inputs]
+(Sum(W[k, j]*X[i, k], (k, 0, n_k - 1)), ['W', 'X'])
+>>> [x.name for x in spec_from_sympy(Y[i, j], X[i, j] * W[i, j], inputs=['X', 'W']).inputs]
+['X', 'W']
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from deltagrad.derive.parse import FUNCTIONS
+from deltagrad.derive.spec import MAX_DEPTH, Spec, check_spec, index, scalar, summed, tensor
+from deltagrad.errors import SpecError
+
+_ALLOWED_FUNCS = {make for make, _ in FUNCTIONS.values()}
+
+
+def spec_from_sympy(lhs, rhs, *, name: str | None = None, inputs=None) -> Spec:
+    """Check and canonicalise ``lhs = rhs`` given as SymPy objects.
+
+    ``lhs`` is ``Y[i, j]`` (an ``Indexed``) or a ``Symbol`` for a scalar output. Sums run over
+    the whole range of their index; the limits given are not used (ranges come from shapes).
+    """
+    if isinstance(lhs, sp.Indexed):
+        output = lhs.base.label.name
+        out_indices = tuple(_index(ix) for ix in lhs.indices)
+    elif isinstance(lhs, (sp.Symbol, sp.IndexedBase)):
+        output, out_indices = str(lhs), ()
+    else:
+        raise SpecError(f"the output must be an Indexed such as Y[i, j] or a Symbol, not {lhs!r}")
+    canonical = _convert(sp.sympify(rhs, strict=True), 0)
+    order = list(inputs) if inputs is not None else _first_appearance(canonical)
+    return check_spec(name or output, output, out_indices, canonical, order, text=f"{lhs} = {rhs}")
+
+
+def _index(ix):
+    if isinstance(ix, sp.Integer):
+        return ix
+    if isinstance(ix, (sp.Idx, sp.Symbol)):
+        return index(str(ix.label if isinstance(ix, sp.Idx) else ix))
+    raise SpecError(f"an index must be a symbol, an Idx or an integer, not {ix!r}")
+
+
+def _convert(e, depth):
+    if depth > MAX_DEPTH:
+        raise SpecError(f"the expression is nested too deeply (more than {MAX_DEPTH} levels)")
+    if isinstance(e, sp.Indexed):
+        return tensor(e.base.label.name)[tuple(_index(ix) for ix in e.indices)]
+    if isinstance(e, sp.Idx):
+        raise SpecError(f"index {e} is used outside a tensor's brackets")
+    if isinstance(e, sp.Symbol):
+        return scalar(e.name)
+    if isinstance(e, sp.Number):
+        return e
+    if isinstance(e, sp.Sum):
+        ks = [_index(lim[0]) for lim in e.limits]
+        return summed(_convert(e.function, depth + 1), *ks)
+    if isinstance(e, (sp.Add, sp.Mul, sp.Pow)) or e.func in _ALLOWED_FUNCS:
+        return e.func(*[_convert(a, depth + 1) for a in e.args])
+    raise SpecError(f"{e.func.__name__} is not supported in a spec")
+
+
+def _first_appearance(e):
+    """Input names in the order of first appearance in SymPy's printed (canonical) form."""
+    names = []
+    for node in sp.preorder_traversal(e):
+        nm = node.base.label.name if isinstance(node, sp.Indexed) else None
+        if isinstance(node, sp.Symbol) and not node.is_integer:
+            nm = node.name
+        if nm and nm not in names:
+            names.append(nm)
+    return names

@@ -1,0 +1,390 @@
+"""Lower index expressions to vectorised array code (plain :mod:`array_program` data).
+
+Each SymPy node becomes an array whose axes are a tuple of index symbols. Element-wise
+operations align their operands with a transpose and ``None`` axes and broadcast; a ``Sum`` of
+a product becomes a contraction: ``@`` (matmul, batched or not) where it is a matrix product,
+``tensordot`` where it is one, an element-wise product and ``sum(axis=...)`` otherwise. A
+leftover Kronecker delta becomes an identity matrix or a one-hot row; a repeated index a
+diagonal. There are no Python loops over elements.
+
+>>> from deltagrad.derive.spec import index, tensor, summed, extent
+>>> i, j, k = map(index, 'ijk')
+>>> low = Lowering(order=(i, j))
+>>> node = low.lower(summed(tensor('X')[i, k] * tensor('W')[k, j], k), (i, j))
+>>> from deltagrad.codegen.python_printer import render
+>>> render(node)
+'X @ W'
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import sympy as sp
+
+from deltagrad.derive.array_program import Assign, Attr, BinOp, Call, Const, Neg, Subscript, Var
+from deltagrad.derive.spec import is_index
+
+_ELEMENTWISE = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos", sp.Abs: "abs", sp.sign: "sign"}
+
+
+def canonical(e):
+    """``e`` with its free indices renamed by order of appearance, and those indices.
+
+    Two expressions that differ only in the names of their free indices (``exp(X[a, j])``
+    and ``exp(X[a, b])``) compute the same array, so they share one key.
+
+    >>> from deltagrad.derive.spec import index, tensor
+    >>> a, b, j = map(index, 'abj')
+    >>> canonical(sp.exp(tensor('X')[a, j]))[0] == canonical(sp.exp(tensor('X')[a, b]))[0]
+    True
+    """
+    free = []
+    if not e.args:
+        return e, free
+    symbols = e.free_symbols
+    for node in sp.preorder_traversal(e):
+        if isinstance(node, sp.Symbol) and node in symbols and is_index(node) and node not in free:
+            free.append(node)
+    mapping = {s: sp.Symbol(f"_{n}", integer=True) for n, s in enumerate(free)}
+    return e.xreplace(mapping), free
+
+
+class LoweringError(ValueError):
+    """An expression the lowering does not know how to vectorise."""
+
+
+@dataclass(frozen=True)
+class Arr:
+    """A lowered value: its expression node and one index symbol per axis."""
+
+    node: object
+    indices: tuple
+
+
+class Lowering:
+    """Lowers one program's expressions, sharing temporaries between them.
+
+    ``names`` maps SymPy names to variable names of the code (``G`` → ``goutput``);
+    ``sizes`` maps an index or extent symbol to the variable holding its size;
+    ``dtype_of`` names a variable whose dtype new arrays (identity matrices) take;
+    ``reserved`` are names temporaries must not take.
+    """
+
+    def __init__(self, names=None, sizes=None, dtype_of="goutput", order=(), reserved=(), count_in=()):
+        self.names = dict(names or {})
+        self.sizes = dict(sizes or {})
+        self.dtype_of = dtype_of
+        self.order = list(order)
+        self.reserved = set(reserved) | set(self.names.values())
+        self.statements: list[Assign] = []
+        self.memo: dict = {}
+        self.counts = Counter()
+        for e in count_in:
+            self.count(e)
+        self._temp = 0
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def count(self, expr):
+        """Count the subexpressions of ``expr``, so repeated ones are computed once."""
+        for node in sp.preorder_traversal(expr):
+            if node.args and not isinstance(node, sp.Indexed):
+                self.counts[canonical(node)[0]] += 1
+
+    def fresh(self) -> str:
+        while True:
+            name = f"t{self._temp}"
+            self._temp += 1
+            if name not in self.reserved:
+                self.reserved.add(name)
+                return name
+
+    def assign(self, target: str, node) -> Var:
+        self.statements.append(Assign(target, node))
+        self.reserved.add(target)
+        return Var(target)
+
+    def rank(self, idx):
+        if idx not in self.order:
+            self.order.append(idx)
+        return self.order.index(idx)
+
+    def size(self, idx):
+        key = idx if idx in self.sizes else sp.Symbol(f"n_{idx.name}", integer=True, positive=True)
+        if key not in self.sizes:
+            raise LoweringError(f"the size of index {idx} is unknown here")
+        return Var(self.sizes[key])
+
+    # -- entry point ---------------------------------------------------------------------
+    def lower(self, expr: sp.Expr, target: tuple):
+        """A node computing ``expr`` with axes exactly ``target`` (broadcasting if needed)."""
+        for idx in target:
+            self.rank(idx)
+        arr = self.arr(expr)
+        extra = [i for i in arr.indices if i not in target]
+        if extra:
+            raise LoweringError(f"index {extra[0]} is free in {expr} but not in the result")
+        if len(arr.indices) == len(target):
+            return self.permute(arr, tuple(target)).node
+        shape = tuple(self.size(i) for i in target)
+        return Call("broadcast_to", (self.align(arr, tuple(target)), shape))
+
+    def arr(self, e) -> Arr:
+        shape, free = canonical(e)
+        key = (shape, tuple(self.sizes.get(sp.Symbol(f"n_{i.name}", integer=True, positive=True)) for i in free))
+        if key in self.memo:
+            node, positions = self.memo[key]
+            return Arr(node, tuple(free[p] for p in positions))
+        out = self._arr(e)
+        if self.counts[shape] > 1 and not isinstance(out.node, (Var, Const)):
+            out = Arr(self.assign(self.fresh(), out.node), out.indices)
+        self.memo[key] = (out.node, tuple(free.index(i) for i in out.indices))
+        return out
+
+    def _arr(self, e) -> Arr:
+        if isinstance(e, sp.Number):
+            if e.is_Integer:
+                return Arr(Const(int(e)), ())
+            if e.is_Rational and abs(e.p) == 1:
+                return Arr(BinOp("/", Const(int(e.p)), Const(int(e.q))), ())
+            return Arr(Const(float(e)), ())
+        if isinstance(e, sp.Symbol):
+            if e.name.startswith("n_") and e.is_integer:
+                return Arr(self.size(e), ())
+            if is_index(e):
+                raise LoweringError(f"index {e} used as a value")
+            return Arr(Var(self.names.get(e.name, e.name)), ())
+        if isinstance(e, sp.Indexed):
+            return self.indexed(e)
+        if isinstance(e, sp.Add):
+            return self.add(e)
+        if isinstance(e, sp.Mul):
+            return self.mul(e)
+        if isinstance(e, sp.Pow):
+            return self.power(e)
+        if isinstance(e, sp.Sum):
+            return self.summation(e)
+        if isinstance(e, sp.KroneckerDelta):
+            return self.delta(e)
+        if isinstance(e, sp.Heaviside):
+            step = self.heaviside(e)
+            return Arr(BinOp("/", step.node, Const(2)), step.indices)
+        if isinstance(e, (sp.Max, sp.Min)):
+            fn = "maximum" if isinstance(e, sp.Max) else "minimum"
+            args = [self.arr(a) for a in e.args]
+            acc = args[0]
+            for nxt in args[1:]:
+                nodes, idx = self.combine([acc, nxt])
+                acc = Arr(Call(fn, tuple(nodes)), idx)
+            return acc
+        for func, name in _ELEMENTWISE.items():
+            if isinstance(e, func):
+                x = self.arr(e.args[0])
+                return Arr(Call(name, (x.node,)), x.indices)
+        raise LoweringError(f"cannot lower {type(e).__name__}: {e}")
+
+    # -- alignment -------------------------------------------------------------------------
+    def sort(self, indices):
+        return tuple(sorted(set(indices), key=self.rank))
+
+    def permute(self, a: Arr, order: tuple) -> Arr:
+        """``a`` with its axes in ``order`` (a permutation of its indices)."""
+        if tuple(order) == a.indices:
+            return a
+        perm = tuple(a.indices.index(i) for i in order)
+        if len(perm) == 2:
+            return Arr(Attr(a.node, "T"), tuple(order))
+        if perm[:-2] == tuple(range(len(perm) - 2)):
+            return Arr(Attr(a.node, "mT"), tuple(order))
+        return Arr(Call("permute_dims", (a.node, perm)), tuple(order))
+
+    def align(self, a: Arr, to: tuple):
+        """A node of ``a`` that broadcasts against axes ``to`` (a superset of its indices)."""
+        present = tuple(i for i in to if i in a.indices)
+        node = self.permute(a, present).node
+        key = [":" if i in a.indices else None for i in to]
+        while key and key[0] is None:
+            key.pop(0)
+        while key and key[-1] == ":":
+            key.pop()
+        return Subscript(node, tuple(key)) if key else node
+
+    def combine(self, arrs):
+        """Aligned nodes of ``arrs`` and the index tuple they broadcast to."""
+        to = self.sort([i for a in arrs for i in a.indices])
+        return [self.align(a, to) for a in arrs], to
+
+    # -- element-wise arithmetic ----------------------------------------------------------
+    def add(self, e) -> Arr:
+        def order(t):
+            return (t.could_extract_minus_sign(), -len([s for s in t.free_symbols if is_index(s)]))
+
+        terms = sorted(e.args, key=order)
+        signed = [(t.could_extract_minus_sign(), self.arr(-t if t.could_extract_minus_sign() else t)) for t in terms]
+        nodes, to = self.combine([a for _, a in signed])
+        node = Neg(nodes[0]) if signed[0][0] else nodes[0]
+        for (negative, _), n in zip(signed[1:], nodes[1:]):
+            node = BinOp("-" if negative else "+", node, n)
+        return Arr(node, to)
+
+    def mul(self, e) -> Arr:
+        coeff, rest = e.as_coeff_Mul()
+        num, den = [], []
+        for f in sp.Mul.make_args(rest):
+            if isinstance(f, sp.Heaviside):
+                num.append(self.heaviside(f))
+                den.append(Arr(Const(2), ()))
+            elif isinstance(f, sp.Pow) and f.exp.is_Number and f.exp < 0:
+                den.append(self.arr(sp.Pow(f.base, -f.exp)))
+            else:
+                num.append(self.arr(f))
+        if coeff.is_Rational and abs(coeff.p) == 1 and coeff.q != 1:
+            den.insert(0, Arr(Const(int(coeff.q)), ()))
+            coeff = sp.Integer(coeff.p)
+        negative = coeff < 0
+        num.sort(key=self._factor_rank)
+        if abs(coeff) != 1:
+            num.insert(0, Arr(Const(float(abs(coeff)) if not abs(coeff).is_Integer else int(abs(coeff))), ()))
+        nodes, to = self.combine(num + den)
+        top = nodes[: len(num)] or [Const(1)]
+        if negative:
+            top[0] = Const(-top[0].value) if isinstance(top[0], Const) else Neg(top[0])
+        node = top[0]
+        for n in top[1:]:
+            node = BinOp("*", node, n)
+        bottom = nodes[len(num):]
+        if bottom:
+            denom = bottom[0]
+            for n in bottom[1:]:
+                denom = BinOp("*", denom, n)
+            node = BinOp("/", node, denom)
+        return Arr(node, to)
+
+    def heaviside(self, e) -> Arr:
+        """2·Heaviside(x) as ``sign(x) + 1``: 0, 1 or 2, so Heaviside(0) = 1/2 as in SymPy."""
+        if len(e.args) > 1 and e.args[1] != sp.Rational(1, 2):
+            raise LoweringError("only Heaviside(0) = 1/2 is supported")
+        x = self.arr(e.args[0])
+        return Arr(BinOp("+", Call("sign", (x.node,)), Const(1)), x.indices)
+
+    def _factor_rank(self, a: Arr) -> int:
+        """Order of factors in a product: the output's gradient, plain arrays, then the rest."""
+        if a.node == Var(self.names.get(self.dtype_of, self.dtype_of)) or a.node == Var(self.dtype_of):
+            return 0
+        return 1 if isinstance(a.node, (Var, Subscript, Attr)) else 2
+
+    def power(self, e) -> Arr:
+        base, exp = self.arr(e.base), e.exp
+        if exp == sp.Rational(1, 2):
+            return Arr(Call("sqrt", (base.node,)), base.indices)
+        if exp == -sp.Rational(1, 2):
+            return Arr(BinOp("/", Const(1), Call("sqrt", (base.node,))), base.indices)
+        if exp.is_Number and exp < 0:
+            inner = self.arr(sp.Pow(e.base, -exp))
+            return Arr(BinOp("/", Const(1), inner.node), inner.indices)
+        if exp.is_Number:
+            return Arr(BinOp("**", base.node, Const(int(exp) if exp.is_Integer else float(exp))), base.indices)
+        power = self.arr(exp)
+        nodes, to = self.combine([base, power])
+        return Arr(BinOp("**", nodes[0], nodes[1]), to)
+
+    # -- tensors, deltas -------------------------------------------------------------------
+    def indexed(self, e) -> Arr:
+        node = Var(self.names.get(e.base.label.name, e.base.label.name))
+        key = [int(i) if isinstance(i, sp.Integer) else ":" for i in e.indices]
+        if any(k != ":" for k in key):
+            while key[-1] == ":":
+                key.pop()
+            node = Subscript(node, tuple(key))
+        idx = [i for i in e.indices if not isinstance(i, sp.Integer)]
+        while len(set(idx)) < len(idx):
+            s = next(i for i in idx if idx.count(i) > 1)
+            p = idx.index(s)
+            q = idx.index(s, p + 1)
+            others = [n for n in range(len(idx)) if n not in (p, q)]
+            perm = tuple(others + [p, q])
+            if perm != tuple(range(len(idx))):
+                node = Call("permute_dims", (node, perm))
+            node = Call("linalg.diagonal", (node,))
+            idx = [idx[n] for n in others] + [s]
+        return Arr(node, tuple(idx))
+
+    def delta(self, e) -> Arr:
+        p, q = e.args
+        dtype = (("dtype", Attr(Var(self.dtype_of), "dtype")),)
+        if isinstance(p, sp.Integer):
+            p, q = q, p
+        if isinstance(q, sp.Integer):
+            return Arr(Subscript(Call("eye", (self.size(p),), dtype), (int(q),)), (p,))
+        return Arr(Call("eye", (self.size(p),), dtype), (p, q))
+
+    # -- sums and contractions -----------------------------------------------------------------
+    def summation(self, e) -> Arr:
+        indices = [lim[0] for lim in e.limits]
+        for k in indices:
+            self.rank(k)
+        coeff, rest = e.function.as_coeff_Mul()
+        factors = [self.arr(f) for f in sp.Mul.make_args(rest)]
+        out = self.contract(factors, set(indices))
+        if coeff != 1:
+            out = self.mul_const(out, coeff)
+        return out
+
+    def mul_const(self, a: Arr, coeff) -> Arr:
+        if coeff == -1:
+            return Arr(Neg(a.node), a.indices)
+        return Arr(BinOp("*", self.arr(coeff).node, a.node), a.indices)
+
+    def contract(self, ops, summed: set) -> Arr:
+        ops = list(ops)
+        summed = set(summed)
+        while len(ops) > 1:
+            pairs = [(p, q) for p in range(len(ops)) for q in range(p + 1, len(ops))]
+            p, q = min(pairs, key=lambda pq: (len(set(ops[pq[0]].indices) | set(ops[pq[1]].indices)), pq))
+            a, b = ops[p], ops[q]
+            rest = [o for n, o in enumerate(ops) if n not in (p, q)]
+            elsewhere = {i for o in rest for i in o.indices}
+            now = {s for s in summed if (s in a.indices or s in b.indices) and s not in elsewhere}
+            summed -= now
+            ops = rest + [self.pair(a, b, now)]
+        return self.sum_axes(ops[0], summed & set(ops[0].indices))
+
+    def sum_axes(self, a: Arr, over) -> Arr:
+        over = [i for i in a.indices if i in over]
+        if not over:
+            return a
+        kept = tuple(i for i in a.indices if i not in over)
+        if not kept:
+            return Arr(Call("sum", (a.node,)), ())
+        axes = tuple(a.indices.index(i) for i in over)
+        return Arr(Call("sum", (a.node,), (("axis", axes[0] if len(axes) == 1 else axes),)), kept)
+
+    def pair(self, a: Arr, b: Arr, over: set) -> Arr:
+        """The product of ``a`` and ``b`` summed over ``over``, as a BLAS call where one fits."""
+        a = self.sum_axes(a, over - set(b.indices))
+        b = self.sum_axes(b, over - set(a.indices))
+        shared = [i for i in a.indices if i in b.indices]
+        contracted = [i for i in shared if i in over]
+        batch = [i for i in shared if i not in over]
+        a_free = [i for i in a.indices if i not in b.indices]
+        b_free = [i for i in b.indices if i not in a.indices]
+        if not contracted:
+            nodes, to = self.combine([a, b])
+            return Arr(BinOp("*", nodes[0], nodes[1]), to)
+        one = len(contracted) == 1 and len(a_free) <= 1 and len(b_free) <= 1
+        if one and (not batch or (a_free and b_free)):
+            if a_free and b_free and self.rank(a_free[0]) > self.rank(b_free[0]):
+                a, b, a_free, b_free = b, a, b_free, a_free
+            k = contracted[0]
+            if not a_free and b_free and b.indices[-1] == k:  # vector @ matrix.T reads better as matrix @ vector
+                a, b, a_free, b_free = b, a, b_free, a_free
+            left = self.permute(a, tuple(batch + a_free + [k]))
+            right = self.permute(b, tuple(batch + [k] + b_free))
+            return Arr(BinOp("@", left.node, right.node), tuple(batch + a_free + b_free))
+        if not batch and (a_free or b_free):
+            axes = (tuple(a.indices.index(i) for i in contracted), tuple(b.indices.index(i) for i in contracted))
+            node = Call("tensordot", (a.node, b.node), (("axes", axes),))
+            return Arr(node, tuple(a_free + b_free))
+        nodes, to = self.combine([a, b])
+        return self.sum_axes(Arr(BinOp("*", nodes[0], nodes[1]), to), set(contracted))

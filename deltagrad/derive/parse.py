@@ -1,0 +1,209 @@
+"""Parse a spec such as ``Y[i,j] = X[i,j] / Sum(X[i,k], k)`` without evaluating anything.
+
+SymPy's ``sympify``/``parse_expr`` run Python's ``eval`` on their input, so user text never
+reaches them. The text is parsed with :mod:`ast`, every node is checked against a whitelist,
+and the SymPy objects are built here by hand.
+
+>>> parse_spec("Y[i,j] = X[i,j] / Sum(X[i,k], k)").rhs
+X[i, j]/Sum(X[i, k], (k, 0, n_k - 1))
+>>> parse_spec("Y[i] = foo(X[i])")
+Traceback (most recent call last):
+...
+deltagrad.errors.SpecError: column 8: unknown function 'foo' (allowed: Abs, Heaviside, Max, Min, Sum, cos, exp, log, sin, sqrt, tanh)
+"""
+
+from __future__ import annotations
+
+import ast
+from fractions import Fraction
+
+import sympy as sp
+
+from deltagrad.derive.spec import MAX_DEPTH, MAX_NODES, Spec, check_spec, index, scalar, summed, tensor
+from deltagrad.errors import SpecError
+
+#: Functions a spec may call, with how many arguments each takes (None: two or more).
+FUNCTIONS = {
+    "exp": (sp.exp, 1),
+    "log": (sp.log, 1),
+    "sqrt": (sp.sqrt, 1),
+    "tanh": (sp.tanh, 1),
+    "sin": (sp.sin, 1),
+    "cos": (sp.cos, 1),
+    "Abs": (sp.Abs, 1),
+    "Heaviside": (sp.Heaviside, 1),
+    "Max": (sp.Max, None),
+    "Min": (sp.Min, None),
+}
+MAX_TEXT = 10_000
+MAX_LITERAL = 10**15
+MAX_EXPONENT = 64
+
+
+def parse_spec(text: str, *, name: str | None = None, inputs=None) -> Spec:
+    """Parse and check one spec ``OUT[idx] = EXPR`` (or ``OUT = EXPR`` for a scalar output).
+
+    >>> s = parse_spec("L = -Sum(T[i,j]*log(P[i,j]), i, j)")
+    >>> s.output, s.out_indices, [x.name for x in s.inputs]
+    ('L', (), ['T', 'P'])
+    """
+    if not isinstance(text, str):
+        raise SpecError(f"a spec must be a string, not {type(text).__name__}")
+    if len(text) > MAX_TEXT:
+        raise SpecError(f"the spec is {len(text)} characters long; at most {MAX_TEXT} are accepted")
+    if text.count("(") + text.count("[") > MAX_DEPTH * 4:
+        raise SpecError("the spec has too many brackets")
+    try:
+        module = ast.parse(text.strip(), mode="exec")
+    except SyntaxError as err:
+        raise SpecError(f"syntax error: {err.msg}", err.offset) from None
+    except (ValueError, RecursionError, MemoryError):
+        raise SpecError("the spec cannot be parsed (too deeply nested or not text)") from None
+    if len(module.body) != 1 or not isinstance(module.body[0], ast.Assign) or len(module.body[0].targets) != 1:
+        raise SpecError("a spec is one assignment: OUT[i,j] = EXPR, or OUT = EXPR for a scalar output")
+    stmt = module.body[0]
+    if sum(1 for _ in ast.walk(stmt)) > MAX_NODES:
+        raise SpecError(f"the spec is too large (more than {MAX_NODES} nodes)")
+    builder = _Builder()
+    output, out_indices = builder.target(stmt.targets[0])
+    rhs = builder.expr(stmt.value, 0)
+    order = builder.input_order if inputs is None else inputs
+    return check_spec(name or output, output, out_indices, rhs, order, builder.where, text)
+
+
+class _Builder:
+    """Turns whitelisted ``ast`` nodes into canonical SymPy objects, remembering columns."""
+
+    def __init__(self):
+        self.where: dict[str, int] = {}
+        self.input_order: list[str] = []
+
+    def fail(self, message, node):
+        raise SpecError(message, node.col_offset + 1)
+
+    def note(self, name, node):
+        self.where.setdefault(name, node.col_offset + 1)
+
+    def uses(self, name):
+        if name not in self.input_order:
+            self.input_order.append(name)
+
+    def target(self, node):
+        if isinstance(node, ast.Name):
+            self.note(node.id, node)
+            return node.id, ()
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            self.note(node.value.id, node.value)
+            return node.value.id, self.subscript(node)
+        self.fail("the left side must be the output, such as Y[i,j], or a bare name for a scalar output", node)
+
+    def subscript(self, node):
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        out = []
+        for it in items:
+            if isinstance(it, ast.Name):
+                self.note(it.id, it)
+                out.append(index(it.id))
+            elif isinstance(it, ast.Constant) and type(it.value) is int:
+                if it.value > 64:
+                    self.fail(f"the integer index {it.value} is out of range", it)
+                out.append(sp.Integer(it.value))
+            elif isinstance(it, ast.UnaryOp) and isinstance(it.op, ast.USub):
+                self.fail("negative integer indices are not supported", it)
+            else:
+                self.fail("an index must be a name such as i or a non-negative integer literal", it)
+        if not out:
+            self.fail("empty brackets", node)
+        return tuple(out)
+
+    def number(self, node):
+        value = node.value
+        if type(value) is bool or not isinstance(value, (int, float)):
+            self.fail(f"only numbers are allowed as constants, not {value!r}", node)
+        if abs(value) > MAX_LITERAL or value != value:
+            self.fail(f"the number {value!r} is too large", node)
+        if type(value) is int:
+            return sp.Integer(value)
+        frac = Fraction(repr(value))
+        return sp.Rational(frac.numerator, frac.denominator)
+
+    def exponent(self, node):
+        """A literal exponent must be small; a computed one must involve an input."""
+        sign = 1
+        inner = node
+        while isinstance(inner, ast.UnaryOp) and isinstance(inner.op, (ast.USub, ast.UAdd)):
+            sign *= -1 if isinstance(inner.op, ast.USub) else 1
+            inner = inner.operand
+        if isinstance(inner, ast.Constant):
+            value = self.number(inner) * sign
+            if abs(value) > MAX_EXPONENT:
+                self.fail(f"the exponent {value} is too large (at most {MAX_EXPONENT} in magnitude)", node)
+            return value
+        if not any(isinstance(n, ast.Name) for n in ast.walk(node)):
+            self.fail("write a constant exponent as a plain number", node)
+        return self.expr(node, 1)
+
+    def expr(self, node, depth):
+        if depth > MAX_DEPTH:
+            self.fail(f"the expression is nested too deeply (more than {MAX_DEPTH} levels)", node)
+        d = depth + 1
+        if isinstance(node, ast.Constant):
+            return self.number(node)
+        if isinstance(node, ast.Name):
+            self.note(node.id, node)
+            if node.id in FUNCTIONS or node.id == "Sum":
+                self.fail(f"{node.id!r} is a function: call it, as in {node.id}(...)", node)
+            self.uses(node.id)
+            return scalar(node.id)
+        if isinstance(node, ast.Subscript):
+            if not isinstance(node.value, ast.Name):
+                self.fail("only a named tensor can be indexed, as in X[i,j]", node)
+            self.note(node.value.id, node.value)
+            self.uses(node.value.id)
+            return tensor(node.value.id)[self.subscript(node)]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            operand = self.expr(node.operand, d)
+            return -operand if isinstance(node.op, ast.USub) else operand
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Pow):
+                return sp.Pow(self.expr(node.left, d), self.exponent(node.right))
+            ops = {ast.Add: sp.Add, ast.Sub: lambda a, b: a - b, ast.Mult: sp.Mul, ast.Div: lambda a, b: a / b}
+            for kind, make in ops.items():
+                if isinstance(node.op, kind):
+                    return make(self.expr(node.left, d), self.expr(node.right, d))
+            self.fail(f"the operator {type(node.op).__name__} is not allowed (use + - * / **)", node)
+        if isinstance(node, ast.Call):
+            return self.call(node, d)
+        what = {ast.Attribute: "attribute access", ast.Lambda: "a lambda", ast.Compare: "a comparison"}
+        self.fail(f"{what.get(type(node), type(node).__name__)} is not allowed in a spec", node)
+
+    def call(self, node, depth):
+        if not isinstance(node.func, ast.Name):
+            self.fail("only the allowed functions can be called, by name", node)
+        fname = node.func.id
+        if node.keywords:
+            self.fail(f"{fname}() takes no keyword arguments", node.keywords[0].value)
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            self.fail(f"{fname}() takes no *arguments", node)
+        if fname == "Sum":
+            if len(node.args) < 2:
+                self.fail("Sum takes an expression and one or more index names: Sum(X[i,k], k)", node)
+            ks = []
+            for a in node.args[1:]:
+                if not isinstance(a, ast.Name):
+                    self.fail("Sum sums over whole index ranges: name the indices, as in Sum(X[i,k], k)", a)
+                self.note(a.id, a)
+                ks.append(index(a.id))
+            if len(set(ks)) != len(ks):
+                self.fail("Sum names the same index twice", node)
+            return summed(self.expr(node.args[0], depth), *ks)
+        if fname not in FUNCTIONS:
+            allowed = ", ".join(sorted([*FUNCTIONS, "Sum"]))
+            self.fail(f"unknown function {fname!r} (allowed: {allowed})", node.func)
+        make, arity = FUNCTIONS[fname]
+        args = [self.expr(a, depth) for a in node.args]
+        if arity is None and len(args) < 2:
+            self.fail(f"{fname} takes two or more arguments", node)
+        if arity is not None and len(args) != arity:
+            self.fail(f"{fname} takes {arity} argument{'s' if arity > 1 else ''}, not {len(args)}", node)
+        return make(*args)

@@ -1,0 +1,272 @@
+"""Rewrite a backward through values the forward already computed, and prove it numerically.
+
+Each reduction of the forward gets a name (``R0[i] = Sum(exp(X[i,k]), k)``) so the backward
+reads it instead of summing again. Then the derivative is written through the output ``Y``
+where that is cheaper: first by spotting the forward expression itself (``tanh(X[a,b])`` →
+``Y[a,b]``), then by solving ``y = f(x, …)`` for ``x`` when the inverse is unique. ``solve``
+gives unsound inverses for ReLU and two branches for tanh, so every rewrite is confirmed on
+random inputs (:func:`agree`) before it is kept.
+
+>>> from deltagrad.derive.parse import parse_spec
+>>> spec = parse_spec("Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)")
+>>> forward_values(spec).reductions[0]
+Reduction(name='R0', indices=(i,), expr=Sum(exp(X[i, k]), (k, 0, n_k - 1)))
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from deltagrad.derive.eliminate import eliminate_deltas
+from deltagrad.derive.spec import Spec, extent, index, index_aliases, is_index, scalar, tensor
+from deltagrad.derive.simplify import cost, simplify_index_expr
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """A named reduction of the forward: ``name[indices] = expr``."""
+
+    name: str
+    indices: tuple
+    expr: sp.Expr
+
+    @property
+    def ref(self):
+        return tensor(self.name)[self.indices] if self.indices else scalar(self.name)
+
+
+@dataclass(frozen=True)
+class ForwardValues:
+    """The forward written through its named reductions, and the output it computes."""
+
+    rhs: sp.Expr
+    reductions: tuple
+    output: sp.Expr
+
+
+def ordered_free_indices(e) -> list:
+    """The free index symbols of ``e`` in order of first appearance.
+
+    >>> from deltagrad.derive.spec import index, summed
+    >>> i, j, k = map(index, 'ijk')
+    >>> ordered_free_indices(summed(tensor('X')[j, i, k], k))
+    [j, i]
+    """
+    free = e.free_symbols
+    out = []
+    for node in sp.preorder_traversal(e):
+        if isinstance(node, sp.Symbol) and node in free and is_index(node) and node not in out:
+            out.append(node)
+    return out
+
+
+def forward_values(spec: Spec) -> ForwardValues:
+    """Name each outermost reduction of the forward ``R0``, ``R1``, …"""
+    used = {inp.name for inp in spec.inputs} | {spec.output, "G"}
+    mapping: dict = {}
+
+    def walk(e):
+        if isinstance(e, sp.Sum):
+            if e not in mapping:
+                n = len(mapping)
+                name = next(f"{p}{n}" for p in ("R", "R_", "Red") if f"{p}{n}" not in used)
+                mapping[e] = Reduction(name, tuple(ordered_free_indices(e)), e)
+            return mapping[e].ref
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        return e.func(*[walk(a) for a in e.args])
+
+    rhs = walk(spec.rhs)
+    output = tensor(spec.output)[spec.out_indices] if spec.out_indices else scalar(spec.output)
+    return ForwardValues(rhs, tuple(mapping.values()), output)
+
+
+def _bound_canonical(e):
+    if not isinstance(e, sp.Sum):
+        return e
+    return e.xreplace({lim[0]: sp.Symbol(f"_b{n}", integer=True) for n, lim in enumerate(e.limits)}).xreplace(
+        {extent(lim[0]): sp.Symbol(f"_n{n}") for n, lim in enumerate(e.limits)}
+    )
+
+
+def _matches(pattern, indices, node):
+    """The index tuple ``t`` with ``pattern.xreplace(indices → t) == node``, or None."""
+    if not indices:
+        return () if _bound_canonical(pattern) == _bound_canonical(node) else None
+    candidates = ordered_free_indices(node)
+    target = _bound_canonical(node)
+    for combo in itertools.permutations(candidates, len(indices)):
+        if _bound_canonical(pattern.xreplace(dict(zip(indices, combo)))) == target:
+            return combo
+    return None
+
+
+def replace_pattern(expr, pattern, indices, make):
+    """Replace each subexpression of ``expr`` equal to ``pattern`` (up to index names) by ``make(t)``.
+
+    Integer powers of the pattern become powers of the replacement.
+    """
+    head = pattern.func
+
+    def walk(e):
+        if e.func == head:
+            t = _matches(pattern, indices, e)
+            if t is not None:
+                return make(t)
+        if isinstance(e, sp.Pow) and isinstance(pattern, sp.Pow) and e.exp.is_Number and pattern.exp.is_Number:
+            ratio = e.exp / pattern.exp
+            if ratio.is_Integer and ratio > 1:
+                t = _matches(pattern, indices, sp.Pow(e.base, pattern.exp))
+                if t is not None:
+                    return make(t) ** ratio
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        return e.func(*[walk(a) for a in e.args])
+
+    return walk(expr)
+
+
+def use_reductions(expr, values: ForwardValues):
+    """``expr`` with each forward reduction replaced by its saved name."""
+    for red in values.reductions:
+        expr = replace_pattern(expr, red.expr, red.indices, lambda t, r=red: tensor(r.name)[t] if t else scalar(r.name))
+    return expr
+
+
+def use_output(expr, spec: Spec, values: ForwardValues):
+    """``expr`` with each copy of the forward expression replaced by the output."""
+    free = spec.free_indices
+
+    def make(t):
+        if not spec.out_indices:
+            return scalar(spec.output)
+        m = dict(zip(free, t))
+        return tensor(spec.output)[tuple(m.get(i, i) for i in spec.out_indices)]
+
+    if values.rhs.is_Atom or isinstance(values.rhs, sp.Indexed):
+        return expr
+    return replace_pattern(expr, values.rhs, free, make)
+
+
+def solve_through_output(expr, spec: Spec, values: ForwardValues) -> list:
+    """Forms of ``expr`` with one input eliminated by inverting ``y = f(x)`` (unique inverses only)."""
+    free = spec.free_indices
+    if cost(values.rhs) > 40:
+        return []
+    out = []
+    for inp in spec.inputs:
+        if not inp.rank or not expr.has(tensor(inp.name)):
+            continue
+        pats = [e for e in values.rhs.atoms(sp.Indexed) if e.base.label.name == inp.name]
+        if len(pats) != 1 or sorted(pats[0].indices, key=str) != sorted(free, key=str):
+            continue
+        pat = pats[0]
+        x, y = sp.Dummy("x", real=True), sp.Dummy("y", real=True)
+        try:
+            sols = sp.solve(sp.Eq(values.rhs.xreplace({pat: x}), y), x)
+        except (NotImplementedError, ValueError, TypeError, RecursionError):
+            continue
+        if len(sols) != 1 or sols[0].has(x):
+            continue
+        inverse = sols[0].xreplace({y: values.output})
+        subs = {}
+        for occ in expr.atoms(sp.Indexed):
+            if occ.base.label.name == inp.name:
+                subs[occ] = inverse.xreplace(dict(zip(pat.indices, occ.indices)))
+        candidate = simplify_index_expr(eliminate_deltas(expr.xreplace(subs)))
+        if not candidate.has(tensor(inp.name)):
+            out.append(candidate)
+    return out
+
+
+def agree(first, second, spec: Spec, values: ForwardValues, input_name: str, grad_indices, grad_name: str,
+          trials: int = 2) -> bool:
+    """True when ``first`` and ``second`` give the same numbers on random inputs.
+
+    Sizes differ per index (so a transpose cannot hide) and inputs are drawn from a positive
+    range and from a range of both signs; a draw where either side is not finite is skipped,
+    and at least one draw must be finite.
+    """
+    from deltagrad.derive.evaluate import run
+    from deltagrad.derive.lower import Lowering
+
+    rng = np.random.default_rng(12345)
+    aliases = index_aliases(spec)
+    classes = sorted(set(aliases.values()))
+    sizes = {extent(index(n)): 2 + classes.index(rep) % 4 for n, rep in aliases.items()}
+    pattern = next((e.indices for e in sp.preorder_traversal(spec.rhs)
+                    if isinstance(e, sp.Indexed) and e.base.label.name == input_name), ())
+    for idx, ix in zip(grad_indices, pattern):
+        sizes[extent(idx)] = int(ix) + 2 if isinstance(ix, sp.Integer) else sizes[extent(ix)]
+    checked = 0
+    for trial in range(trials):
+        for low, high in ((0.5, 1.5), (-1.5, 1.5)):
+            env = {f"n_{s.name[2:]}": v for s, v in sizes.items()}
+            sized = {s: f"n_{s.name[2:]}" for s in sizes}
+            for inp in spec.inputs:
+                shape = _shape_of(spec, inp.name, sizes)
+                env[inp.name] = rng.uniform(low, high, size=shape) if shape else float(rng.uniform(low, high))
+            lowering = Lowering(sizes=sized, dtype_of=grad_name, count_in=[values.rhs])
+            for red in values.reductions:
+                lowering.assign(red.name, lowering.lower(red.expr, red.indices))
+            lowering.assign(spec.output, _lower_output(lowering, values.rhs, spec))
+            with np.errstate(all="ignore"):
+                env = run(lowering.statements, env, np)
+                out_shape = tuple(sizes[extent(i)] if isinstance(i, sp.Symbol) else 1 for i in spec.out_indices)
+                env[grad_name] = rng.normal(size=out_shape) if out_shape else float(rng.normal())
+                results = []
+                for e in (first, second):
+                    lw = Lowering(sizes=sized, dtype_of=grad_name, reserved=env, count_in=[e])
+                    node = lw.lower(e, grad_indices)
+                    results.append(np.asarray(run(lw.statements + [_assign("_r", node)], env, np)["_r"], dtype=float))
+            if not all(np.all(np.isfinite(r)) for r in results):
+                continue
+            if not np.allclose(results[0], results[1], rtol=1e-9, atol=1e-10):
+                return False
+            checked += 1
+    return checked > 0
+
+
+def _assign(name, node):
+    from deltagrad.derive.array_program import Assign
+
+    return Assign(name, node)
+
+
+def _lower_output(lowering, rhs, spec):
+    from deltagrad.derive.array_program import Subscript
+
+    node = lowering.lower(rhs, spec.free_indices)
+    if any(isinstance(i, sp.Integer) for i in spec.out_indices):
+        node = Subscript(node, tuple(None if isinstance(i, sp.Integer) else ":" for i in spec.out_indices))
+    return node
+
+
+def _shape_of(spec: Spec, name: str, sizes: dict) -> tuple:
+    occ = next((e for e in sp.preorder_traversal(spec.rhs) if isinstance(e, sp.Indexed) and e.base.label.name == name), None)
+    if occ is None:
+        return ()
+    return tuple(int(i) + 2 if isinstance(i, sp.Integer) else sizes[extent(i)] for i in occ.indices)
+
+
+def rewrite_through_forward(expr, spec: Spec, values: ForwardValues, input_name: str, grad_indices, grad_name: str):
+    """The cheapest form of one gradient that reads saved forward values and is confirmed numerically."""
+    base = use_output(use_reductions(expr, values), spec, values)
+    candidates = [base] + [use_output(c, spec, values) for c in solve_through_output(base, spec, values)]
+    best = expr
+    for cand in candidates:
+        if cost(cand) < cost(best) or (cost(cand) == cost(best) and cand != best and _reads_fewer_inputs(cand, best, spec)):
+            if agree(expr, cand, spec, values, input_name, grad_indices, grad_name):
+                best = cand
+    return best
+
+
+def _reads_fewer_inputs(new, old, spec) -> bool:
+    def inputs(e):
+        return {i.name for i in spec.inputs if e.has(tensor(i.name)) or e.has(scalar(i.name))}
+
+    return len(inputs(new)) < len(inputs(old))

@@ -1,0 +1,72 @@
+"""Simplify index expressions without letting SymPy unroll or fuse sums.
+
+``simplify`` unrolls sums with numeric limits, and ``powsimp`` fuses ``exp(X[a,c])*exp(X[a,j])``
+into one exponential, which turns a cheap sum into an n·m·m contraction. So each sum is
+simplified on its own, then hidden behind a placeholder symbol while the expression around it
+is simplified, and put back afterwards. A result is kept only if it is no more expensive.
+
+>>> from deltagrad.derive.spec import index, tensor, summed
+>>> a, j = index('a'), index('j')
+>>> G, Y = tensor('G'), tensor('Y')
+>>> s = summed(G[a, j] * Y[a, j], j)
+>>> simplify_index_expr(G[a, j] * Y[a, j] - Y[a, j] * s)
+(G[a, j] - Sum(G[a, j]*Y[a, j], (j, 0, n_j - 1)))*Y[a, j]
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+
+def cost(expr: sp.Expr) -> int:
+    """The number of operations in ``expr``, a sum counting as one per summed index.
+
+    >>> from deltagrad.derive.spec import index, tensor, summed
+    >>> cost(tensor('X')[index('i')] * 2 + 1)
+    2
+    """
+    return int(sp.count_ops(expr, visual=False))
+
+
+def simplify_index_expr(expr: sp.Expr) -> sp.Expr:
+    """A simpler form of ``expr``, or ``expr`` itself when nothing cheaper is found."""
+    hidden, placeholders = hide_sums(expr)
+    try:
+        simpler = sp.simplify(hidden, ratio=1, rational=None, inverse=False)
+    except (RecursionError, TypeError, ValueError, NotImplementedError):  # pragma: no cover - SymPy's own limits
+        simpler = hidden
+    if cost(simpler) > cost(hidden) or _functions(simpler) - _functions(hidden):
+        simpler = hidden
+    factored = sp.factor_terms(simpler)
+    if cost(factored) <= cost(simpler):
+        simpler = factored
+    restored = simpler.xreplace(placeholders)
+    return restored if cost(restored) <= cost(expr) else expr
+
+
+def _functions(expr):
+    """The kinds of function in ``expr``: simplify must not bring in new ones (cosh for sigmoid)."""
+    return {type(f) for f in expr.atoms(sp.Function)}
+
+
+def hide_sums(expr: sp.Expr):
+    """Replace each (simplified) ``Sum`` in ``expr`` by a real placeholder symbol.
+
+    Returns the new expression and the mapping placeholder → sum that restores it.
+    """
+    placeholders: dict[sp.Symbol, sp.Expr] = {}
+    by_sum: dict[sp.Expr, sp.Symbol] = {}
+
+    def walk(e):
+        if isinstance(e, sp.Sum):
+            inner = sp.Sum(simplify_index_expr(e.function), *e.limits)
+            if inner not in by_sum:
+                sym = sp.Dummy(f"S{len(by_sum)}", real=True)
+                by_sum[inner] = sym
+                placeholders[sym] = inner
+            return by_sum[inner]
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        return e.func(*[walk(a) for a in e.args])
+
+    return walk(expr), placeholders
