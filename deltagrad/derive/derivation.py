@@ -2,7 +2,7 @@
 
 >>> d = derive("Y[i,j] = 1 / (1 + exp(-X[i,j]))")
 >>> d.grads['X']
-G[a, b]*(1 - Y[a, b])*Y[a, b]
+(1 - Y[a, b])*G[a, b]*Y[a, b]
 >>> print(d.numpy('X'))
 dX = goutput * (1 - Y) * Y
 """
