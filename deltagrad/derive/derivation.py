@@ -4,7 +4,7 @@
 >>> d.grads['X']
 (1 - Y[a, b])*G[a, b]*Y[a, b]
 >>> print(d.numpy('X'))
-dX = goutput * (1 - Y) * Y
+dX = goutput * Y * (1 - Y)
 """
 
 from __future__ import annotations
