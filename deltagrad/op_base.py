@@ -81,6 +81,8 @@ def check_shapes(op: str, order: tuple, arrays: dict, given: dict | None = None)
             if ix not in sizes:
                 sizes[ix], seen[ix] = n, f"{name} (axis {axis})"
     for ix, n in (given or {}).items():
+        if n is None:
+            continue
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ShapeError(f"{op}: size {ix}={n!r} must be a non-negative int")
         if ix in sizes and sizes[ix] != n:

@@ -94,7 +94,7 @@ def op_context(derivation) -> dict:
         sizes_line = f"{lhs} = {call}" if any(t != "_" for t in targets) else call
     params = ", ".join(i.name for i in spec.inputs)
     if sig.size_kwargs:
-        params += ", *, " + ", ".join(sig.size_kwargs)
+        params += ", *, " + ", ".join(f"{k}=None" for k in sig.size_kwargs)
     tensors = [i.name for i in spec.inputs]
     saved_arrays = [n for n in derivation.saved if not n.startswith("n_")]
     results = [f"d{i.name}" for i in spec.inputs]

@@ -76,13 +76,18 @@ class _Builder:
 
     def __init__(self):
         self.where: dict[str, int] = {}
+        self.kinds: dict[str, str] = {}
         self.input_order: list[str] = []
 
     def fail(self, message, node):
         raise SpecError(message, node.col_offset + 1)
 
-    def note(self, name, node):
+    def note(self, name, node, kind=None):
         self.where.setdefault(name, node.col_offset + 1)
+        if kind:
+            seen = self.kinds.setdefault(name, kind)
+            if seen != kind:
+                self.fail(f"{name!r} is used both as {seen} and as {kind}", node)
 
     def uses(self, name):
         if name not in self.input_order:
@@ -90,10 +95,10 @@ class _Builder:
 
     def target(self, node):
         if isinstance(node, ast.Name):
-            self.note(node.id, node)
+            self.note(node.id, node, "the output")
             return node.id, ()
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
-            self.note(node.value.id, node.value)
+            self.note(node.value.id, node.value, "the output")
             return node.value.id, self.subscript(node)
         self.fail("the left side must be the output, such as Y[i,j], or a bare name for a scalar output", node)
 
@@ -102,7 +107,7 @@ class _Builder:
         out = []
         for it in items:
             if isinstance(it, ast.Name):
-                self.note(it.id, it)
+                self.note(it.id, it, "an index")
                 out.append(index(it.id))
             elif isinstance(it, ast.Constant) and type(it.value) is int:
                 if it.value > 64:
@@ -150,7 +155,7 @@ class _Builder:
         if isinstance(node, ast.Constant):
             return self.number(node)
         if isinstance(node, ast.Name):
-            self.note(node.id, node)
+            self.note(node.id, node, "a scalar")
             if node.id in FUNCTIONS or node.id == "Sum":
                 self.fail(f"{node.id!r} is a function: call it, as in {node.id}(...)", node)
             self.uses(node.id)
@@ -158,7 +163,7 @@ class _Builder:
         if isinstance(node, ast.Subscript):
             if not isinstance(node.value, ast.Name):
                 self.fail("only a named tensor can be indexed, as in X[i,j]", node)
-            self.note(node.value.id, node.value)
+            self.note(node.value.id, node.value, "a tensor")
             self.uses(node.value.id)
             return tensor(node.value.id)[self.subscript(node)]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -192,7 +197,7 @@ class _Builder:
             for a in node.args[1:]:
                 if not isinstance(a, ast.Name):
                     self.fail("Sum sums over whole index ranges: name the indices, as in Sum(X[i,k], k)", a)
-                self.note(a.id, a)
+                self.note(a.id, a, "an index")
                 ks.append(index(a.id))
             if len(set(ks)) != len(ks):
                 self.fail("Sum names the same index twice", node)
