@@ -71,7 +71,7 @@ def index_text(expr) -> str:
             return e
         return e.func(*[walk(a) for a in e.args])
 
-    return sp.sstr(walk(expr)).replace(", ", ",")
+    return sp.sstr(walk(expr), order="grlex").replace(", ", ",")
 
 
 def op_context(derivation) -> dict:

@@ -383,6 +383,8 @@ class Lowering:
             right = self.permute(b, tuple(batch + [k] + b_free))
             return Arr(BinOp("@", left.node, right.node), tuple(batch + a_free + b_free))
         if not batch and (a_free or b_free):
+            if a_free and b_free and self.rank(a_free[0]) > self.rank(b_free[0]):
+                a, b, a_free, b_free = b, a, b_free, a_free
             axes = (tuple(a.indices.index(i) for i in contracted), tuple(b.indices.index(i) for i in contracted))
             node = Call("tensordot", (a.node, b.node), (("axes", axes),))
             return Arr(node, tuple(a_free + b_free))
