@@ -64,7 +64,7 @@ def derive(spec, wrt, fmt, name, inputs, steps):
 
 def render_text(d, wrt=None, steps=False) -> str:
     """The derivation as text: the forward, then per input its backward and numpy lines."""
-    from deltagrad.codegen.op_class import index_text
+    from deltagrad.codegen.index_printer import index_text
 
     lines = [f"{index_text(d.spec.lhs)} = {index_text(d.spec.rhs)}", ""]
     for name, st in d.steps.items():

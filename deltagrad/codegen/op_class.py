@@ -24,6 +24,7 @@ from functools import lru_cache
 import jinja2
 import sympy as sp
 
+from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.python_printer import render_statements
 from deltagrad.derive.array_program import variables
 
@@ -51,27 +52,6 @@ def class_name(name: str) -> str:
     """
     parts = [p for p in name.replace("-", "_").split("_") if p]
     return "".join(p[:1].upper() + p[1:] for p in parts) or "Op"
-
-
-def index_text(expr) -> str:
-    """An index expression as one readable line: ``Sum_j(...)`` for sums, ``delta(a,b)``.
-
-    >>> from deltagrad.derive.spec import index, tensor, summed
-    >>> index_text(summed(tensor('G')[index('a'), index('j')], index('j')))
-    'Sum_j(G[a,j])'
-    """
-
-    def walk(e):
-        if isinstance(e, sp.Sum):
-            ks = ",".join(lim[0].name for lim in e.limits)
-            return sp.Symbol(f"Sum_{ks}({index_text(e.function)})")
-        if isinstance(e, sp.KroneckerDelta):
-            return sp.Symbol(f"delta({e.args[0]},{e.args[1]})")
-        if not e.args or isinstance(e, sp.Indexed):
-            return e
-        return e.func(*[walk(a) for a in e.args])
-
-    return sp.sstr(walk(expr), order="grlex").replace(", ", ",")
 
 
 def op_context(derivation) -> dict:

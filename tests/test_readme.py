@@ -1,0 +1,40 @@
+"""The README's op table and examples are what the code produces today."""
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from deltagrad import derive
+from deltagrad.cli import main
+from deltagrad.codegen.index_printer import index_text
+from test_ops_numeric import CASES
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def table_rows():
+    rows = []
+    for name, spec, *_ in CASES:
+        d = derive(spec, name=name)
+        for n, st in d.steps.items():
+            idx = ",".join(i.name for i in st.indices)
+            lhs = f"d{n}[{idx}]" if idx else f"d{n}"
+            code = d.numpy(n).replace("\n", "; ")
+            rows.append(f"| {name} | `{spec}` | `{lhs} = {index_text(st.final)}` | `{code}` |")
+    return rows
+
+
+def test_readme_op_table_is_current():
+    missing = [r for r in table_rows() if r not in README]
+    assert not missing, "README op table is stale; first stale row:\n" + missing[0]
+
+
+def test_readme_cli_examples_are_current():
+    for args in (["derive", "Y[i,j] = Sum(X[i,k]*W[k,j], k)"],
+                 ["derive", "Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)", "--name", "softmax", "--format", "numpy"]):
+        out = CliRunner().invoke(main, args).output
+        assert out.strip() in README, f"README example for {args} is stale:\n{out}"
+
+
+if __name__ == "__main__":  # regenerate: python tests/test_readme.py > rows.md
+    print("\n".join(table_rows()))
