@@ -37,6 +37,8 @@ CASES = [
     ("row_sum", "y[i] = Sum(X[i,k], k)", lambda x: x.sum(1), [r(3, 4)], {}),
     ("total_sum", "s = Sum(X[i,k], i, k)", lambda x: x.sum(), [r(3, 4)], {}),
     ("centre_rows", "Y[i,j] = X[i,j] - Sum(X[i,k], k) / 4", lambda x: x - x.sum(1, keepdims=True) / 4, [r(3, 4)], {}),
+    ("row_mean", "y[i] = Sum(X[i,k], k) / size(k)", lambda x: x.mean(1), [r(3, 4)], {}),
+    ("mean", "m = Sum(X[i,j], i, j) / (size(i) * size(j))", np.mean, [r(3, 4)], {}),
     ("softmax", "Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)", softmax, [r(3, 4)], {}),
     ("log_softmax", "Y[i,j] = X[i,j] - log(Sum(exp(X[i,k]), k))", lambda x: np.log(softmax(x)), [r(3, 4)], {}),
     ("cross_entropy", "L = -Sum(T[i,j]*log(P[i,j]), i, j)", lambda t, p: -np.sum(t * np.log(p)),

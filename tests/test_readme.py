@@ -36,5 +36,20 @@ def test_readme_cli_examples_are_current():
         assert out.strip() in README, f"README example for {args} is stale:\n{out}"
 
 
-if __name__ == "__main__":  # regenerate: python tests/test_readme.py > rows.md
-    print("\n".join(table_rows()))
+def rewrite_table():
+    """Replace the README's op table by the current rows: python tests/test_readme.py --write"""
+    path = Path(__file__).resolve().parents[1] / "README.md"
+    text = path.read_text()
+    head = "|---|---|---|---|\n"
+    start = text.index(head) + len(head)
+    end = text.index("\n## ", start)
+    path.write_text(text[:start] + "\n".join(table_rows()) + "\n" + text[end:])
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--write" in sys.argv:
+        rewrite_table()
+    else:
+        print("\n".join(table_rows()))

@@ -13,6 +13,8 @@ from deltagrad.cli import main
 
 BAD = [
     ("Y[i] = foo(X[i])", r"column 8: unknown function 'foo'"),
+    ("Y[i] = X[i] / size(k)", r"size\(k\): no tensor is indexed by 'k'"),
+    ("Y[i] = X[i] / size(2)", r"size takes one index name"),
     ("Y[i] = X[i,j]", r"column 12: index 'j' is free on the right but not on the left"),
     ("Y[i,k] = Sum(X[i,k], k)", r"index 'k' is summed on the right and also free on the left"),
     ("Y[i] = X[i] + X[i,i]", r"tensor 'X' is used with rank 1 and with rank 2"),

@@ -9,7 +9,7 @@ X[i, j]/Sum(X[i, k], (k, 0, n_k - 1))
 >>> parse_spec("Y[i] = foo(X[i])")
 Traceback (most recent call last):
 ...
-deltagrad.errors.SpecError: column 8: unknown function 'foo' (allowed: Abs, Heaviside, Max, Min, Sum, cos, exp, log, sin, sqrt, tanh)
+deltagrad.errors.SpecError: column 8: unknown function 'foo' (allowed: Abs, Heaviside, Max, Min, Sum, cos, exp, log, sin, size, sqrt, tanh)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-from deltagrad.derive.spec import MAX_DEPTH, MAX_NODES, Spec, check_spec, index, scalar, summed, tensor
+from deltagrad.derive.spec import MAX_DEPTH, MAX_NODES, Spec, check_spec, extent, index, scalar, summed, tensor
 from deltagrad.errors import SpecError
 
 #: Functions a spec may call, with how many arguments each takes (None: two or more).
@@ -156,7 +156,7 @@ class _Builder:
             return self.number(node)
         if isinstance(node, ast.Name):
             self.note(node.id, node, "a scalar")
-            if node.id in FUNCTIONS or node.id == "Sum":
+            if node.id in FUNCTIONS or node.id in ("Sum", "size"):
                 self.fail(f"{node.id!r} is a function: call it, as in {node.id}(...)", node)
             self.uses(node.id)
             return scalar(node.id)
@@ -202,8 +202,13 @@ class _Builder:
             if len(set(ks)) != len(ks):
                 self.fail("Sum names the same index twice", node)
             return summed(self.expr(node.args[0], depth), *ks)
+        if fname == "size":
+            if len(node.args) != 1 or not isinstance(node.args[0], ast.Name):
+                self.fail("size takes one index name: size(k) is the number of values k runs over", node)
+            self.note(node.args[0].id, node.args[0], "an index")
+            return extent(index(node.args[0].id))
         if fname not in FUNCTIONS:
-            allowed = ", ".join(sorted([*FUNCTIONS, "Sum"]))
+            allowed = ", ".join(sorted([*FUNCTIONS, "Sum", "size"]))
             self.fail(f"unknown function {fname!r} (allowed: {allowed})", node.func)
         make, arity = FUNCTIONS[fname]
         args = [self.expr(a, depth) for a in node.args]

@@ -153,6 +153,7 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
     order: list[str] = []
     free: dict[str, sp.Symbol] = {}
     kinds: dict[str, str] = {}
+    sizes_used: list[str] = []
     count = 0
 
     def kind(nm, k):
@@ -202,6 +203,9 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
                 new.add(k)
             walk(e.function, frozenset(new), depth + 1)
             return
+        if isinstance(e, sp.Symbol) and e.name.startswith("n_") and e.is_integer:
+            sizes_used.append(e.name[2:])
+            return
         if isinstance(e, sp.Symbol):
             if is_index(e):
                 fail(f"index {e.name!r} is used outside a tensor's brackets", e.name)
@@ -246,6 +250,10 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
             for lim in e.limits:
                 if lim[0].name in lhs_names:
                     fail(f"index {lim[0].name!r} is summed on the right and also free on the left", lim[0].name)
+    carried_names = {ix.name for e in rhs.atoms(sp.Indexed) for ix in e.indices if isinstance(ix, sp.Symbol)}
+    for nm in sizes_used:
+        if nm not in carried_names and nm not in lhs_names:
+            fail(f"size({nm}): no tensor is indexed by {nm!r}, so its size is unknown", nm)
     all_indices = {n for n, k in kinds.items() if k == "an index"} | set(lhs_names)
     if len(all_indices) > MAX_INDICES:
         fail(f"the spec uses {len(all_indices)} index names; at most {MAX_INDICES} are supported")
