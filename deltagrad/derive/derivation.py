@@ -9,7 +9,7 @@ dX = goutput * Y * (1 - Y)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -19,7 +19,8 @@ from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.from_sympy import spec_from_sympy
 from deltagrad.derive.lower import Lowering
 from deltagrad.derive.parse import parse_spec
-from deltagrad.derive.saved_values import ForwardValues, forward_values, rewrite_through_forward
+from deltagrad.derive.saved_values import ForwardValues, agree, forward_values, inline_reductions, rewrite_through_forward
+from deltagrad.derive.stabilize import stabilize
 from deltagrad.derive.simplify import simplify_index_expr
 from deltagrad.derive.spec import Spec, extent, index, index_aliases
 from deltagrad.errors import SpecError
@@ -115,6 +116,13 @@ class Derivation:
         return self._cache["class"]
 
 
+def max_node(m):
+    """``xp.max(X, axis=k)``: the maximum that shifts a sum of exponentials."""
+    from deltagrad.derive.array_program import Call
+
+    return Call("max", (Var(m.tensor),), (("axis", m.axis),))
+
+
 def _needed(statements, target) -> set:
     need = {target}
     for s in reversed(statements):
@@ -149,6 +157,13 @@ def derive(spec, *, name: str | None = None, inputs=None) -> Derivation:
         simplified = simplify_index_expr(eliminated)
         final = rewrite_through_forward(simplified, spec, values, inp.name, rule.indices, grad_name)
         steps[inp.name] = GradientSteps(inp.name, rule.indices, rule.partial, rule.expr, eliminated, simplified, final)
+    stable_values, stable = stabilize(spec, values, {n: s.final for n, s in steps.items()})
+    if stable_values is not values:
+        both = replace(stable_values, reductions=values.reductions + stable_values.reductions)
+        for n, st in steps.items():
+            if stable[n] != st.final and agree(st.final, stable[n], spec, both, n, st.indices, grad_name):
+                steps[n] = replace(st, final=stable[n])
+        values = stable_values
     signature = _signature(spec)
     forward, backward, saved = _programs(spec, steps, values, grad_name, signature)
     return Derivation(spec, grad_name, steps, values, signature, forward, backward, saved)
@@ -204,13 +219,16 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
     backward = Program(tuple(back.statements), tuple(results), tuple(sorted(read - defined)))
 
     used_reductions = [r for r in values.reductions if r.name in read]
-    rhs = values.rhs.xreplace({r.ref: r.expr for r in values.reductions if r not in used_reductions})
+    rhs = inline_reductions(values.rhs, [r for r in values.reductions if r not in used_reductions])
     fwd = Lowering(sizes=sizes, dtype_of=spec.inputs[0].name, order=spec.free_indices, reserved=reserved | read,
                    count_in=[r.expr for r in used_reductions] + [rhs])
     fwd.statements.extend(s for s in size_statements if s.target in read)
+    for m in values.maxima:
+        fwd.assign(m.name, max_node(m))
     for red in used_reductions:
         fwd.order = list(spec.free_indices)
-        fwd.assign(red.name, fwd.lower(red.expr, red.indices))
+        body = inline_reductions(red.expr, [r for r in values.reductions if r not in used_reductions])
+        fwd.assign(red.name, fwd.lower(body, red.indices))
     fwd.order = list(spec.free_indices)
     node = fwd.lower(rhs, spec.free_indices)
     if any(isinstance(i, sp.Integer) for i in spec.out_indices):
@@ -218,6 +236,7 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
         node = Subscript(node, key)
     fwd.assign(spec.output, node)
     forward = Program(tuple(fwd.statements), (spec.output,), tuple(sorted(v for v in read if v in reserved or v in {r.name for r in used_reductions})))
-    saved = tuple(v for v in [*(i.name for i in spec.inputs), *(r.name for r in used_reductions), spec.output,
+    saved = tuple(v for v in [*(i.name for i in spec.inputs), *(m.name for m in values.maxima),
+                              *(r.name for r in used_reductions), spec.output,
                               *sorted(all_sizes)] if v in read)
     return forward, backward, saved

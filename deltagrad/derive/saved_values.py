@@ -46,6 +46,7 @@ class ForwardValues:
     rhs: sp.Expr
     reductions: tuple
     output: sp.Expr
+    maxima: tuple = ()
 
 
 def ordered_free_indices(e) -> list:
@@ -65,24 +66,38 @@ def ordered_free_indices(e) -> list:
 
 
 def forward_values(spec: Spec) -> ForwardValues:
-    """Name each outermost reduction of the forward ``R0``, ``R1``, …"""
+    """Name each reduction of the forward ``R0``, ``R1``, …, inner ones first.
+
+    An outer reduction's body refers to the inner ones by name.
+    """
     used = {inp.name for inp in spec.inputs} | {spec.output, "G"}
     mapping: dict = {}
 
     def walk(e):
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        e = e.func(*[walk(a) for a in e.args])
         if isinstance(e, sp.Sum):
             if e not in mapping:
                 n = len(mapping)
                 name = next(f"{p}{n}" for p in ("R", "R_", "Red") if f"{p}{n}" not in used)
                 mapping[e] = Reduction(name, tuple(ordered_free_indices(e)), e)
             return mapping[e].ref
-        if not e.args or isinstance(e, sp.Indexed):
-            return e
-        return e.func(*[walk(a) for a in e.args])
+        return e
 
     rhs = walk(spec.rhs)
     output = tensor(spec.output)[spec.out_indices] if spec.out_indices else scalar(spec.output)
     return ForwardValues(rhs, tuple(mapping.values()), output)
+
+
+def inline_reductions(expr, reductions):
+    """``expr`` with the named ``reductions`` written out again (nested ones too)."""
+    subs = {r.ref: r.expr for r in reductions}
+    while True:
+        new = expr.xreplace(subs)
+        if new == expr:
+            return expr
+        expr = new
 
 
 def _bound_canonical(e):
@@ -211,6 +226,10 @@ def agree(first, second, spec: Spec, values: ForwardValues, input_name: str, gra
                 shape = _shape_of(spec, inp.name, sizes)
                 env[inp.name] = rng.uniform(low, high, size=shape) if shape else float(rng.uniform(low, high))
             lowering = Lowering(sizes=sized, dtype_of=grad_name, count_in=[values.rhs])
+            from deltagrad.derive.derivation import max_node
+
+            for m in values.maxima:
+                lowering.assign(m.name, max_node(m))
             for red in values.reductions:
                 lowering.assign(red.name, lowering.lower(red.expr, red.indices))
             lowering.assign(spec.output, _lower_output(lowering, values.rhs, spec))

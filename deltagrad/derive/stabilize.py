@@ -1,0 +1,123 @@
+"""Numerical stability: shift every sum of exponentials by its maximum.
+
+A reduction ``R0[i] = Sum(exp(X[i,k]), k)`` overflows for inputs of ±1000. With the row
+maximum ``M0[i] = max_k X[i,k]`` and the shifted sum ``S0[i] = Sum(exp(X[i,k] - M0[i]), k)``,
+``R0 = exp(M0)·S0`` and ``exp(X[i,j]) = exp(M0[i])·exp(X[i,j] - M0[i])``. Substituting both,
+with ``exp(M0)`` held as an opaque positive factor, the factor cancels in a softmax and turns
+into ``M0 + log(S0)`` under a log. An expression in which it does not vanish keeps its
+original form. The max is a constant of the rewrite, so gradients are unchanged.
+
+>>> from deltagrad.derive.parse import parse_spec
+>>> from deltagrad.derive.saved_values import forward_values
+>>> spec = parse_spec("y[i] = log(Sum(exp(X[i,k]), k))")
+>>> values, _ = stabilize(spec, forward_values(spec), {})
+>>> values.rhs, values.maxima
+(log(S0[i]) + M0[i], (Maximum(name='M0', indices=(i,), tensor='X', axis=1),))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import sympy as sp
+
+from deltagrad.derive.spec import Spec, tensor
+
+
+@dataclass(frozen=True)
+class Maximum:
+    """``name[indices] = max over axis `axis` of input `tensor```, computed in the forward."""
+
+    name: str
+    indices: tuple
+    tensor: str
+    axis: int
+
+
+def _candidate(red, spec: Spec):
+    """(tensor name, axis) when ``red`` is a sum over one index of exp(an input's entry)."""
+    body = red.expr.function
+    if len(red.expr.limits) != 1 or not isinstance(body, sp.exp) or not isinstance(body.args[0], sp.Indexed):
+        return None
+    entry = body.args[0]
+    k = red.expr.limits[0][0]
+    if entry.base.label.name not in {i.name for i in spec.inputs} or list(entry.indices).count(k) != 1:
+        return None
+    rest = tuple(i for i in entry.indices if i != k)
+    if rest != red.indices or len(set(rest)) != len(rest):
+        return None
+    return entry.base.label.name, list(entry.indices).index(k)
+
+
+def stabilize(spec: Spec, values, finals: dict):
+    """Stable forms of the forward values and of each final gradient (where the shift cancels)."""
+    from deltagrad.derive.saved_values import ForwardValues, Reduction
+
+    used = {i.name for i in spec.inputs} | {spec.output} | {r.name for r in values.reductions}
+    reductions, maxima, subs_plans = [], [], []
+    for n, red in enumerate(values.reductions):
+        found = _candidate(red, spec)
+        if found is None:
+            reductions.append(red)
+            continue
+        name, axis = found
+        m_name = next(f"{p}{n}" for p in ("M", "M_", "Max") if f"{p}{n}" not in used)
+        s_name = next(f"{p}{n}" for p in ("S", "S_", "Shifted") if f"{p}{n}" not in used)
+        m = Maximum(m_name, red.indices, name, axis)
+        entry = red.expr.function.args[0]
+        shifted = Reduction(s_name, red.indices, sp.Sum(sp.exp(entry - tensor(m_name)[red.indices] if red.indices
+                                                                    else entry - sp.Symbol(m_name, real=True)),
+                                                           *red.expr.limits))
+        maxima.append(m)
+        reductions.append(shifted)
+        subs_plans.append((red, m, shifted))
+    if not maxima:
+        return values, finals
+
+    def rewrite(expr):
+        out = expr
+        for red, m, shifted in subs_plans:
+            out = _shift(out, red, m, shifted)
+        return out
+
+    new_rhs = rewrite(values.rhs)
+    reductions = [r if r in [p[2] for p in subs_plans] else replace(r, expr=rewrite(r.expr)) for r in reductions]
+    new_values = replace(values, rhs=new_rhs, reductions=tuple(reductions), maxima=tuple(maxima))
+    new_finals = {k: rewrite(v) for k, v in finals.items()}
+    return new_values, new_finals
+
+
+def _shift(expr, red, m, shifted):
+    em = sp.IndexedBase(f"exp_{m.name}", positive=True)
+    m_base = sp.IndexedBase(m.name, real=True) if m.indices else None
+
+    def m_ref(idx):
+        return m_base[idx] if m.indices else sp.Symbol(m.name, real=True)
+
+    def em_ref(idx):
+        return em[idx] if m.indices else sp.Symbol(f"exp_{m.name}", positive=True)
+
+    subs = {}
+    for occ in expr.atoms(sp.Indexed):
+        if occ.base.label.name == red.name:
+            subs[occ] = em_ref(occ.indices) * shifted.ref.xreplace(dict(zip(red.indices, occ.indices)))
+    for e in expr.atoms(sp.exp):
+        arg = e.args[0]
+        if isinstance(arg, sp.Indexed) and arg.base.label.name == m.tensor:
+            idx = tuple(i for n, i in enumerate(arg.indices) if n != m.axis)
+            subs[e] = em_ref(idx) * sp.exp(arg - m_ref(idx))
+    if not subs:
+        return expr
+    out = expr.xreplace(subs)
+    out = sp.expand_log(out, force=True)
+    out = out.replace(lambda e: isinstance(e, sp.log) and _is_em(e.args[0], m.name),
+                      lambda e: m_ref(e.args[0].indices) if isinstance(e.args[0], sp.Indexed) else sp.Symbol(m.name, real=True))
+    if any(_is_em(a, m.name) for a in sp.preorder_traversal(out)):
+        return expr
+    return out
+
+
+def _is_em(e, m_name):
+    if isinstance(e, sp.Indexed):
+        return e.base.label.name == f"exp_{m_name}"
+    return isinstance(e, sp.Symbol) and e.name == f"exp_{m_name}"
