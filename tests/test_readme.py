@@ -29,11 +29,20 @@ def test_readme_op_table_is_current():
     assert not missing, "README op table is stale; first stale row:\n" + missing[0]
 
 
+EXAMPLES = (
+    ["derive", "Y[i,j] = Sum(X[i,k]*W[k,j], k)"],
+    ["derive", "Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)", "--name", "softmax", "--format", "numpy"],
+)
+
+
+def _command(args):
+    return "$ deltagrad " + " ".join(f'"{a}"' if " " in a else a for a in args)
+
+
 def test_readme_cli_examples_are_current():
-    for args in (["derive", "Y[i,j] = Sum(X[i,k]*W[k,j], k)"],
-                 ["derive", "Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)", "--name", "softmax", "--format", "numpy"]):
+    for args in EXAMPLES:
         out = CliRunner().invoke(main, args).output
-        assert out.strip() in README, f"README example for {args} is stale:\n{out}"
+        assert _command(args) + "\n" + out.strip() + "\n```" in README, f"README example {args} is stale:\n{out}"
 
 
 def rewrite_table():
@@ -43,7 +52,13 @@ def rewrite_table():
     head = "|---|---|---|---|\n"
     start = text.index(head) + len(head)
     end = text.index("\n## ", start)
-    path.write_text(text[:start] + "\n".join(table_rows()) + "\n" + text[end:])
+    text = text[:start] + "\n".join(table_rows()) + "\n" + text[end:]
+    for args in EXAMPLES:
+        head = _command(args) + "\n"
+        start = text.index(head) + len(head)
+        end = text.index("```", start)
+        text = text[:start] + CliRunner().invoke(main, args).output.strip() + "\n" + text[end:]
+    path.write_text(text)
 
 
 if __name__ == "__main__":
