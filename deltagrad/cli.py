@@ -62,6 +62,69 @@ def derive(spec, wrt, fmt, name, inputs, steps):
     click.echo(render_text(d, wrt, steps) if fmt == "text" else render_numpy(d, wrt))
 
 
+CODEGEN_EXAMPLES = """
+\b
+Examples:
+  deltagrad codegen -o deltagrad/generated          # the standard op table
+  deltagrad codegen "softplus: Y[i,j] = log(1 + exp(X[i,j]))" -o myops
+  deltagrad codegen standard "gelu: Y[i,j] = X[i,j] / (1 + exp(-1.702*X[i,j]))" -o myops
+  deltagrad codegen --latex docs/derivations        # one .tex per standard op + all.tex
+
+\b
+Each SPEC may be prefixed by a name and a colon (NAME: SPEC); the word 'standard'
+stands for the whole standard table. -o writes ops.py, op_base.py and __init__.py.
+"""
+
+
+def parse_entries(items):
+    """Op entries from command-line items: 'standard', 'NAME: SPEC' or 'SPEC'."""
+    from deltagrad.op_table import STANDARD_OPS, OpEntry
+
+    entries = []
+    for item in items or ["standard"]:
+        if item.strip() == "standard":
+            entries.extend(STANDARD_OPS)
+            continue
+        name, sep, spec = item.partition(":")
+        if sep and name.strip().isidentifier():
+            entries.append(OpEntry(name.strip(), spec.strip()))
+        else:
+            entries.append(OpEntry("", item.strip()))
+    from deltagrad.derive.parse import parse_spec
+
+    return [e if e.name else OpEntry(parse_spec(e.spec).output, e.spec) for e in entries]
+
+
+@main.command(epilog=CODEGEN_EXAMPLES)
+@click.argument("specs", nargs=-1)
+@click.option("-o", "--out", "outdir", type=click.Path(file_okay=False), help="Write the Python package here.")
+@click.option("--latex", "latexdir", type=click.Path(file_okay=False), help="Write one .tex per op and all.tex here.")
+def codegen(specs, outdir, latexdir):
+    """Render ops (the standard table by default) as Python Op classes and/or LaTeX."""
+    from deltagrad.codegen.module import render_package, standard_package, write_package
+    from deltagrad.derive.lower import LoweringError
+
+    if not outdir and not latexdir:
+        _fail(click.UsageError("give -o DIR for the Python package and/or --latex DIR for the write-ups"), 2)
+    try:
+        entries = parse_entries(specs)
+        if outdir:
+            files = standard_package() if not specs or list(specs) == ["standard"] else render_package(
+                entries, source="specs given to `deltagrad codegen`",
+                how_to_regenerate="rerun `deltagrad codegen` with the same specs.")
+            for path in write_package(files, outdir):
+                click.echo(f"wrote {path}")
+        if latexdir:
+            from deltagrad.codegen.latex import write_latex_dir
+
+            for path in write_latex_dir(entries, latexdir):
+                click.echo(f"wrote {path}")
+    except SpecError as err:
+        _fail(err, 2)
+    except LoweringError as err:
+        _fail(err, 1)
+
+
 def render_text(d, wrt=None, steps=False) -> str:
     """The derivation as text: the forward, then per input its backward and numpy lines."""
     from deltagrad.codegen.index_printer import index_text

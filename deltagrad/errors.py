@@ -21,6 +21,6 @@ class SpecError(ValueError):
 
 
 # Generated ops raise it at run time, so it lives with their base class.
-from deltagrad.op_base import ShapeError  # noqa: E402
+from deltagrad.generated.op_base import ShapeError  # noqa: E402
 
 __all__ = ["SpecError", "ShapeError"]

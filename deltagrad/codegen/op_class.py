@@ -54,7 +54,7 @@ def class_name(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in parts) or "Op"
 
 
-def op_context(derivation) -> dict:
+def op_context(derivation, summary: str | None = None) -> dict:
     """The plain data the op template renders."""
     spec, sig = derivation.spec, derivation.signature
     forward = derivation.forward
@@ -66,12 +66,14 @@ def op_context(derivation) -> dict:
     if sig.sizes:
         targets = [f"n_{n}" if f"n_{n}" in used else "_" for n in sig.sizes]
         arrays = ", ".join(f'"{n}": ({n}, {_tuple(p)})' for n, p in sig.patterns.items())
-        call = f'check_shapes("{class_name(spec.name)}", {_tuple(sig.sizes)}, {{{arrays}}}'
+        args = f'"{class_name(spec.name)}", {_tuple(sig.sizes)}, {{{arrays}}}'
         if sig.size_kwargs:
-            call += ", {" + ", ".join(f'"{k}": {k}' for k in sig.size_kwargs) + "}"
-        call += ")"
+            args += ", {" + ", ".join(f'"{k}": {k}' for k in sig.size_kwargs) + "}"
         lhs = ", ".join(targets) + ("," if len(targets) == 1 else "")
-        sizes_line = f"{lhs} = {call}" if any(t != "_" for t in targets) else call
+        head = f"{lhs} = check_shapes(" if any(t != "_" for t in targets) else "check_shapes("
+        sizes_line = f"{head}{args})"
+        if len(sizes_line) > 100 - 8:  # wrap as a formatter would, inside the 8-space method body
+            sizes_line = f"{head}\n            {args}\n        )"
     params = ", ".join(i.name for i in spec.inputs)
     if sig.size_kwargs:
         params += ", *, " + ", ".join(f"{k}=None" for k in sig.size_kwargs)
@@ -85,7 +87,7 @@ def op_context(derivation) -> dict:
         backward_doc.append(f"{lhs} = {index_text(step.final)}")
     return {
         "class_name": class_name(spec.name),
-        "summary": f"The op {spec.name}: forward from its spec, backward derived by deltagrad.",
+        "summary": summary or f"The op {spec.name}: forward from its spec, backward derived by deltagrad.",
         "forward_doc": f"{index_text(spec.lhs)} = {index_text(spec.rhs)}",
         "backward_doc": backward_doc,
         "params": params,
@@ -106,9 +108,9 @@ def _tuple(items) -> str:
     return f"({inner},)" if len(items) == 1 else f"({inner})"
 
 
-def op_source(derivation) -> str:
+def op_source(derivation, summary: str | None = None) -> str:
     """The Python source of the op class for ``derivation``."""
-    return environment().get_template("op_class.py.j2").render(op=op_context(derivation))
+    return environment().get_template("op_class.py.j2").render(op=op_context(derivation, summary))
 
 
 def compile_op(derivation) -> type:

@@ -83,6 +83,7 @@ class Program:
     statements: tuple[Assign, ...]
     results: tuple[str, ...]
     uses: tuple[str, ...] = field(default=())
+    ranks: dict = field(default_factory=dict, compare=False)  # variable -> rank, for the printers
 
 
 def variables(node) -> set[str]:

@@ -216,7 +216,7 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
     for s in back.statements:
         read |= variables(s.value)
     defined = {s.target for s in back.statements} | {"goutput"}
-    backward = Program(tuple(back.statements), tuple(results), tuple(sorted(read - defined)))
+    backward_reads = tuple(sorted(read - defined))
 
     used_reductions = [r for r in values.reductions if r.name in read]
     rhs = inline_reductions(values.rhs, [r for r in values.reductions if r not in used_reductions])
@@ -235,7 +235,15 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
         key = tuple(None if isinstance(i, sp.Integer) else ":" for i in spec.out_indices)
         node = Subscript(node, key)
     fwd.assign(spec.output, node)
-    forward = Program(tuple(fwd.statements), (spec.output,), tuple(sorted(v for v in read if v in reserved or v in {r.name for r in used_reductions})))
+    ranks = {i.name: i.rank for i in spec.inputs}
+    ranks.update({f"d{i.name}": i.rank for i in spec.inputs})
+    ranks.update({r.name: len(r.indices) for r in values.reductions})
+    ranks.update({m.name: len(m.indices) for m in values.maxima})
+    ranks.update({v: 0 for v in all_sizes})
+    ranks.update({spec.output: len(spec.out_indices), "goutput": len(spec.out_indices)})
+    forward = Program(tuple(fwd.statements), (spec.output,), tuple(sorted(read & (reserved | {r.name for r in used_reductions}))),
+                      {**ranks, **fwd.ranks})
+    backward = Program(tuple(back.statements), tuple(results), backward_reads, {**ranks, **back.ranks})
     saved = tuple(v for v in [*(i.name for i in spec.inputs), *(m.name for m in values.maxima),
                               *(r.name for r in used_reductions), spec.output,
                               *sorted(all_sizes)] if v in read)

@@ -79,6 +79,7 @@ class Lowering:
         self.order = list(order)
         self.reserved = set(reserved) | set(self.names.values())
         self.statements: list[Assign] = []
+        self.ranks: dict = {}  # rank of each temporary
         self.memo: dict = {}
         self.counts = Counter()
         for e in count_in:
@@ -138,7 +139,9 @@ class Lowering:
             return Arr(node, tuple(free[p] for p in positions))
         out = self._arr(e)
         if self.counts[shape] > 1 and not isinstance(out.node, (Var, Const)):
-            out = Arr(self.assign(self.fresh(), out.node), out.indices)
+            name = self.fresh()
+            self.ranks[name] = len(out.indices)
+            out = Arr(self.assign(name, out.node), out.indices)
         self.memo[key] = (out.node, tuple(free.index(i) for i in out.indices))
         return out
 
@@ -204,11 +207,12 @@ class Lowering:
         present = tuple(i for i in to if i in a.indices)
         node = self.permute(a, present).node
         key = [":" if i in a.indices else None for i in to]
-        while key and key[0] is None:
+        while key and key[0] is None:  # broadcasting adds leading axes by itself
             key.pop(0)
-        while key and key[-1] == ":":
-            key.pop()
-        return Subscript(node, tuple(key)) if key else node
+        if all(k == ":" for k in key):
+            return node
+        return Subscript(node, tuple(key))  # a full key: the array API has no implicit trailing ':'
+
 
     def combine(self, arrs):
         """Aligned nodes of ``arrs`` and the index tuple they broadcast to."""
@@ -294,8 +298,6 @@ class Lowering:
         node = Var(self.names.get(e.base.label.name, e.base.label.name))
         key = [int(i) if isinstance(i, sp.Integer) else ":" for i in e.indices]
         if any(k != ":" for k in key):
-            while key[-1] == ":":
-                key.pop()
             node = Subscript(node, tuple(key))
         idx = [i for i in e.indices if not isinstance(i, sp.Integer)]
         while len(set(idx)) < len(idx):
@@ -316,7 +318,7 @@ class Lowering:
         if isinstance(p, sp.Integer):
             p, q = q, p
         if isinstance(q, sp.Integer):
-            return Arr(Subscript(Call("eye", (self.size(p),), dtype), (int(q),)), (p,))
+            return Arr(Subscript(Call("eye", (self.size(p),), dtype), (int(q), ":")), (p,))
         return Arr(Call("eye", (self.size(p),), dtype), (p, q))
 
     # -- sums and contractions -----------------------------------------------------------------
