@@ -45,21 +45,59 @@ def _fail(err: Exception, code: int):
 @click.option("--name", help="The op's name (default: the output's name).")
 @click.option("--inputs", help="Comma-separated argument order (default: order of first appearance).")
 @click.option("--steps", is_flag=True, help="Also print the chain rule and the delta-elimination steps.")
-def derive(spec, wrt, fmt, name, inputs, steps):
+@click.option("--latex", "as_latex", is_flag=True, help="Print the LaTeX write-up (a fragment) instead.")
+def derive(spec, wrt, fmt, name, inputs, steps, as_latex):
     """Derive the backward of SPEC for each input."""
+    d = _derive_or_exit(spec, name, inputs)
+    if wrt is not None:
+        try:
+            d.spec.input(wrt)
+        except SpecError as err:
+            _fail(err, 2)
+    if as_latex:
+        click.echo(d.latex(fragment=True), nl=False)
+        return
+    click.echo(render_text(d, wrt, steps) if fmt == "text" else render_numpy(d, wrt))
+
+
+def _derive_or_exit(spec, name, inputs):
     from deltagrad.derive.derivation import derive as run_derive
     from deltagrad.derive.lower import LoweringError
 
     try:
         order = [s.strip() for s in inputs.split(",")] if inputs else None
-        d = run_derive(spec, name=name, inputs=order)
-        if wrt is not None:
-            d.spec.input(wrt)
+        return run_derive(spec, name=name, inputs=order)
     except SpecError as err:
         _fail(err, 2)
     except LoweringError as err:
         _fail(err, 1)
-    click.echo(render_text(d, wrt, steps) if fmt == "text" else render_numpy(d, wrt))
+
+
+LATEX_EXAMPLES = """
+\b
+Examples:
+  deltagrad latex "Y[i,j] = X[i,j] / Sum(X[i,k], k)" -o normalize.tex && pdflatex normalize.tex
+  deltagrad latex "Y[i,j] = 1/(1 + exp(-X[i,j]))" --fragment >> writeup.tex
+"""
+
+
+@main.command(epilog=LATEX_EXAMPLES)
+@click.argument("spec")
+@click.option("-o", "--out", "outfile", type=click.Path(dir_okay=False), help="Write here (atomically) instead of stdout.")
+@click.option("--fragment", is_flag=True, help="Only the body, to \\input into your own document.")
+@click.option("--name", help="The op's name (default: the output's name).")
+@click.option("--inputs", help="Comma-separated argument order.")
+def latex(spec, outfile, fragment, name, inputs):
+    """Write the derivation of SPEC as LaTeX: a standalone amsmath document by default."""
+    d = _derive_or_exit(spec, name, inputs)
+    text = d.latex(fragment=fragment)
+    if outfile:
+        from deltagrad.files import write_atomic
+
+        write_atomic(outfile, text)
+        click.echo(f"wrote {outfile}")
+    else:
+        click.echo(text, nl=False)
 
 
 CODEGEN_EXAMPLES = """

@@ -80,11 +80,14 @@ def op_context(derivation, summary: str | None = None) -> dict:
     tensors = [i.name for i in spec.inputs]
     saved_arrays = [n for n in derivation.saved if not n.startswith("n_")]
     results = [f"d{i.name}" for i in spec.inputs]
+    from deltagrad.codegen.matrix_form import matrix_form
+
     backward_doc = []
     for name, step in derivation.steps.items():
         idx = ",".join(i.name for i in step.indices)
         lhs = f"d{name}[{idx}]" if idx else f"d{name}"
         backward_doc.append(f"{lhs} = {index_text(step.final)}")
+        backward_doc.append(f"    {matrix_form(derivation, name) or '(no plain matrix form: see the index form)'}")
     return {
         "class_name": class_name(spec.name),
         "summary": summary or f"The op {spec.name}: forward from its spec, backward derived by deltagrad.",

@@ -107,6 +107,17 @@ class Derivation:
 
         return op_source(self)
 
+    def latex(self, fragment: bool = False) -> str:
+        """The write-up: a standalone LaTeX document, or only its body with ``fragment=True``."""
+        from deltagrad.codegen.latex import render_latex
+
+        return render_latex(self, fragment=fragment)
+
+    def _repr_latex_(self) -> str:
+        from deltagrad.codegen.latex import repr_latex
+
+        return repr_latex(self)
+
     def compile(self) -> type:
         """The op as a class with static ``forward(context, *arrays, **sizes)`` and ``backward``."""
         if "class" not in self._cache:

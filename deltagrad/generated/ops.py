@@ -47,9 +47,11 @@ class Divide(Op):
 
     Forward:
         Y[i,j] = X[i,j]/Z[i,j]
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = G[a,b]/Z[a,b]
+            X∇ = G ⊘ Z
         dZ[a,b] = -G[a,b]*Y[a,b]/Z[a,b]
+            Z∇ = -G ⊙ Y ⊘ Z
     """
 
     @staticmethod
@@ -76,9 +78,11 @@ class Multiply(Op):
 
     Forward:
         Y[i,j] = X[i,j]*Z[i,j]
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = G[a,b]*Z[a,b]
+            X∇ = G ⊙ Z
         dZ[a,b] = G[a,b]*X[a,b]
+            Z∇ = G ⊙ X
     """
 
     @staticmethod
@@ -105,9 +109,11 @@ class Add(Op):
 
     Forward:
         Y[i,j] = X[i,j] + Z[i,j]
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = G[a,b]
+            X∇ = G
         dZ[a,b] = G[a,b]
+            Z∇ = G
     """
 
     @staticmethod
@@ -130,9 +136,11 @@ class Subtract(Op):
 
     Forward:
         Y[i,j] = X[i,j] - Z[i,j]
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = G[a,b]
+            X∇ = G
         dZ[a,b] = -G[a,b]
+            Z∇ = -G
     """
 
     @staticmethod
@@ -155,9 +163,11 @@ class Scale(Op):
 
     Forward:
         Y[i,j] = c*X[i,j]
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dc = Sum_i,j(G[i,j]*X[i,j])
+            c∇ = 𝟏ᵀ(G ⊙ X)𝟏
         dX[a,b] = c*G[a,b]
+            X∇ = G c
     """
 
     @staticmethod
@@ -184,9 +194,11 @@ class Matmul(Op):
 
     Forward:
         Y[i,j] = Sum_k(W[k,j]*X[i,k])
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = Sum_j(G[a,j]*W[b,j])
+            X∇ = G Wᵀ
         dW[a,b] = Sum_i(G[i,b]*X[i,a])
+            W∇ = Xᵀ G
     """
 
     @staticmethod
@@ -213,10 +225,13 @@ class Linear(Op):
 
     Forward:
         Y[i,j] = B[j] + Sum_k(W[k,j]*X[i,k])
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = Sum_j(G[a,j]*W[b,j])
+            X∇ = G Wᵀ
         dW[a,b] = Sum_i(G[i,b]*X[i,a])
+            W∇ = Xᵀ G
         dB[a] = Sum_i(G[i,a])
+            B∇ = Gᵀ𝟏
     """
 
     @staticmethod
@@ -246,8 +261,9 @@ class Sigmoid(Op):
 
     Forward:
         Y[i,j] = 1/(1 + exp(-X[i,j]))
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = (1 - Y[a,b])*G[a,b]*Y[a,b]
+            X∇ = G ⊙ Y ⊙ (1 - Y)
     """
 
     @staticmethod
@@ -271,8 +287,9 @@ class Relu(Op):
 
     Forward:
         Y[i,j] = Max(0,X[i,j])
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = Heaviside(X[a,b])*G[a,b]
+            X∇ = G ⊙ (sign[X] + 1) / 2
     """
 
     @staticmethod
@@ -296,8 +313,9 @@ class Tanh(Op):
 
     Forward:
         Y[i,j] = tanh(X[i,j])
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = (1 - Y[a,b]**2)*G[a,b]
+            X∇ = G ⊙ (1 - Y^∘2)
     """
 
     @staticmethod
@@ -321,8 +339,9 @@ class Exp(Op):
 
     Forward:
         Y[i,j] = exp(X[i,j])
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = G[a,b]*Y[a,b]
+            X∇ = G ⊙ Y
     """
 
     @staticmethod
@@ -346,8 +365,9 @@ class Log(Op):
 
     Forward:
         Y[i,j] = log(X[i,j])
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = G[a,b]/X[a,b]
+            X∇ = G ⊘ X
     """
 
     @staticmethod
@@ -371,8 +391,9 @@ class Sum(Op):
 
     Forward:
         s = Sum_i,j(X[i,j])
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of s):
         dX[a,b] = G
+            X∇ = G 𝟏𝟏ᵀ
     """
 
     @staticmethod
@@ -399,8 +420,9 @@ class RowSum(Op):
 
     Forward:
         y[i] = Sum_j(X[i,j])
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of y):
         dX[a,b] = G[a]
+            X∇ = G𝟏ᵀ
     """
 
     @staticmethod
@@ -426,8 +448,9 @@ class Mean(Op):
 
     Forward:
         m = Sum_i,j(X[i,j])/(n_i*n_j)
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of m):
         dX[a,b] = G/(n_i*n_j)
+            X∇ = G / (n_i n_j) 𝟏𝟏ᵀ
     """
 
     @staticmethod
@@ -454,8 +477,9 @@ class RowMean(Op):
 
     Forward:
         y[i] = Sum_j(X[i,j])/n_j
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of y):
         dX[a,b] = G[a]/n_j
+            X∇ = (G / n_j)𝟏ᵀ
     """
 
     @staticmethod
@@ -481,8 +505,9 @@ class Expand(Op):
 
     Forward:
         Y[i,j] = x[i]
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dx[a] = Sum_j(G[a,j])
+            x∇ = G𝟏
     """
 
     @staticmethod
@@ -504,8 +529,9 @@ class Normalize(Op):
 
     Forward:
         Y[i,j] = X[i,j]/Sum_k(X[i,k])
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = (G[a,b] - Sum_j(G[a,j]*Y[a,j]))/R0[a]
+            X∇ = (G - (G ⊙ Y)𝟏𝟏ᵀ) ⊘ R0𝟏ᵀ
     """
 
     @staticmethod
@@ -532,8 +558,9 @@ class Squeeze(Op):
 
     Forward:
         Y[i,j] = X[i,0,j]
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b,c] = G[a,c]*delta(0,b)
+            (no plain matrix form: see the index form)
     """
 
     @staticmethod
@@ -558,8 +585,9 @@ class Unsqueeze(Op):
 
     Forward:
         Y[i,0,j] = X[i,j]
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = G[a,0,b]
+            (no plain matrix form: see the index form)
     """
 
     @staticmethod
@@ -581,8 +609,9 @@ class Transpose(Op):
 
     Forward:
         Y[i,j] = X[j,i]
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = G[b,a]
+            X∇ = Gᵀ
     """
 
     @staticmethod
@@ -604,8 +633,9 @@ class Softmax(Op):
 
     Forward:
         Y[i,j] = exp(X[i,j])/Sum_k(exp(X[i,k]))
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = (G[a,b] - Sum_j(G[a,j]*Y[a,j]))*Y[a,b]
+            X∇ = Y ⊙ (G - (G ⊙ Y)𝟏𝟏ᵀ)
     """
 
     @staticmethod
@@ -632,8 +662,9 @@ class LogSoftmax(Op):
 
     Forward:
         Y[i,j] = X[i,j] - log(Sum_k(exp(X[i,k])))
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of Y):
         dX[a,b] = G[a,b] - Sum_j(G[a,j])*exp(Y[a,b])
+            X∇ = G - G𝟏𝟏ᵀ ⊙ exp[Y]
     """
 
     @staticmethod
@@ -658,9 +689,11 @@ class SoftmaxCrossEntropy(Op):
 
     Forward:
         L = -Sum_i,j((X[i,j] - log(Sum_k(exp(X[i,k]))))*T[i,j])/n_i
-    Backward:
+    Backward (index form, then matrix form; G is the gradient of L):
         dX[a,b] = -G*(T[a,b] - Sum_j(T[a,j])*exp(X[a,b] - M0[a])/S0[a])/n_i
+            X∇ = -G (T - T𝟏𝟏ᵀ ⊙ exp[X - M0𝟏ᵀ] ⊘ S0𝟏ᵀ) / n_i
         dT[a,b] = G*(M0[a] + log(S0[a]) - X[a,b])/n_i
+            T∇ = G (M0𝟏ᵀ + log[S0]𝟏ᵀ - X) / n_i
     """
 
     @staticmethod
