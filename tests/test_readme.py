@@ -68,3 +68,16 @@ if __name__ == "__main__":
         rewrite_table()
     else:
         print("\n".join(table_rows()))
+
+
+def test_readme_generated_class_and_latex_snippets_are_current():
+    from deltagrad.codegen.module import GENERATED_DIR
+
+    ops = (GENERATED_DIR / "ops.py").read_text()
+    start = ops.index("class Sigmoid(Op):")
+    cls = ops[start:ops.index("\n\n\nclass", start)].rstrip() + "\n"
+    assert "```python\n" + cls + "```" in README
+    latex = derive("Y[i,j] = X[i,j] / Z[i,j]").latex(fragment=True)
+    block = README[README.index("```latex\n") + 9:]
+    block = block[:block.index("```")]
+    assert block.strip() and block in latex

@@ -97,14 +97,15 @@ def op_latex_context(d, summary: str = "", numbered: bool = False) -> dict:
     for red in d.values.reductions:
         if any(f.has(sp.IndexedBase(red.name, real=True)) or f.has(sp.Symbol(red.name, real=True)) for f in finals):
             saved.append(f"{tex(red.ref)} = {tex(red.expr)}")
+    maxima = []
     for m in d.values.maxima:
         ref = tex(sp.IndexedBase(m.name, real=True)[m.indices]) if m.indices else name_latex(m.name)
         pattern = [str(i) for i in m.indices]
         pattern.insert(m.axis, "k")
-        saved.append(f"{ref} = \\max_{{k}} {name_latex(m.tensor)}_{{{''.join(pattern)}}}")
+        maxima.append(f"{ref} = \\max_{{k}} {name_latex(m.tensor)}_{{{''.join(pattern)}}}")
     return {
         "saved": saved,
-        "shifted": bool(d.values.maxima),
+        "maxima": maxima,
         "section": "section" if numbered else "section*",
         "subsection": "subsection",
         "title": _escape(spec.name),

@@ -221,8 +221,8 @@ class Lowering:
 
     # -- element-wise arithmetic ----------------------------------------------------------
     def add(self, e) -> Arr:
-        def order(t):
-            return (t.could_extract_minus_sign(), -len([s for s in t.free_symbols if is_index(s)]))
+        def order(t):  # positive terms first; numbers first among them (1 - Y), then the widest (X @ W + B)
+            return (t.could_extract_minus_sign(), not t.is_Number, -len([s for s in t.free_symbols if is_index(s)]))
 
         terms = sorted(e.args, key=order)
         signed = [(t.could_extract_minus_sign(), self.arr(-t if t.could_extract_minus_sign() else t)) for t in terms]

@@ -270,7 +270,7 @@ class Sigmoid(Op):
     def forward(context, X):
         xp = array_namespace(X)
         check_shapes("Sigmoid", ("i", "j"), {"X": (X, ("i", "j"))})
-        Y = 1 / (xp.exp(-X) + 1)
+        Y = 1 / (1 + xp.exp(-X))
         context["Y"] = Y
         return Y
 
