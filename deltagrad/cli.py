@@ -163,6 +163,104 @@ def codegen(specs, outdir, latexdir):
         _fail(err, 1)
 
 
+TRAIN_EXAMPLES = """
+\b
+Examples:
+  deltagrad train --hidden 300 --activation relu --optimizer adam --lr 1e-3 \\
+      --epochs 5 --batch-size 128 --device cpu --seed 0 --out runs/relu
+  deltagrad train --epochs 3 --compare activation=sigmoid,relu --out runs/act
+  deltagrad train --optimizer sgd --lr 0.05 --compare momentum=0,0.5,0.9 --out runs/mom
+  deltagrad train --compare init=glorot,normal,zeros --out runs/init
+  deltagrad train --compare hidden=100,300,300-100 --out runs/width
+  deltagrad evaluate runs/relu
+
+\b
+MNIST is read from --data-dir, $DELTAGRAD_DATA or the cache folder, and downloaded
+(and checked against its SHA-256) when missing. --synthetic trains on a quick
+synthetic stand-in instead.
+"""
+
+
+def _hidden(text: str) -> tuple:
+    try:
+        sizes = tuple(int(x) for x in text.replace("x", ",").replace("-", ",").split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give widths such as 300 or 300,100") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{text!r}: give at least one positive width")
+    return sizes
+
+
+@main.command(epilog=TRAIN_EXAMPLES)
+@click.option("--hidden", default="300", show_default=True, help="Hidden widths, e.g. 300 or 300,100.")
+@click.option("--activation", type=click.Choice(["relu", "sigmoid", "tanh"]), default="relu", show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="adam", show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD momentum (0.9 for --optimizer momentum).")
+@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
+@click.option("--init", type=click.Choice(["glorot", "normal", "zeros"]), default="glorot", show_default=True)
+@click.option("--residual", is_flag=True, help="Add skip connections between hidden layers of equal width.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "array-api-strict"]), default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the MNIST IDX files.")
+@click.option("--synthetic", is_flag=True, help="Train on a synthetic stand-in for MNIST.")
+@click.option("--limit", type=click.IntRange(1), help="Use only this many training images.")
+@click.option("--compare", "compare_spec", help="KEY=V1,V2,...: one run per value, one overlay plot.")
+@click.option("--out", "out", type=click.Path(file_okay=False), default="runs/latest", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(hidden, activation, optimizer, lr, momentum, epochs, batch_size, init, residual, device, seed,
+          data_dir, synthetic, limit, compare_spec, out, quiet):
+    """Train an MLP on MNIST with the generated ops only."""
+    from deltagrad import train as T
+    from deltagrad.backend import DeviceError, namespace
+    from deltagrad.data import DataError
+
+    config = T.TrainConfig(hidden=_hidden(hidden), activation=activation, optimizer=optimizer, lr=lr,
+                           momentum=momentum, epochs=epochs, batch_size=batch_size, init=init, residual=residual,
+                           device=device, seed=seed, data="synthetic" if synthetic else "mnist", data_dir=data_dir,
+                           limit=limit)
+    try:
+        namespace(device)
+        if compare_spec:
+            key, values = T.parse_compare(compare_spec)
+            runs = T.compare(config, key, values, out, progress=not quiet)
+            for label, r in runs.items():
+                m = r.metrics[-1]
+                click.echo(f"{label}: train loss {m['train_loss']:.4f}, val {m['val_accuracy']:.4f}, "
+                           f"test {m['test_accuracy']:.4f}")
+            click.echo(f"overlay plots: {out}/compare_loss.png, {out}/compare_accuracy.png")
+        else:
+            r = T.train(config, out, progress=not quiet)
+            m = r.metrics[-1]
+            click.echo(f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}, val accuracy {m['val_accuracy']:.4f}, "
+                       f"test accuracy {m['test_accuracy']:.4f} ({m['seconds']:.1f} s/epoch)")
+            click.echo(f"wrote {out}/metrics.json, metrics.csv, loss.png, accuracy.png, model.npz")
+    except (DeviceError, DataError, ValueError) as err:
+        _fail(err, 1)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True))
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the MNIST IDX files.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "array-api-strict"]), help="Override the run's device.")
+def evaluate(run, data_dir, device):
+    """Test accuracy of a saved model (a run folder or its model.npz)."""
+    from pathlib import Path
+
+    from deltagrad import train as T
+    from deltagrad.backend import DeviceError
+    from deltagrad.data import DataError
+
+    path = Path(run)
+    path = path / "model.npz" if path.is_dir() else path
+    try:
+        acc = T.evaluate(path, data_dir, device)
+    except (DeviceError, DataError, ValueError, OSError, KeyError) as err:
+        _fail(err, 1)
+    click.echo(f"test accuracy {acc:.4f} ({path})")
+
+
 def render_text(d, wrt=None, steps=False) -> str:
     """The derivation as text: the forward, then per input its backward and numpy lines."""
     from deltagrad.codegen.index_printer import index_text

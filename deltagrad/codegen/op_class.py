@@ -100,7 +100,8 @@ def op_context(derivation, summary: str | None = None) -> dict:
         "saved": list(derivation.saved),
         "output": spec.output,
         "backward_namespace_args": ", ".join(["goutput", *saved_arrays]),
-        "scalar_output": not spec.out_indices,
+        # a Python float stays a weak scalar (float32 stays float32); only dtype look-ups need an array
+        "scalar_output": not spec.out_indices and any("goutput.dtype" in l for l in render_statements(derivation.backward.statements)),
         "backward_lines": render_statements(derivation.backward.statements),
         "results": f"({results[0]},)" if len(results) == 1 else ", ".join(results),
     }

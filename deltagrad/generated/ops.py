@@ -410,7 +410,6 @@ class Sum(Op):
         n_i = context["n_i"]
         n_j = context["n_j"]
         xp = array_namespace(goutput)
-        goutput = xp.asarray(goutput)
         dX = xp.broadcast_to(goutput, (n_i, n_j))
         return (dX,)
 
@@ -467,7 +466,6 @@ class Mean(Op):
         n_i = context["n_i"]
         n_j = context["n_j"]
         xp = array_namespace(goutput)
-        goutput = xp.asarray(goutput)
         dX = xp.broadcast_to(goutput / (n_i * n_j), (n_i, n_j))
         return (dX,)
 
@@ -720,7 +718,6 @@ class SoftmaxCrossEntropy(Op):
         S0 = context["S0"]
         n_i = context["n_i"]
         xp = array_namespace(goutput, X, T, M0, S0)
-        goutput = xp.asarray(goutput)
         dX = -goutput * (T - xp.sum(T, axis=1)[:, None] * xp.exp(X - M0[:, None]) / S0[:, None]) / n_i
         dT = goutput * (M0[:, None] + xp.log(S0)[:, None] - X) / n_i
         return dX, dT

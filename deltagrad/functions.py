@@ -1,0 +1,81 @@
+"""Functions on graph tensors, each one generated op (from ``deltagrad.generated``).
+
+>>> import numpy as np
+>>> from deltagrad.graph import Tensor
+>>> x = Tensor(np.zeros((1, 2)), requires_grad=True)
+>>> sigmoid(x).value
+array([[0.5, 0.5]])
+"""
+
+from __future__ import annotations
+
+from deltagrad import generated as G
+from deltagrad.graph import Tensor, apply
+
+
+def _is_scalar(v) -> bool:
+    return isinstance(v, (int, float)) or (not isinstance(v, Tensor) and getattr(v, "shape", None) == ())
+
+
+def add(x, y):
+    """Element-wise ``x + y`` of two matrices."""
+    return apply(G.Add, x, y)
+
+
+def subtract(x, y):
+    """Element-wise ``x - y`` of two matrices."""
+    return apply(G.Subtract, x, y)
+
+
+def multiply(x, y):
+    """Element-wise product; a number on either side scales the matrix."""
+    if _is_scalar(y):
+        return apply(G.Scale, y, x)
+    if _is_scalar(x):
+        return apply(G.Scale, x, y)
+    return apply(G.Multiply, x, y)
+
+
+def divide(x, y):
+    """Element-wise ``x / y``; a number below scales by its inverse."""
+    if _is_scalar(y):
+        return apply(G.Scale, 1.0 / y, x)
+    return apply(G.Divide, x, y)
+
+
+def matmul(x, w):
+    """Matrix product ``x @ w``."""
+    return apply(G.Matmul, x, w)
+
+
+def linear(x, w, b):
+    """``x @ w + b`` with the bias broadcast over rows."""
+    return apply(G.Linear, x, w, b)
+
+
+def sigmoid(x):
+    """Logistic sigmoid."""
+    return apply(G.Sigmoid, x)
+
+
+def relu(x):
+    """Rectified linear unit."""
+    return apply(G.Relu, x)
+
+
+def tanh(x):
+    """Hyperbolic tangent."""
+    return apply(G.Tanh, x)
+
+
+def softmax(x):
+    """Row-wise softmax."""
+    return apply(G.Softmax, x)
+
+
+def softmax_cross_entropy(logits, targets):
+    """Mean cross-entropy of row-wise softmax(logits) against one-hot or probability rows."""
+    return apply(G.SoftmaxCrossEntropy, logits, targets)
+
+
+ACTIVATIONS = {"sigmoid": sigmoid, "relu": relu, "tanh": tanh}
