@@ -71,8 +71,9 @@ def accuracy(model: MLP, images, labels, xp, batch: int = 2000) -> float:
     correct = 0
     n = images.shape[0]
     for s in range(0, n, batch):
-        logits = model(Tensor(images[s:s + batch])).value
-        correct += int(xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels[s:s + batch], xp.int32)))
+        e = min(s + batch, n)  # the array API leaves out-of-range slice ends unspecified
+        logits = model(Tensor(images[s:e, ...])).value
+        correct += int(xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels[s:e], xp.int32)))
     return correct / n
 
 
@@ -105,7 +106,7 @@ def train(config: TrainConfig, out_dir=None, progress: bool = True, data: dict |
         total, batches = 0.0, 0
         bar = tqdm(total=n, desc=f"epoch {epoch}/{config.epochs}", unit="img", disable=not progress, leave=True)
         for s in range(0, n, config.batch_size):
-            idx = order[s:s + config.batch_size]
+            idx = order[s:min(s + config.batch_size, n)]
             xb, yb = xp.take(x_tr, idx, axis=0), xp.take(y_tr, idx, axis=0)
             loss = F.softmax_cross_entropy(model(Tensor(xb)), yb)
             opt.zero_grad()
