@@ -90,8 +90,12 @@ def apply(op, *inputs, **sizes) -> Tensor:
     values = [t.value if isinstance(t, Tensor) else t for t in inputs]
     context: dict = {}
     out = op.forward(context, *values, **sizes)
-    needs = any(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-    return Tensor(out, OpNode(op, context, inputs) if needs else None, needs)
+    needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+    if not any(needs):
+        return Tensor(out)
+    if not all(needs):
+        context["needs_input_grad"] = needs  # the generated backward skips the others
+    return Tensor(out, OpNode(op, context, inputs), True)
 
 
 def topological_order(root: Tensor) -> list:

@@ -217,3 +217,15 @@ def test_cli_cuda_without_cupy_fails_with_one_line():
     r = CliRunner().invoke(main, ["train", "--device", "cuda", "--synthetic", "--quiet"])
     assert r.exit_code == 1
     assert r.output.strip().count("\n") == 0 and "CuPy" in r.output and "Traceback" not in r.output
+
+
+def test_gradients_that_are_not_needed_are_not_computed():
+    from deltagrad.generated import Linear as LinearOp
+
+    x = Tensor(rng.normal(size=(2, 3)))                 # data: no gradient
+    w = Tensor(rng.normal(size=(3, 4)), requires_grad=True)
+    b = Tensor(np.zeros(4), requires_grad=True)
+    y = apply(LinearOp, x, w, b)
+    assert y.source.context["needs_input_grad"] == (False, True, True)
+    dx, dw, db = LinearOp.backward(y.source.context, np.ones((2, 4)))
+    assert dx is None and dw.shape == (3, 4) and db.shape == (4,)

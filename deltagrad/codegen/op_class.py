@@ -10,8 +10,9 @@ class Divide(Op):
         Z = context["Z"]
         Y = context["Y"]
         xp = array_namespace(goutput, Z, Y)
-        dX = goutput / Z
-        dZ = -goutput * Y / Z
+        needs = context.get("needs_input_grad", (True, True))
+        dX = goutput / Z if needs[0] else None
+        dZ = -goutput * Y / Z if needs[1] else None
         return dX, dZ
 <BLANKLINE>
 """
@@ -102,9 +103,24 @@ def op_context(derivation, summary: str | None = None) -> dict:
         "backward_namespace_args": ", ".join(["goutput", *saved_arrays]),
         # a Python float stays a weak scalar (float32 stays float32); only dtype look-ups need an array
         "scalar_output": not spec.out_indices and any("goutput.dtype" in l for l in render_statements(derivation.backward.statements)),
-        "backward_lines": render_statements(derivation.backward.statements),
+        "backward_lines": _backward_lines(derivation, results),
+        "skippable": len(results) > 1,
+        "all_true": "(" + ", ".join(["True"] * len(results)) + ("," if len(results) == 1 else "") + ")",
         "results": f"({results[0]},)" if len(results) == 1 else ", ".join(results),
     }
+
+
+def _backward_lines(derivation, results) -> list:
+    """The backward's lines; with several inputs, each gradient is computed only if needed."""
+    from deltagrad.codegen.python_printer import render
+
+    lines = []
+    for st in derivation.backward.statements:
+        if len(results) > 1 and st.target in results:
+            lines.append(f"{st.target} = {render(st.value)} if needs[{results.index(st.target)}] else None")
+        else:
+            lines.append(f"{st.target} = {render(st.value)}")
+    return lines
 
 
 def _tuple(items) -> str:

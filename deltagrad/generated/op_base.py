@@ -15,7 +15,9 @@ class Op:
     """An operation with a static ``forward(context, *inputs)`` and ``backward(context, goutput)``.
 
     ``forward`` stores in the ``context`` dict exactly what ``backward`` reads; ``backward``
-    returns one gradient per input, in input order, each with its input's shape.
+    returns one gradient per input, in input order, each with its input's shape. A caller may
+    set ``context["needs_input_grad"]`` (one bool per input, as in PyTorch) before calling
+    ``backward``; a gradient that is not needed is then not computed and comes back as None.
     """
 
     @staticmethod

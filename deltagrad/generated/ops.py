@@ -68,8 +68,9 @@ class Divide(Op):
         Z = context["Z"]
         Y = context["Y"]
         xp = array_namespace(goutput, Z, Y)
-        dX = goutput / Z
-        dZ = -goutput * Y / Z
+        needs = context.get("needs_input_grad", (True, True))
+        dX = goutput / Z if needs[0] else None
+        dZ = -goutput * Y / Z if needs[1] else None
         return dX, dZ
 
 
@@ -99,8 +100,9 @@ class Multiply(Op):
         X = context["X"]
         Z = context["Z"]
         xp = array_namespace(goutput, X, Z)
-        dX = goutput * Z
-        dZ = goutput * X
+        needs = context.get("needs_input_grad", (True, True))
+        dX = goutput * Z if needs[0] else None
+        dZ = goutput * X if needs[1] else None
         return dX, dZ
 
 
@@ -126,8 +128,9 @@ class Add(Op):
     @staticmethod
     def backward(context, goutput):
         xp = array_namespace(goutput)
-        dX = goutput
-        dZ = goutput
+        needs = context.get("needs_input_grad", (True, True))
+        dX = goutput if needs[0] else None
+        dZ = goutput if needs[1] else None
         return dX, dZ
 
 
@@ -153,8 +156,9 @@ class Subtract(Op):
     @staticmethod
     def backward(context, goutput):
         xp = array_namespace(goutput)
-        dX = goutput
-        dZ = -goutput
+        needs = context.get("needs_input_grad", (True, True))
+        dX = goutput if needs[0] else None
+        dZ = -goutput if needs[1] else None
         return dX, dZ
 
 
@@ -184,8 +188,9 @@ class Scale(Op):
         c = context["c"]
         X = context["X"]
         xp = array_namespace(goutput, c, X)
-        dc = xp.sum(goutput * X)
-        dX = goutput * c
+        needs = context.get("needs_input_grad", (True, True))
+        dc = xp.sum(goutput * X) if needs[0] else None
+        dX = goutput * c if needs[1] else None
         return dc, dX
 
 
@@ -215,8 +220,9 @@ class Matmul(Op):
         X = context["X"]
         W = context["W"]
         xp = array_namespace(goutput, X, W)
-        dX = goutput @ W.T
-        dW = X.T @ goutput
+        needs = context.get("needs_input_grad", (True, True))
+        dX = goutput @ W.T if needs[0] else None
+        dW = X.T @ goutput if needs[1] else None
         return dX, dW
 
 
@@ -250,9 +256,10 @@ class Linear(Op):
         X = context["X"]
         W = context["W"]
         xp = array_namespace(goutput, X, W)
-        dX = goutput @ W.T
-        dW = X.T @ goutput
-        dB = xp.sum(goutput, axis=0)
+        needs = context.get("needs_input_grad", (True, True, True))
+        dX = goutput @ W.T if needs[0] else None
+        dW = X.T @ goutput if needs[1] else None
+        dB = xp.sum(goutput, axis=0) if needs[2] else None
         return dX, dW, dB
 
 
@@ -718,6 +725,7 @@ class SoftmaxCrossEntropy(Op):
         S0 = context["S0"]
         n_i = context["n_i"]
         xp = array_namespace(goutput, X, T, M0, S0)
-        dX = -goutput * (T - xp.sum(T, axis=1)[:, None] * xp.exp(X - M0[:, None]) / S0[:, None]) / n_i
-        dT = goutput * (M0[:, None] + xp.log(S0)[:, None] - X) / n_i
+        needs = context.get("needs_input_grad", (True, True))
+        dX = -goutput * (T - xp.sum(T, axis=1)[:, None] * xp.exp(X - M0[:, None]) / S0[:, None]) / n_i if needs[0] else None
+        dT = goutput * (M0[:, None] + xp.log(S0)[:, None] - X) / n_i if needs[1] else None
         return dX, dT
