@@ -237,8 +237,8 @@ def compare(config: TrainConfig, key: str, values: list, out_dir, progress: bool
     data = load_data(config)
     for v in values:
         cfg = replace(config, **{key: v})
-        if key == "momentum":
-            cfg = replace(cfg, optimizer="momentum" if v else cfg.optimizer)
+        if key == "momentum":  # momentum is a property of SGD: every run uses SGD, from 0 (plain) up
+            cfg = replace(cfg, optimizer="sgd")
         label = f"{key}={'-'.join(map(str, v)) if isinstance(v, tuple) else v}"
         runs[label] = train(cfg, out / label, progress, data)
     plot_runs(out, runs)

@@ -22,7 +22,7 @@ import numpy as np
 import sympy as sp
 
 from deltagrad.derive.eliminate import eliminate_deltas
-from deltagrad.derive.spec import Spec, extent, index, index_aliases, is_index, scalar, tensor
+from deltagrad.derive.spec import Spec, extent, is_index, scalar, tensor
 from deltagrad.derive.simplify import cost, simplify_index_expr
 
 
@@ -206,70 +206,23 @@ def agree(first, second, spec: Spec, values: ForwardValues, input_name: str, gra
     range and from a range of both signs; a draw where either side is not finite is skipped,
     and at least one draw must be finite.
     """
-    from deltagrad.derive.evaluate import run
-    from deltagrad.derive.lower import Lowering
+    from deltagrad.derive.numeric import evaluate_gradient, forward_env, index_sizes, output_shape, random_inputs
 
     rng = np.random.default_rng(12345)
-    aliases = index_aliases(spec)
-    classes = sorted(set(aliases.values()))
-    sizes = {extent(index(n)): 2 + classes.index(rep) % 4 for n, rep in aliases.items()}
-    pattern = next((e.indices for e in sp.preorder_traversal(spec.rhs)
-                    if isinstance(e, sp.Indexed) and e.base.label.name == input_name), ())
-    for idx, ix in zip(grad_indices, pattern):
-        sizes[extent(idx)] = int(ix) + 2 if isinstance(ix, sp.Integer) else sizes[extent(ix)]
+    sizes = index_sizes(spec, input_name, grad_indices)
     checked = 0
-    for trial in range(trials):
+    for _ in range(trials):
         for low, high in ((0.5, 1.5), (-1.5, 1.5)):
-            env = {f"n_{s.name[2:]}": v for s, v in sizes.items()}
-            sized = {s: f"n_{s.name[2:]}" for s in sizes}
-            for inp in spec.inputs:
-                shape = _shape_of(spec, inp.name, sizes)
-                env[inp.name] = rng.uniform(low, high, size=shape) if shape else float(rng.uniform(low, high))
-            lowering = Lowering(sizes=sized, dtype_of=grad_name, count_in=[values.rhs])
-            from deltagrad.derive.derivation import max_node
-
-            for m in values.maxima:
-                lowering.assign(m.name, max_node(m))
-            for red in values.reductions:
-                lowering.assign(red.name, lowering.lower(red.expr, red.indices))
-            lowering.assign(spec.output, _lower_output(lowering, values.rhs, spec))
-            with np.errstate(all="ignore"):
-                env = run(lowering.statements, env, np)
-                out_shape = tuple(sizes[extent(i)] if isinstance(i, sp.Symbol) else 1 for i in spec.out_indices)
-                env[grad_name] = rng.normal(size=out_shape) if out_shape else float(rng.normal())
-                results = []
-                for e in (first, second):
-                    lw = Lowering(sizes=sized, dtype_of=grad_name, reserved=env, count_in=[e])
-                    node = lw.lower(e, grad_indices)
-                    results.append(np.asarray(run(lw.statements + [_assign("_r", node)], env, np)["_r"], dtype=float))
+            env = forward_env(spec, values, random_inputs(spec, sizes, rng, low, high), sizes, grad_name)
+            shape = output_shape(spec, sizes)
+            env[grad_name] = rng.normal(size=shape) if shape else float(rng.normal())
+            results = [evaluate_gradient(e, env, sizes, grad_indices, grad_name) for e in (first, second)]
             if not all(np.all(np.isfinite(r)) for r in results):
                 continue
             if not np.allclose(results[0], results[1], rtol=1e-9, atol=1e-10):
                 return False
             checked += 1
     return checked > 0
-
-
-def _assign(name, node):
-    from deltagrad.derive.array_program import Assign
-
-    return Assign(name, node)
-
-
-def _lower_output(lowering, rhs, spec):
-    from deltagrad.derive.array_program import Subscript
-
-    node = lowering.lower(rhs, spec.free_indices)
-    if any(isinstance(i, sp.Integer) for i in spec.out_indices):
-        node = Subscript(node, tuple(None if isinstance(i, sp.Integer) else ":" for i in spec.out_indices))
-    return node
-
-
-def _shape_of(spec: Spec, name: str, sizes: dict) -> tuple:
-    occ = next((e for e in sp.preorder_traversal(spec.rhs) if isinstance(e, sp.Indexed) and e.base.label.name == name), None)
-    if occ is None:
-        return ()
-    return tuple(int(i) + 2 if isinstance(i, sp.Integer) else sizes[extent(i)] for i in occ.indices)
 
 
 def rewrite_through_forward(expr, spec: Spec, values: ForwardValues, input_name: str, grad_indices, grad_name: str):

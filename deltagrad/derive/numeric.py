@@ -1,0 +1,96 @@
+"""Evaluate index expressions on concrete arrays: random inputs, the forward's saved values,
+and a gradient expression lowered and run with NumPy. Used to confirm rewrites and to find
+counterexamples to claimed gradients.
+
+>>> from deltagrad.derive.parse import parse_spec
+>>> from deltagrad.derive.saved_values import forward_values
+>>> from deltagrad.derive.spec import index, tensor
+>>> spec = parse_spec("Y[i,j] = X[i,j] * 2")
+>>> sizes = index_sizes(spec, "X", (index('a'), index('b')))
+>>> env = forward_env(spec, forward_values(spec), {"X": np.ones((2, 3))}, sizes, "G")
+>>> env["Y"].tolist()
+[[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from deltagrad.derive.spec import Spec, extent, index, index_aliases
+
+
+def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> dict:
+    """A size per extent symbol: indices of one class share a size, classes get different sizes
+    (so that a transpose cannot hide), and each gradient index takes its input axis' size."""
+    aliases = index_aliases(spec)
+    classes = sorted(set(aliases.values()))
+    sizes = {extent(index(n)): first + classes.index(rep) % 4 for n, rep in aliases.items()}
+    pattern = input_pattern(spec, input_name)
+    for idx, ix in zip(grad_indices, pattern):
+        sizes[extent(idx)] = int(ix) + 2 if isinstance(ix, sp.Integer) else sizes[extent(ix)]
+    return sizes
+
+
+def input_pattern(spec: Spec, name: str) -> tuple:
+    """The indices of the first occurrence of input ``name`` in the spec."""
+    return next((e.indices for e in sp.preorder_traversal(spec.rhs)
+                 if isinstance(e, sp.Indexed) and e.base.label.name == name), ())
+
+
+def input_shape(spec: Spec, name: str, sizes: dict) -> tuple:
+    return tuple(int(i) + 2 if isinstance(i, sp.Integer) else sizes[extent(i)] for i in input_pattern(spec, name))
+
+
+def output_shape(spec: Spec, sizes: dict) -> tuple:
+    return tuple(sizes[extent(i)] if isinstance(i, sp.Symbol) else 1 for i in spec.out_indices)
+
+
+def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integers: bool = False) -> dict:
+    """Random values for every input (uniform floats, or small integers without zero)."""
+    out = {}
+    for inp in spec.inputs:
+        shape = input_shape(spec, inp.name, sizes)
+        if integers:
+            vals = rng.integers(int(low), int(high) + 1, size=shape).astype(float)
+            vals[vals == 0] = 1.0
+        else:
+            vals = rng.uniform(low, high, size=shape)
+        out[inp.name] = vals if shape else float(vals)
+    return out
+
+
+def forward_env(spec: Spec, values, inputs: dict, sizes: dict, grad_name: str) -> dict:
+    """The inputs, sizes and the forward's values (maxima, reductions, output) by name."""
+    from deltagrad.derive.array_program import Subscript
+    from deltagrad.derive.derivation import max_node
+    from deltagrad.derive.evaluate import run
+    from deltagrad.derive.lower import Lowering
+
+    env = {f"n_{s.name[2:]}": v for s, v in sizes.items()}
+    env.update(inputs)
+    sized = {s: f"n_{s.name[2:]}" for s in sizes}
+    low = Lowering(sizes=sized, dtype_of=grad_name, count_in=[values.rhs])
+    for m in values.maxima:
+        low.assign(m.name, max_node(m))
+    for red in values.reductions:
+        low.assign(red.name, low.lower(red.expr, red.indices))
+    node = low.lower(values.rhs, spec.free_indices)
+    if any(isinstance(i, sp.Integer) for i in spec.out_indices):
+        node = Subscript(node, tuple(None if isinstance(i, sp.Integer) else ":" for i in spec.out_indices))
+    low.assign(spec.output, node)
+    with np.errstate(all="ignore"):
+        return run(low.statements, env, np)
+
+
+def evaluate_gradient(expr, env: dict, sizes: dict, grad_indices, grad_name: str) -> np.ndarray:
+    """The array of ``expr`` over ``grad_indices`` with variables from ``env``."""
+    from deltagrad.derive.array_program import Assign
+    from deltagrad.derive.evaluate import run
+    from deltagrad.derive.lower import Lowering
+
+    sized = {s: f"n_{s.name[2:]}" for s in sizes}
+    low = Lowering(sizes=sized, dtype_of=grad_name, reserved=env, count_in=[expr])
+    node = low.lower(expr, tuple(grad_indices))
+    with np.errstate(all="ignore"):
+        return np.asarray(run(low.statements + [Assign("_result", node)], env, np)["_result"], dtype=float)
