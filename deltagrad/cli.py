@@ -261,6 +261,96 @@ def evaluate(run, data_dir, device):
     click.echo(f"test accuracy {acc:.4f} ({path})")
 
 
+CHECK_EXAMPLES = """
+\b
+Examples:
+  deltagrad check "Y[i,j] = X[i,j] / Z[i,j]" --claim "dZ[a,b] = -G[a,b]*X[a,b]/Z[a,b]**2"
+  deltagrad check "Y[i,j] = Sum(X[i,k]*W[k,j], k)" --claim "dW[a,b] = Sum(X[i,a]*G[i,b], i)"
+  deltagrad check "Y[i,j] = 1/(1+exp(-X[i,j]))" --code my_ops.py:Sigmoid
+  deltagrad check --batch homework.toml --format json
+
+\b
+A claim names an input's gradient on the left (d + the input's name, its indices
+bound by position) and may use G (the output's gradient; --grad-name changes the
+letter), the spec's inputs, Sum and the spec functions on the right.
+--code FILE.py:ClassName IMPORTS AND RUNS your file (as python would), then runs the
+class's forward and backward on random inputs and compares them with the derived op.
+Exit code: 0 every claim correct, 1 one is not, 2 a bad claim, spec or file.
+"""
+
+
+def _verdict_text(v) -> list:
+    lines = [v.claim]
+    if v.correct:
+        lines.append(f"  correct: {v.how}")
+        return lines
+    what = v.diagnosis or v.error or "incorrect"
+    lines.append(f"  INCORRECT: {what}")
+    if v.error and v.diagnosis:
+        lines.append(f"  error: {v.error}")
+    if v.derived:
+        lines.append(f"  derived:        {v.derived}")
+    if v.difference:
+        lines.append(f"  difference:     {v.difference}")
+    if v.counterexample:
+        items = list(v.counterexample.items())
+        lines.append(f"  counterexample: {items[0][0]} = {items[0][1]}")
+        lines += [f"                  {k} = {val}" for k, val in items[1:]]
+    return lines
+
+
+@main.command(epilog=CHECK_EXAMPLES)
+@click.argument("spec", required=False)
+@click.option("--claim", "claims", multiple=True, help='A claimed gradient, e.g. "dX[a,b] = G[a,b]/Z[a,b]".')
+@click.option("--code", "code", help="FILE.py:ClassName of a hand-written Op (runs that file).")
+@click.option("--grad-name", default="G", show_default=True, help="The letter claims use for the output's gradient.")
+@click.option("--inputs", help="Comma-separated argument order (for --code).")
+@click.option("--batch", type=click.Path(dir_okay=False), help="A TOML or YAML file of (spec, claims/code) entries.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check(spec, claims, code, grad_name, inputs, batch, fmt):
+    """Check hand-derived gradients (claims or code) against the derived backward of SPEC."""
+    import json
+
+    if batch:
+        from deltagrad.check.batch import run_batch
+
+        try:
+            results = run_batch(batch)
+        except (SpecError, OSError) as err:
+            _fail(err, 2)
+        counts = {k: sum(r["status"] == k for r in results) for k in ("correct", "incorrect", "error")}
+        if fmt == "json":
+            click.echo(json.dumps({"results": results, "summary": counts}, indent=2))
+        else:
+            for r in results:
+                detail = r.get("diagnosis") or r.get("error") or r.get("message") or r.get("how", "")
+                click.echo(f"{r['entry']}: {r['claim']}: {r['status']}" + (f" ({detail})" if r["status"] != "correct" else ""))
+            click.echo(f"{len(results)} checks: {counts['correct']} correct, {counts['incorrect']} incorrect, "
+                       f"{counts['error']} errors")
+        sys.exit(2 if counts["error"] else 1 if counts["incorrect"] else 0)
+    if not spec or not (claims or code):
+        _fail(click.UsageError("give SPEC with --claim and/or --code, or --batch FILE"), 2)
+    from deltagrad.check.claims import check_claim
+    from deltagrad.check.code import check_code, load_op
+
+    d = _derive_or_exit(spec, None, inputs)
+    verdicts = []
+    try:
+        for c in claims:
+            verdicts.append(check_claim(d, c, grad_name))
+        if code:
+            op, file = load_op(code)
+            verdicts += check_code(d, op, file)
+    except SpecError as err:
+        _fail(err, 2)
+    if fmt == "json":
+        click.echo(json.dumps([v.as_dict() for v in verdicts], indent=2))
+    else:
+        for v in verdicts:
+            click.echo("\n".join(_verdict_text(v)))
+    sys.exit(0 if all(v.correct for v in verdicts) else 1)
+
+
 def render_text(d, wrt=None, steps=False) -> str:
     """The derivation as text: the forward, then per input its backward and numpy lines."""
     from deltagrad.codegen.index_printer import index_text

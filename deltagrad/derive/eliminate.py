@@ -28,7 +28,8 @@ def eliminate_deltas(expr: sp.Expr) -> sp.Expr:
     if isinstance(expr, sp.Sum):
         body = eliminate_deltas(expr.function)
         indices = [lim[0] for lim in expr.limits]
-        return sp.Add(*[_collapse(term, indices) for term in sp.Add.make_args(expand_products(body))])
+        uppers = {lim[0]: lim[2] for lim in expr.limits}
+        return sp.Add(*[_collapse(term, indices, uppers) for term in sp.Add.make_args(expand_products(body))])
     if not expr.args or isinstance(expr, sp.Indexed):
         return expr
     return expr.func(*[eliminate_deltas(a) for a in expr.args])
@@ -45,7 +46,7 @@ def expand_products(expr: sp.Expr) -> sp.Expr:
     return sp.expand(expr, deep=False, power_exp=False, power_base=False, log=False, multinomial=False)
 
 
-def _collapse(term: sp.Expr, indices: list) -> sp.Expr:
+def _collapse(term: sp.Expr, indices: list, uppers: dict) -> sp.Expr:
     remaining = list(indices)
     progress = True
     while progress:
@@ -58,10 +59,10 @@ def _collapse(term: sp.Expr, indices: list) -> sp.Expr:
                 remaining.remove(s)
                 progress = True
                 break
-    return pull_out(term, remaining)
+    return pull_out(term, remaining, uppers)
 
 
-def pull_out(term: sp.Expr, indices: list) -> sp.Expr:
+def pull_out(term: sp.Expr, indices: list, uppers: dict | None = None) -> sp.Expr:
     """Σ over ``indices`` of one product ``term``, with the factors that do not use them outside.
 
     >>> from deltagrad.derive.spec import index, tensor
@@ -76,7 +77,12 @@ def pull_out(term: sp.Expr, indices: list) -> sp.Expr:
         (inside if f.free_symbols & set(indices) else outside).append(f)
     used = [k for k in indices if any(k in f.free_symbols for f in inside)]
     unused = [k for k in indices if k not in used]
-    factor = sp.Mul(*outside, *[extent(k) for k in unused])
+    uppers = uppers or {}
+
+    def upper(k):
+        return uppers.get(k, extent(k) - 1)
+
+    factor = sp.Mul(*outside, *[upper(k) + 1 for k in unused])
     if not used:
         return factor * sp.Mul(*inside)
-    return factor * sp.Sum(sp.Mul(*inside), *[(k, 0, extent(k) - 1) for k in used])
+    return factor * sp.Sum(sp.Mul(*inside), *[(k, 0, upper(k)) for k in used])

@@ -1,0 +1,275 @@
+"""deltagrad check: each typical hand-derivation mistake is found (and its fix accepted), as a
+claim in index notation and as a hand-written Op class; batches; exit codes."""
+
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from deltagrad import SpecError, derive
+from deltagrad.check.claims import check_claim
+from deltagrad.check.code import check_code, load_op
+from deltagrad.cli import main
+
+DIV = "Y[i,j] = X[i,j] / Z[i,j]"
+MATMUL = "Y[i,j] = Sum(X[i,k]*W[k,j], k)"
+LINEAR = "Y[i,j] = Sum(X[i,k]*W[k,j], k) + B[j]"
+NORMALIZE = "Y[i,j] = X[i,j] / Sum(X[i,k], k)"
+SIGMOID = "Y[i,j] = 1 / (1 + exp(-X[i,j]))"
+
+# (spec, wrong claim, expected diagnosis, fixed claim)
+MISTAKES = [
+    ("dropped sum over a reduced index", LINEAR, "dB[a] = G[i,a]", "missing sum over i", "dB[a] = Sum(G[i,a], i)"),
+    ("dropped sum inside a quotient rule", NORMALIZE,
+     "dX[a,b] = G[a,b]/Sum(X[a,k],k) - G[a,b]*X[a,b]/Sum(X[a,k],k)**2", "missing sum over j",
+     "dX[a,b] = G[a,b]/Sum(X[a,k],k) - Sum(G[a,j]*X[a,j],j)/Sum(X[a,k],k)**2"),
+    ("sign flipped", DIV, "dZ[a,b] = G[a,b]*X[a,b]/Z[a,b]**2", "the sign is flipped",
+     "dZ[a,b] = -G[a,b]*X[a,b]/Z[a,b]**2"),
+    ("sign flipped twice (sigmoid)", SIGMOID, "dX[a,b] = -G[a,b]*exp(-X[a,b])/(1+exp(-X[a,b]))**2",
+     "the sign is flipped", "dX[a,b] = G[a,b]*exp(-X[a,b])/(1+exp(-X[a,b]))**2"),
+    ("transpose on the wrong side", MATMUL, "dW[a,b] = Sum(G[i,a]*X[i,b], i)", "transposed",
+     "dW[a,b] = Sum(X[i,a]*G[i,b], i)"),
+    ("WX where XW was meant", MATMUL, "dX[a,b] = Sum(W[a,j]*G[b,j], j)", "transposed", "dX[a,b] = Sum(G[a,j]*W[b,j], j)"),
+    ("product where a quotient rule was needed", NORMALIZE, "dX[a,b] = G[a,b]/Sum(X[a,k],k)", "a term is missing",
+     "dX[a,b] = (G[a,b] - Sum(G[a,j]*X[a,j],j)/Sum(X[a,k],k))/Sum(X[a,k],k)"),
+    ("factor off", "L = Sum(X[i,j]**2, i, j)", "dX[a,b] = G*X[a,b]", "off by a factor of 1/2", "dX[a,b] = 2*G*X[a,b]"),
+]
+
+
+@pytest.mark.parametrize("what, spec, wrong, diagnosis, fixed", MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_claim_mistake_is_found_and_fix_accepted(what, spec, wrong, diagnosis, fixed):
+    d = derive(spec)
+    bad = check_claim(d, wrong)
+    assert not bad.correct and diagnosis in bad.diagnosis
+    if not bad.diagnosis.startswith("missing sum over i:"):  # an unbound index cannot be evaluated
+        assert bad.counterexample["claim gives"] != bad.counterexample["derived gives"]
+        assert bad.difference.startswith("claim - derived = ")
+    good = check_claim(d, fixed)
+    assert good.correct, good
+
+
+def test_index_names_and_grad_letter_are_the_users():
+    d = derive(DIV)
+    assert check_claim(d, "dZ[p,q] = -D[p,q]*X[p,q]/Z[p,q]**2", grad_name="D").correct
+    assert check_claim(d, "dX[b,a] = G[b,a]/Z[b,a]").correct
+
+
+def test_numerical_decision_is_said_when_sympy_cannot_decide():
+    d = derive("Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)")
+    v = check_claim(d, "dX[a,b] = exp(X[a,b])/Sum(exp(X[a,k]),k)*(G[a,b] - Sum(G[a,j]*exp(X[a,j]),j)/Sum(exp(X[a,m]),m))")
+    assert v.correct
+
+
+@pytest.mark.parametrize("claim, message", [
+    ("dQ[a,b] = G[a,b]", r"the left side must be d \+ an input \(dX, dZ\)"),
+    ("dX[a] = G[a,b]", "dX needs 2 index"),
+    ("dX[a,b] = Y[a,b]", "not the output Y"),
+    ("dX[a,b] = H[a,b]", "unknown name 'H'"),
+    ("dX[a,b] = G[a]", "G has 2 index"),
+    ("dX[a,b] = __import__('os')", "unknown function '__import__'"),
+])
+def test_bad_claims_are_errors(claim, message):
+    with pytest.raises(SpecError, match=message):
+        check_claim(derive(DIV), claim)
+
+
+STUDENT = '''
+import numpy as np
+
+class SigmoidKeyTypo:
+    @staticmethod
+    def forward(context, x):
+        context["sig"] = s = 1 / (1 + np.exp(-x))
+        return s
+    @staticmethod
+    def backward(context, goutput):
+        s = context["sigx"]
+        return (goutput * s * (1 - s),)
+
+class Sigmoid:
+    @staticmethod
+    def forward(context, x):
+        context["sig"] = s = 1 / (1 + np.exp(-x))
+        return s
+    @staticmethod
+    def backward(context, goutput):
+        s = context["sig"]
+        return (goutput * s * (1 - s),)
+
+class MatmulWrongVariable:
+    @staticmethod
+    def forward(context, x, w):
+        context["x"], context["w"] = x, w
+        return x @ w
+    @staticmethod
+    def backward(context, g):
+        x, w = context["x"], context["w"]
+        dx = g @ w.T
+        dw = x.T @ g
+        return dx, dx
+
+class MatmulTransposed:
+    @staticmethod
+    def forward(context, x, w):
+        context["x"], context["w"] = x, w
+        return x @ w
+    @staticmethod
+    def backward(context, g):
+        x, w = context["x"], context["w"]
+        return g @ w.T, g.T @ x
+
+class Matmul:
+    @staticmethod
+    def forward(context, x, w):
+        context["x"], context["w"] = x, w
+        return x @ w
+    @staticmethod
+    def backward(context, g):
+        x, w = context["x"], context["w"]
+        return g @ w.T, x.T @ g
+
+class ExpandNotSummed:
+    @staticmethod
+    def forward(context, x, j):
+        return np.repeat(x[:, None], j, axis=1)
+    @staticmethod
+    def backward(context, goutput):
+        return (goutput,)
+
+class Expand:
+    @staticmethod
+    def forward(context, x, j):
+        return np.repeat(x[:, None], j, axis=1)
+    @staticmethod
+    def backward(context, goutput):
+        return (goutput.sum(axis=1),)
+
+class DivideSignFlip:
+    @staticmethod
+    def forward(context, x, z):
+        context["x"], context["z"] = x, z
+        return x / z
+    @staticmethod
+    def backward(context, g):
+        x, z = context["x"], context["z"]
+        return g / z, g * x / z**2
+
+class DivideUndefinedName:
+    @staticmethod
+    def forward(context, x, z):
+        context["x"], context["z"] = x, z
+        return x / z
+    @staticmethod
+    def backward(context, g):
+        x, z = context["x"], context["z"]
+        return g / z, -g * x / zz**2
+'''
+
+# (class, spec, expected text in the first failing verdict, fixed class)
+CODE_MISTAKES = [
+    ("SigmoidKeyTypo", SIGMOID, "KeyError: 'sigx'", "Sigmoid"),
+    ("MatmulWrongVariable", MATMUL, "shape", "Matmul"),
+    ("MatmulTransposed", MATMUL, "transposed", "Matmul"),
+    ("ExpandNotSummed", "Y[i,j] = x[i]", "summed back to the input's shape", "Expand"),
+    ("DivideSignFlip", DIV, "the sign is flipped", None),
+    ("DivideUndefinedName", DIV, "NameError: name 'zz' is not defined", None),
+]
+
+
+@pytest.fixture()
+def student(tmp_path):
+    path = tmp_path / "student_ops.py"
+    path.write_text(textwrap.dedent(STUDENT))
+    return path
+
+
+@pytest.mark.parametrize("cls, spec, expected, fixed", CODE_MISTAKES, ids=[m[0] for m in CODE_MISTAKES])
+def test_code_mistake_is_found_and_fix_accepted(student, cls, spec, expected, fixed):
+    d = derive(spec)
+    op, file = load_op(f"{student}:{cls}")
+    verdicts = check_code(d, op, file)
+    bad = [v for v in verdicts if not v.correct]
+    assert bad and expected in (bad[0].diagnosis + bad[0].error)
+    if "Error" in expected:
+        assert "student_ops.py, line" in bad[0].error
+    if fixed:
+        op, file = load_op(f"{student}:{fixed}")
+        assert all(v.correct for v in check_code(d, op, file))
+
+
+def test_wrong_variable_with_square_shapes_is_named(tmp_path):
+    path = tmp_path / "ops2.py"
+    path.write_text(textwrap.dedent('''
+        class Mul:
+            @staticmethod
+            def forward(context, x, z):
+                context["x"], context["z"] = x, z
+                return x * z
+            @staticmethod
+            def backward(context, g):
+                return g * context["x"], g * context["z"]
+    '''))
+    op, file = load_op(f"{path}:Mul")
+    bad = [v for v in check_code(derive("Y[i,j] = X[i,j] * Z[i,j]"), op, file) if not v.correct]
+    assert bad and "this is the gradient of Z: the wrong variable is returned" in bad[0].diagnosis
+
+
+def test_cli_exit_codes_and_json(student):
+    r = CliRunner().invoke(main, ["check", DIV, "--claim", "dX[a,b] = G[a,b]/Z[a,b]"])
+    assert r.exit_code == 0 and "correct" in r.output
+    r = CliRunner().invoke(main, ["check", DIV, "--claim", "dZ[a,b] = G[a,b]*X[a,b]/Z[a,b]**2", "--format", "json"])
+    assert r.exit_code == 1
+    out = json.loads(r.output)
+    assert out[0]["correct"] is False and out[0]["diagnosis"] == "the sign is flipped"
+    r = CliRunner().invoke(main, ["check", DIV, "--claim", "dX[a,b] = Q[a,b]"])
+    assert r.exit_code == 2 and r.output.startswith("error: column")
+    r = CliRunner().invoke(main, ["check", SIGMOID, "--code", f"{student}:SigmoidKeyTypo"])
+    assert r.exit_code == 1 and "KeyError: 'sigx'" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["check", SIGMOID, "--code", f"{student}:Nope"])
+    assert r.exit_code == 2 and "has no class 'Nope'" in r.output
+    assert "IMPORTS AND RUNS your file" in " ".join(CliRunner().invoke(main, ["check", "--help"]).output.split())
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".yaml"])
+def test_batch_files(tmp_path, student, suffix):
+    if suffix == ".toml":
+        text = f'''
+[[check]]
+name = "division"
+spec = "{DIV}"
+claims = ["dX[a,b] = G[a,b] / Z[a,b]", "dZ[a,b] = G[a,b]*X[a,b]/Z[a,b]**2"]
+
+[[check]]
+name = "matmul"
+spec = "{MATMUL}"
+code = "{student.name}:MatmulTransposed"
+
+[[check]]
+name = "broken"
+spec = "Y[i] = foo(X[i])"
+claims = []
+'''
+    else:
+        text = f'''
+check:
+  - name: division
+    spec: "{DIV}"
+    claims: ["dX[a,b] = G[a,b] / Z[a,b]", "dZ[a,b] = G[a,b]*X[a,b]/Z[a,b]**2"]
+  - name: matmul
+    spec: "{MATMUL}"
+    code: "{student.name}:MatmulTransposed"
+  - name: broken
+    spec: "Y[i] = foo(X[i])"
+'''
+    batch = student.parent / f"hw{suffix}"
+    batch.write_text(text)
+    r = CliRunner().invoke(main, ["check", "--batch", str(batch)])
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 2  # the broken spec is an error
+    assert lines[0] == "division: dX[a,b] = G[a,b] / Z[a,b]: correct"
+    assert lines[1].startswith("division: dZ[a,b] = G[a,b]*X[a,b]/Z[a,b]**2: incorrect (the sign is flipped")
+    assert any(line.startswith("matmul: MatmulTransposed.backward: dW: incorrect (transposed") for line in lines)
+    assert lines[-1] == "5 checks: 2 correct, 2 incorrect, 1 errors"
+    r = CliRunner().invoke(main, ["check", "--batch", str(batch), "--format", "json"])
+    assert json.loads(r.output)["summary"] == {"correct": 2, "incorrect": 2, "error": 1}
