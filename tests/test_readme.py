@@ -32,6 +32,8 @@ def test_readme_op_table_is_current():
 EXAMPLES = (
     ["derive", "Y[i,j] = Sum(X[i,k]*W[k,j], k)"],
     ["derive", "Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)", "--name", "softmax", "--format", "numpy"],
+    ["check", "Y[i,j] = X[i,j] / Sum(X[i,k], k)", "--claim",
+     "dX[a,b] = G[a,b]/Sum(X[a,k],k) - G[a,b]*X[a,b]/Sum(X[a,k],k)**2"],
 )
 
 

@@ -19,7 +19,6 @@ from deltagrad.modules import MLP, Linear
 from deltagrad.optim import SGD, Adam
 from deltagrad.train import TrainConfig, evaluate, train
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 rng = np.random.default_rng(3)
 
 
@@ -113,37 +112,37 @@ def test_adam_first_step_moves_each_weight_by_lr():
 
 # ---- data -----------------------------------------------------------------------------------
 
-def test_loader_reads_the_canonical_files_and_checks_them():
-    data = load_mnist(MNIST, download=False)
+def test_loader_reads_the_canonical_files_and_checks_them(mnist_dir):
+    data = load_mnist(mnist_dir, download=False)
     assert data["train"].images.shape == (60000, 784) and data["test"].images.shape == (10000, 784)
     assert data["train"].images.dtype == np.float32 and 0 <= data["train"].images.min() <= data["train"].images.max() <= 1
     assert data["test"].labels[:5].tolist() == [7, 2, 1, 0, 4]
 
 
-def test_corrupt_or_truncated_files_are_refused(tmp_path):
-    shutil.copy(MNIST / "t10k-labels-idx1-ubyte.gz", tmp_path)
-    raw = gzip.decompress((MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes())
+def test_corrupt_or_truncated_files_are_refused(tmp_path, mnist_dir):
+    shutil.copy(mnist_dir / "t10k-labels-idx1-ubyte.gz", tmp_path)
+    raw = gzip.decompress((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
     (tmp_path / "short-labels").write_bytes(raw[:-10])
     with pytest.raises(DataError, match="truncated"):
         read_idx(tmp_path / "short-labels")
-    damaged = bytearray((MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    damaged = bytearray((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
     damaged[100] ^= 0xFF
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(bytes(damaged))
     with pytest.raises(DataError, match="corrupt or truncated"):
         find_file("t10k-labels-idx1-ubyte", tmp_path, download=False)
 
 
-def test_uncompressed_files_are_accepted(tmp_path):
-    raw = gzip.decompress((MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes())
+def test_uncompressed_files_are_accepted(tmp_path, mnist_dir):
+    raw = gzip.decompress((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(raw)
     path = find_file("t10k-labels-idx1-ubyte", tmp_path, download=False)
     assert read_idx(path)[:3].tolist() == [7, 2, 1]
 
 
-def test_missing_files_are_downloaded_verified_and_stored(tmp_path, monkeypatch):
+def test_missing_files_are_downloaded_verified_and_stored(tmp_path, monkeypatch, mnist_dir):
     served = tmp_path / "mirror"
     served.mkdir()
-    shutil.copy(MNIST / "t10k-labels-idx1-ubyte.gz", served)
+    shutil.copy(mnist_dir / "t10k-labels-idx1-ubyte.gz", served)
     bad = served / "bad"
     bad.mkdir()
     (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not the file")
@@ -165,15 +164,15 @@ def test_missing_files_are_downloaded_verified_and_stored(tmp_path, monkeypatch)
     finally:
         server.shutdown()
     assert path == tmp_path / "cache" / "deltagrad" / "mnist" / "t10k-labels-idx1-ubyte.gz"
-    assert path.read_bytes() == (MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    assert path.read_bytes() == (mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
     assert len(MIRRORS) >= 2 and len(SHA256) == 8
 
 
 # ---- training -------------------------------------------------------------------------------
 
-def test_short_mnist_run_learns_and_same_seed_gives_same_numbers(tmp_path):
-    cfg = TrainConfig(epochs=3, hidden=(64,), limit=10000, val_size=1000, data_dir=str(MNIST))
+def test_short_mnist_run_learns_and_same_seed_gives_same_numbers(tmp_path, mnist_dir):
+    cfg = TrainConfig(epochs=3, hidden=(64,), limit=10000, val_size=1000, data_dir=str(mnist_dir))
     first = train(cfg, tmp_path / "a", progress=False)
     second = train(cfg, None, progress=False)
     losses = [m["train_loss"] for m in first.metrics]

@@ -48,7 +48,6 @@ class Claim:
     input: str
     expr: sp.Expr  # in the derivation's gradient indices and output-gradient name
     missing_sum: tuple = ()  # indices free on the right but not bound on the left
-    display: dict = field(default_factory=dict)  # fresh bound index -> the name the claim used
 
 
 def parse_claim(d, text: str, grad_name: str = "G") -> Claim:
@@ -121,7 +120,7 @@ def parse_claim(d, text: str, grad_name: str = "G") -> Claim:
     expr = rebuild(rhs).xreplace(dict(zip(lhs_idx, st.indices)))
     g = d.grad_name
     expr = expr.xreplace({tensor(grad_name): tensor(g), scalar(grad_name): scalar(g)})
-    return Claim(text.strip(), name, expr, tuple(str(s) for s in free), {v: k for k, v in fresh.items()})
+    return Claim(text.strip(), name, expr, tuple(str(s) for s in free))
 
 
 def _names(e):
@@ -171,6 +170,14 @@ def _canonical(expr, aliases):
         return e.func(*[walk(a, depth) for a in e.args])
 
     return walk(expr, 0)
+
+
+def _readable_bound(expr):
+    """Canonical bound indices (_d0_0, ...) renamed to letters the expression does not use."""
+    bound = sorted({lim[0] for s in expr.atoms(sp.Sum) for lim in s.limits}, key=str)
+    used = {s.name for s in expr.free_symbols}
+    letters = [c for c in "jklmpqrstuvwxyz" if c not in used]
+    return expr.xreplace({b: index(letters[n]) if n < len(letters) else b for n, b in enumerate(bound)})
 
 
 def _draws(d, name, sizes, seed=0):
@@ -230,7 +237,7 @@ def check_claim(d, text: str, grad_name: str = "G") -> Verdict:
     if agree is None:
         return Verdict(claim.text, claim.input, False, "no finite test values found", derived_text,
                        error="the claim or the rule is not finite on any test values")
-    shown = simplify_index_expr(eliminate_deltas(claim.expr - derived)).xreplace(claim.display)
+    shown = _readable_bound(diff)
     verdict = Verdict(claim.text, claim.input, False, "SymPy finds a difference and numbers confirm it", derived_text,
                       difference=f"claim - derived = {index_text(shown)}")
     verdict.counterexample = counterexample(d, env, got, want)
