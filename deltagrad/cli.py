@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -50,27 +51,33 @@ def derive(spec, wrt, fmt, name, inputs, steps, as_latex):
     """Derive the backward of SPEC for each input."""
     d = _derive_or_exit(spec, name, inputs)
     if wrt is not None:
-        try:
+        with _exit_on_spec_errors():
             d.spec.input(wrt)
-        except SpecError as err:
-            _fail(err, 2)
     if as_latex:
         click.echo(d.latex(fragment=True), nl=False)
         return
     click.echo(render_text(d, wrt, steps) if fmt == "text" else render_numpy(d, wrt))
 
 
-def _derive_or_exit(spec, name, inputs):
-    from deltagrad.derive.derivation import derive as run_derive
+@contextmanager
+def _exit_on_spec_errors():
+    """A bad spec or claim exits 2 with its one line; what the lowering cannot do exits 1."""
     from deltagrad.derive.lower import LoweringError
 
     try:
-        order = [s.strip() for s in inputs.split(",")] if inputs else None
-        return run_derive(spec, name=name, inputs=order)
+        yield
     except SpecError as err:
         _fail(err, 2)
     except LoweringError as err:
         _fail(err, 1)
+
+
+def _derive_or_exit(spec, name, inputs):
+    from deltagrad.derive.derivation import derive as run_derive
+
+    with _exit_on_spec_errors():
+        order = [s.strip() for s in inputs.split(",")] if inputs else None
+        return run_derive(spec, name=name, inputs=order)
 
 
 LATEX_EXAMPLES = """
@@ -140,11 +147,10 @@ def parse_entries(items):
 def codegen(specs, outdir, latexdir):
     """Render ops (the standard table by default) as Python Op classes and/or LaTeX."""
     from deltagrad.codegen.module import render_package, standard_package, write_package
-    from deltagrad.derive.lower import LoweringError
 
     if not outdir and not latexdir:
         _fail(click.UsageError("give -o DIR for the Python package and/or --latex DIR for the write-ups"), 2)
-    try:
+    with _exit_on_spec_errors():
         entries = parse_entries(specs)
         if outdir:
             files = standard_package() if not specs or list(specs) == ["standard"] else render_package(
@@ -157,10 +163,6 @@ def codegen(specs, outdir, latexdir):
 
             for path in write_latex_dir(entries, latexdir):
                 click.echo(f"wrote {path}")
-    except SpecError as err:
-        _fail(err, 2)
-    except LoweringError as err:
-        _fail(err, 1)
 
 
 TRAIN_EXAMPLES = """
@@ -335,14 +337,12 @@ def check(spec, claims, code, grad_name, inputs, batch, fmt):
 
     d = _derive_or_exit(spec, None, inputs)
     verdicts = []
-    try:
+    with _exit_on_spec_errors():
         for c in claims:
             verdicts.append(check_claim(d, c, grad_name))
         if code:
             op, file = load_op(code)
             verdicts += check_code(d, op, file)
-    except SpecError as err:
-        _fail(err, 2)
     if fmt == "json":
         click.echo(json.dumps([v.as_dict() for v in verdicts], indent=2))
     else:

@@ -4,7 +4,6 @@ array-API clean, and numerically stable where the table promises it."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -5,7 +5,6 @@ import http.server
 import json
 import shutil
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -9,7 +9,6 @@ class Divide(Op):
     def backward(context, goutput):
         Z = context["Z"]
         Y = context["Y"]
-        xp = array_namespace(goutput, Z, Y)
         needs = context.get("needs_input_grad", (True, True))
         dX = goutput / Z if needs[0] else None
         dZ = -goutput * Y / Z if needs[1] else None
@@ -23,7 +22,6 @@ import linecache
 from functools import lru_cache
 
 import jinja2
-import sympy as sp
 
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.python_printer import render_statements
@@ -89,7 +87,11 @@ def op_context(derivation, summary: str | None = None) -> dict:
         lhs = f"d{name}[{idx}]" if idx else f"d{name}"
         backward_doc.append(f"{lhs} = {index_text(step.final)}")
         backward_doc.append(f"    {matrix_form(derivation, name) or '(no plain matrix form: see the index form)'}")
+    backward_lines = _backward_lines(derivation, results)
+    scalar_output = not spec.out_indices and any("goutput.dtype" in line for line in backward_lines)
     return {
+        "forward_xp": any("xp." in line for line in fwd_lines),
+        "backward_xp": scalar_output or any("xp." in line for line in backward_lines),
         "class_name": class_name(spec.name),
         "summary": summary or f"The op {spec.name}: forward from its spec, backward derived by deltagrad.",
         "forward_doc": f"{index_text(spec.lhs)} = {index_text(spec.rhs)}",
@@ -102,8 +104,8 @@ def op_context(derivation, summary: str | None = None) -> dict:
         "output": spec.output,
         "backward_namespace_args": ", ".join(["goutput", *saved_arrays]),
         # a Python float stays a weak scalar (float32 stays float32); only dtype look-ups need an array
-        "scalar_output": not spec.out_indices and any("goutput.dtype" in l for l in render_statements(derivation.backward.statements)),
-        "backward_lines": _backward_lines(derivation, results),
+        "scalar_output": scalar_output,
+        "backward_lines": backward_lines,
         "skippable": len(results) > 1,
         "all_true": "(" + ", ".join(["True"] * len(results)) + ("," if len(results) == 1 else "") + ")",
         "results": f"({results[0]},)" if len(results) == 1 else ", ".join(results),

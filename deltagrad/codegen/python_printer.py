@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from deltagrad.derive.array_program import Assign, Attr, BinOp, Call, Const, Neg, Subscript, Var
+from deltagrad.derive.array_program import Attr, BinOp, Call, Const, Neg, Subscript, Var
 
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "neg": 3, "**": 4, "atom": 5}
 
@@ -62,8 +62,9 @@ def render(node) -> str:
 
 
 def render_statements(statements) -> list[str]:
-    """One line of Python per :class:`Assign`.
+    """One line of Python per :class:`~deltagrad.derive.array_program.Assign`.
 
+    >>> from deltagrad.derive.array_program import Assign
     >>> render_statements([Assign('Y', BinOp('/', Var('X'), Var('Z')))])
     ['Y = X / Z']
     """

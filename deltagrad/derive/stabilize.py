@@ -51,7 +51,7 @@ def _candidate(red, spec: Spec):
 
 def stabilize(spec: Spec, values, finals: dict):
     """Stable forms of the forward values and of each final gradient (where the shift cancels)."""
-    from deltagrad.derive.saved_values import ForwardValues, Reduction
+    from deltagrad.derive.saved_values import Reduction
 
     used = {i.name for i in spec.inputs} | {spec.output} | {r.name for r in values.reductions}
     reductions, maxima, subs_plans = [], [], []

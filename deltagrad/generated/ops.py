@@ -56,7 +56,6 @@ class Divide(Op):
 
     @staticmethod
     def forward(context, X, Z):
-        xp = array_namespace(X, Z)
         check_shapes("Divide", ("i", "j"), {"X": (X, ("i", "j")), "Z": (Z, ("i", "j"))})
         Y = X / Z
         context["Z"] = Z
@@ -67,7 +66,6 @@ class Divide(Op):
     def backward(context, goutput):
         Z = context["Z"]
         Y = context["Y"]
-        xp = array_namespace(goutput, Z, Y)
         needs = context.get("needs_input_grad", (True, True))
         dX = goutput / Z if needs[0] else None
         dZ = -goutput * Y / Z if needs[1] else None
@@ -88,7 +86,6 @@ class Multiply(Op):
 
     @staticmethod
     def forward(context, X, Z):
-        xp = array_namespace(X, Z)
         check_shapes("Multiply", ("i", "j"), {"X": (X, ("i", "j")), "Z": (Z, ("i", "j"))})
         Y = X * Z
         context["X"] = X
@@ -99,7 +96,6 @@ class Multiply(Op):
     def backward(context, goutput):
         X = context["X"]
         Z = context["Z"]
-        xp = array_namespace(goutput, X, Z)
         needs = context.get("needs_input_grad", (True, True))
         dX = goutput * Z if needs[0] else None
         dZ = goutput * X if needs[1] else None
@@ -120,14 +116,12 @@ class Add(Op):
 
     @staticmethod
     def forward(context, X, Z):
-        xp = array_namespace(X, Z)
         check_shapes("Add", ("i", "j"), {"X": (X, ("i", "j")), "Z": (Z, ("i", "j"))})
         Y = X + Z
         return Y
 
     @staticmethod
     def backward(context, goutput):
-        xp = array_namespace(goutput)
         needs = context.get("needs_input_grad", (True, True))
         dX = goutput if needs[0] else None
         dZ = goutput if needs[1] else None
@@ -148,14 +142,12 @@ class Subtract(Op):
 
     @staticmethod
     def forward(context, X, Z):
-        xp = array_namespace(X, Z)
         check_shapes("Subtract", ("i", "j"), {"X": (X, ("i", "j")), "Z": (Z, ("i", "j"))})
         Y = X - Z
         return Y
 
     @staticmethod
     def backward(context, goutput):
-        xp = array_namespace(goutput)
         needs = context.get("needs_input_grad", (True, True))
         dX = goutput if needs[0] else None
         dZ = -goutput if needs[1] else None
@@ -176,7 +168,6 @@ class Scale(Op):
 
     @staticmethod
     def forward(context, c, X):
-        xp = array_namespace(c, X)
         check_shapes("Scale", ("i", "j"), {"c": (c, ()), "X": (X, ("i", "j"))})
         Y = c * X
         context["c"] = c
@@ -208,7 +199,6 @@ class Matmul(Op):
 
     @staticmethod
     def forward(context, X, W):
-        xp = array_namespace(X, W)
         check_shapes("Matmul", ("i", "k", "j"), {"X": (X, ("i", "k")), "W": (W, ("k", "j"))})
         Y = X @ W
         context["X"] = X
@@ -219,7 +209,6 @@ class Matmul(Op):
     def backward(context, goutput):
         X = context["X"]
         W = context["W"]
-        xp = array_namespace(goutput, X, W)
         needs = context.get("needs_input_grad", (True, True))
         dX = goutput @ W.T if needs[0] else None
         dW = X.T @ goutput if needs[1] else None
@@ -242,7 +231,6 @@ class Linear(Op):
 
     @staticmethod
     def forward(context, X, W, B):
-        xp = array_namespace(X, W, B)
         check_shapes(
             "Linear", ("i", "k", "j"), {"X": (X, ("i", "k")), "W": (W, ("k", "j")), "B": (B, ("j",))}
         )
@@ -284,7 +272,6 @@ class Sigmoid(Op):
     @staticmethod
     def backward(context, goutput):
         Y = context["Y"]
-        xp = array_namespace(goutput, Y)
         dX = goutput * Y * (1 - Y)
         return (dX,)
 
@@ -336,7 +323,6 @@ class Tanh(Op):
     @staticmethod
     def backward(context, goutput):
         Y = context["Y"]
-        xp = array_namespace(goutput, Y)
         dX = goutput * (1 - Y**2)
         return (dX,)
 
@@ -362,7 +348,6 @@ class Exp(Op):
     @staticmethod
     def backward(context, goutput):
         Y = context["Y"]
-        xp = array_namespace(goutput, Y)
         dX = goutput * Y
         return (dX,)
 
@@ -388,7 +373,6 @@ class Log(Op):
     @staticmethod
     def backward(context, goutput):
         X = context["X"]
-        xp = array_namespace(goutput, X)
         dX = goutput / X
         return (dX,)
 
@@ -570,7 +554,6 @@ class Squeeze(Op):
 
     @staticmethod
     def forward(context, X):
-        xp = array_namespace(X)
         check_shapes("Squeeze", ("i", "j"), {"X": (X, ("i", 0, "j"))})
         n_X_1 = X.shape[1]
         Y = X[:, 0, :]
@@ -597,14 +580,12 @@ class Unsqueeze(Op):
 
     @staticmethod
     def forward(context, X):
-        xp = array_namespace(X)
         check_shapes("Unsqueeze", ("i", "j"), {"X": (X, ("i", "j"))})
         Y = X[:, None, :]
         return Y
 
     @staticmethod
     def backward(context, goutput):
-        xp = array_namespace(goutput)
         dX = goutput[:, 0, :]
         return (dX,)
 
@@ -621,14 +602,12 @@ class Transpose(Op):
 
     @staticmethod
     def forward(context, X):
-        xp = array_namespace(X)
         check_shapes("Transpose", ("j", "i"), {"X": (X, ("j", "i"))})
         Y = X.T
         return Y
 
     @staticmethod
     def backward(context, goutput):
-        xp = array_namespace(goutput)
         dX = goutput.T
         return (dX,)
 
