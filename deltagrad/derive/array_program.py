@@ -82,7 +82,6 @@ class Program:
 
     statements: tuple[Assign, ...]
     results: tuple[str, ...]
-    uses: tuple[str, ...] = field(default=())
     ranks: dict = field(default_factory=dict, compare=False)  # variable -> rank, for the printers
 
 

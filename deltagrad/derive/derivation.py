@@ -226,8 +226,6 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
     read = set()
     for s in back.statements:
         read |= variables(s.value)
-    defined = {s.target for s in back.statements} | {"goutput"}
-    backward_reads = tuple(sorted(read - defined))
 
     used_reductions = [r for r in values.reductions if r.name in read]
     rhs = inline_reductions(values.rhs, [r for r in values.reductions if r not in used_reductions])
@@ -237,7 +235,6 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
     for m in values.maxima:
         fwd.assign(m.name, max_node(m))
     for red in used_reductions:
-        fwd.order = list(spec.free_indices)
         body = inline_reductions(red.expr, [r for r in values.reductions if r not in used_reductions])
         fwd.assign(red.name, fwd.lower(body, red.indices))
     fwd.order = list(spec.free_indices)
@@ -252,9 +249,8 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
     ranks.update({m.name: len(m.indices) for m in values.maxima})
     ranks.update({v: 0 for v in all_sizes})
     ranks.update({spec.output: len(spec.out_indices), "goutput": len(spec.out_indices)})
-    forward = Program(tuple(fwd.statements), (spec.output,), tuple(sorted(read & (reserved | {r.name for r in used_reductions}))),
-                      {**ranks, **fwd.ranks})
-    backward = Program(tuple(back.statements), tuple(results), backward_reads, {**ranks, **back.ranks})
+    forward = Program(tuple(fwd.statements), (spec.output,), {**ranks, **fwd.ranks})
+    backward = Program(tuple(back.statements), tuple(results), {**ranks, **back.ranks})
     saved = tuple(v for v in [*(i.name for i in spec.inputs), *(m.name for m in values.maxima),
                               *(r.name for r in used_reductions), spec.output,
                               *sorted(all_sizes)] if v in read)
