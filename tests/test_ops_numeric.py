@@ -63,6 +63,17 @@ CASES = [
     ("tensordot", "Y[i,j] = Sum(X[i,k,l]*W[k,l,j], k, l)", lambda x, w: np.tensordot(x, w, axes=2), [r(2, 3, 4), r(3, 4, 5)], {}),
     ("bilinear", "y[b] = Sum(x[b,i]*A[i,j]*z[b,j], i, j)", lambda x, a, z: np.einsum("bi,ij,bj->b", x, a, z),
      [r(2, 3), r(3, 4), r(2, 4)], {}),
+    ("diagonal_sum", "y[i] = Sum(X[i,j,j], j)", lambda x: np.einsum("ijj->i", x), [r(3, 4, 4)], {}),
+    ("exp_over_squares", "y[i] = Sum(exp(X[i,k]), k) / Sum(X[i,k]**2, k)",
+     lambda x: np.exp(x).sum(1) / (x**2).sum(1), [r(3, 4)], {}),
+    ("scalar_log_sum_exp", "L = log(Sum(exp(x[i]), i))", lambda x: np.log(np.exp(x).sum()), [r(5)], {}),
+    ("row_variance", "y[i] = Sum((X[i,k] - Sum(X[i,m], m)/size(m))**2, k) / size(k)", lambda x: x.var(1), [r(3, 4)], {}),
+    ("layer_norm", "Y[i,j] = (X[i,j] - Sum(X[i,k], k)/size(k)) / sqrt(Sum((X[i,m] - Sum(X[i,n], n)/size(n))**2, m)/size(m) + 1)",
+     lambda x: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1), [r(3, 4)], {}),
+    ("gram", "Y[i,j] = Sum(X[i,k]*X[j,k], k)", lambda x: x @ x.T, [r(3, 4)], {}),
+    ("chain_product", "Y[i,k] = Sum(A[i,j]*B[j,k]*C[k], j)", lambda a, b, c: (a @ b) * c, [r(2, 3), r(3, 4), r(4)], {}),
+    ("tanh_layer", "Y[i,j] = tanh(Sum(X[i,k]*W[k,j], k) + B[j])", lambda x, w, b: np.tanh(x @ w + b),
+     [r(2, 3), r(3, 4), r(4)], {}),
 ]
 
 

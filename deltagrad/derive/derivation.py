@@ -134,6 +134,12 @@ def max_node(m):
     return Call("max", (Var(m.tensor),), (("axis", m.axis),))
 
 
+def _mentions(expr, name: str) -> bool:
+    """True when ``expr`` uses the tensor or scalar called ``name``."""
+    return any((e.base.label.name if isinstance(e, sp.Indexed) else e.name) == name
+               for e in expr.atoms(sp.Indexed, sp.Symbol))
+
+
 def _needed(statements, target) -> set:
     need = {target}
     for s in reversed(statements):
@@ -158,7 +164,10 @@ def derive(spec, *, name: str | None = None, inputs=None) -> Derivation:
     elif not isinstance(spec, Spec):
         raise SpecError(f"a spec is text, a (lhs, rhs) pair of SymPy objects or a Spec, not {type(spec).__name__}")
     if name and spec.name != name:
-        spec = Spec(name, *[getattr(spec, f) for f in ("output", "out_indices", "rhs", "inputs", "text", "size_indices")])
+        spec = replace(spec, name=name)
+    # indices that run over the same axis share one size: write every extent as its class's
+    aliases = index_aliases(spec)
+    spec = replace(spec, rhs=spec.rhs.xreplace({extent(index(n)): extent(index(r)) for n, r in aliases.items() if n != r}))
     grad_name = grad_output_name(spec)
     values = forward_values(spec)
     steps = {}
@@ -232,8 +241,10 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
     fwd = Lowering(sizes=sizes, dtype_of=spec.inputs[0].name, order=spec.free_indices, reserved=reserved | read,
                    count_in=[r.expr for r in used_reductions] + [rhs])
     fwd.statements.extend(s for s in size_statements if s.target in read)
+    computed = [rhs, *(r.expr for r in used_reductions)]
     for m in values.maxima:
-        fwd.assign(m.name, max_node(m))
+        if m.name in read or any(_mentions(e, m.name) for e in computed):
+            fwd.assign(m.name, max_node(m))
     for red in used_reductions:
         body = inline_reductions(red.expr, [r for r in values.reductions if r not in used_reductions])
         fwd.assign(red.name, fwd.lower(body, red.indices))

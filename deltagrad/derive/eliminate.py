@@ -35,15 +35,27 @@ def eliminate_deltas(expr: sp.Expr) -> sp.Expr:
     return expr.func(*[eliminate_deltas(a) for a in expr.args])
 
 
-def expand_products(expr: sp.Expr) -> sp.Expr:
-    """Distribute products over sums at the top level only (no powers, logs or exponentials).
+def expand_products(expr: sp.Expr, limit: int = 256) -> sp.Expr:
+    """Distribute products over sums through nested products and sums, but not into powers,
+    logs, exponentials or other functions (at most ``limit`` terms).
 
     >>> from deltagrad.derive.spec import scalar
     >>> a, b, c = map(scalar, 'abc')
-    >>> expand_products(a * (b + c) * sp.exp(a + b))
-    a*b*exp(a + b) + a*c*exp(a + b)
+    >>> expand_products(a * ((b + c) * sp.exp(a + b) + 1))
+    a*b*exp(a + b) + a*c*exp(a + b) + a
     """
-    return sp.expand(expr, deep=False, power_exp=False, power_base=False, log=False, multinomial=False)
+    if isinstance(expr, sp.Add):
+        return sp.Add(*[expand_products(t, limit) for t in expr.args])
+    if not isinstance(expr, sp.Mul):
+        return expr
+    terms = [sp.S.One]
+    for factor in expr.args:
+        addends = sp.Add.make_args(expand_products(factor, limit))
+        if len(terms) * len(addends) > limit:
+            terms = [t * factor for t in terms]
+            continue
+        terms = [t * a for t in terms for a in addends]
+    return sp.Add(*terms)
 
 
 def _collapse(term: sp.Expr, indices: list, uppers: dict) -> sp.Expr:

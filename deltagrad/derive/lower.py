@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sympy as sp
 
@@ -29,6 +30,7 @@ from deltagrad.derive.spec import is_index
 _ELEMENTWISE = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos", sp.Abs: "abs", sp.sign: "sign"}
 
 
+@lru_cache(maxsize=8192)
 def canonical(e):
     """``e`` with its free indices renamed by order of appearance, and those indices.
 
@@ -48,7 +50,7 @@ def canonical(e):
         if isinstance(node, sp.Symbol) and node in symbols and is_index(node) and node not in free:
             free.append(node)
     mapping = {s: sp.Symbol(f"_{n}", integer=True) for n, s in enumerate(free)}
-    return e.xreplace(mapping), free
+    return e.xreplace(mapping), tuple(free)
 
 
 class LoweringError(ValueError):

@@ -69,7 +69,7 @@ def stabilize(spec: Spec, values, finals: dict):
                                                                     else entry - sp.Symbol(m_name, real=True)),
                                                            *red.expr.limits))
         maxima.append(m)
-        reductions.append(shifted)
+        reductions += [red, shifted]  # the original stays for any expression the shift cannot rewrite
         subs_plans.append((red, m, shifted))
     if not maxima:
         return values, finals
@@ -81,7 +81,8 @@ def stabilize(spec: Spec, values, finals: dict):
         return out
 
     new_rhs = rewrite(values.rhs)
-    reductions = [r if r in [p[2] for p in subs_plans] else replace(r, expr=rewrite(r.expr)) for r in reductions]
+    untouched = [p[0] for p in subs_plans] + [p[2] for p in subs_plans]
+    reductions = [r if r in untouched else replace(r, expr=rewrite(r.expr)) for r in reductions]
     new_values = replace(values, rhs=new_rhs, reductions=tuple(reductions), maxima=tuple(maxima))
     new_finals = {k: rewrite(v) for k, v in finals.items()}
     return new_values, new_finals
@@ -98,6 +99,8 @@ def _shift(expr, red, m, shifted):
         return em[idx] if m.indices else sp.Symbol(f"exp_{m.name}", positive=True)
 
     subs = {}
+    if not red.indices:
+        subs[red.ref] = em_ref(()) * shifted.ref
     for occ in expr.atoms(sp.Indexed):
         if occ.base.label.name == red.name:
             subs[occ] = em_ref(occ.indices) * shifted.ref.xreplace(dict(zip(red.indices, occ.indices)))
