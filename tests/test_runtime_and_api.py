@@ -84,3 +84,14 @@ def test_cli_wrt_and_steps():
 def test_cli_help_shows_examples():
     result = CliRunner().invoke(main, ["derive", "--help"])
     assert result.exit_code == 0 and 'deltagrad derive "Y[i,j] = X[i,j] / Z[i,j]"' in result.output
+
+
+def test_names_from_sympy_objects_must_be_identifiers():
+    from deltagrad import SpecError
+
+    i = sp.Idx("i")
+    bad = sp.IndexedBase('X]; __import__("os")')
+    with pytest.raises(SpecError, match="is not a valid name"):
+        derive((sp.IndexedBase("Y")[i], bad[i]))
+    with pytest.raises(SpecError, match="must be a Python identifier"):
+        derive("Y[i] = X[i]", name="my op")

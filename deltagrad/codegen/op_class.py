@@ -24,7 +24,8 @@ from functools import lru_cache
 import jinja2
 
 from deltagrad.codegen.index_printer import index_text
-from deltagrad.codegen.python_printer import render_statements
+from deltagrad.codegen.matrix_form import matrix_form
+from deltagrad.codegen.python_printer import render, render_statements
 from deltagrad.derive.array_program import variables
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
@@ -79,8 +80,6 @@ def op_context(derivation, summary: str | None = None) -> dict:
     tensors = [i.name for i in spec.inputs]
     saved_arrays = [n for n in derivation.saved if not n.startswith("n_")]
     results = [f"d{i.name}" for i in spec.inputs]
-    from deltagrad.codegen.matrix_form import matrix_form
-
     backward_doc = []
     for name, step in derivation.steps.items():
         idx = ",".join(i.name for i in step.indices)
@@ -107,15 +106,13 @@ def op_context(derivation, summary: str | None = None) -> dict:
         "scalar_output": scalar_output,
         "backward_lines": backward_lines,
         "skippable": len(results) > 1,
-        "all_true": "(" + ", ".join(["True"] * len(results)) + ("," if len(results) == 1 else "") + ")",
+        "all_true": "(" + ", ".join(["True"] * len(results)) + ")",
         "results": f"({results[0]},)" if len(results) == 1 else ", ".join(results),
     }
 
 
 def _backward_lines(derivation, results) -> list:
     """The backward's lines; with several inputs, each gradient is computed only if needed."""
-    from deltagrad.codegen.python_printer import render
-
     lines = []
     for st in derivation.backward.statements:
         if len(results) > 1 and st.target in results:

@@ -157,6 +157,8 @@ def derive(spec, *, name: str | None = None, inputs=None) -> Derivation:
     >>> derive("Y[i,j] = X[i,j] / Z[i,j]").grads
     {'X': G[a, b]/Z[a, b], 'Z': -G[a, b]*Y[a, b]/Z[a, b]}
     """
+    if name is not None and (not isinstance(name, str) or not name.isidentifier()):
+        raise SpecError(f"the op name {name!r} must be a Python identifier (letters, digits and _)")
     if isinstance(spec, str):
         spec = parse_spec(spec, name=name, inputs=inputs)
     elif isinstance(spec, tuple) and len(spec) == 2:

@@ -15,6 +15,7 @@ Sum(X[i, k], (k, 0, n_k - 1))
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -157,6 +158,8 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
     count = 0
 
     def kind(nm, k):
+        if not nm.isidentifier() or keyword.iskeyword(nm):
+            fail(f"{nm!r} is not a valid name (letters, digits and _, not a Python keyword)", nm)
         if nm in RESERVED or nm.startswith("_"):
             fail(f"the name {nm!r} is reserved for the generated code; rename it", nm)
         seen = kinds.setdefault(nm, k)
@@ -223,6 +226,8 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
 
     if output in kinds:
         fail(f"the output {output!r} also appears on the right-hand side", output)
+    if not output.isidentifier() or keyword.iskeyword(output):
+        fail(f"{output!r} is not a valid name for the output")
     if output in RESERVED or output.startswith("_"):
         fail(f"the name {output!r} is reserved for the generated code; rename it", output)
     lhs_names = []
