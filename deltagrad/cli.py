@@ -207,7 +207,7 @@ def _hidden(text: str) -> tuple:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the MNIST IDX files.")
 @click.option("--synthetic", is_flag=True, help="Train on a synthetic stand-in for MNIST.")
-@click.option("--limit", type=click.IntRange(1), help="Use only this many training images.")
+@click.option("--limit", type=click.IntRange(1), help="Use only the first N training images (validation included).")
 @click.option("--compare", "compare_spec", help="KEY=V1,V2,...: one run per value, one overlay plot.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="runs/latest", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")

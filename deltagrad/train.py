@@ -42,7 +42,7 @@ class TrainConfig:
     data: str = "mnist"  # or "synthetic"
     data_dir: str | None = None
     val_size: int = 5000
-    limit: int | None = None  # use only the first N training images (quick runs)
+    limit: int | None = None  # use only the first N training images, validation included (quick runs)
 
 
 @dataclass
@@ -89,8 +89,8 @@ def train(config: TrainConfig, out_dir=None, progress: bool = True, data: dict |
     xp = namespace(config.device)
     data = data or load_data(config)
     train_x, train_y = data["train"].images, data["train"].labels
-    if config.limit:
-        train_x, train_y = train_x[: config.limit + config.val_size], train_y[: config.limit + config.val_size]
+    if config.limit:  # the first N training images; the validation set is taken from them too
+        train_x, train_y = train_x[: config.limit], train_y[: config.limit]
     val = min(config.val_size, len(train_x) // 10)
     x_tr, y_tr = xp.asarray(train_x[:-val]), xp.asarray(one_hot(train_y[:-val]))
     x_val, y_val = xp.asarray(train_x[-val:]), xp.asarray(train_y[-val:])
