@@ -155,6 +155,16 @@ class DivideSignFlip:
         x, z = context["x"], context["z"]
         return g / z, g * x / z**2
 
+class Divide:
+    @staticmethod
+    def forward(context, x, z):
+        context["x"], context["z"] = x, z
+        return x / z
+    @staticmethod
+    def backward(context, g):
+        x, z = context["x"], context["z"]
+        return g / z, -g * x / z**2
+
 class DivideUndefinedName:
     @staticmethod
     def forward(context, x, z):
@@ -172,8 +182,8 @@ CODE_MISTAKES = [
     ("MatmulWrongVariable", MATMUL, "shape", "Matmul"),
     ("MatmulTransposed", MATMUL, "transposed", "Matmul"),
     ("ExpandNotSummed", "Y[i,j] = x[i]", "summed back to the input's shape", "Expand"),
-    ("DivideSignFlip", DIV, "the sign is flipped", None),
-    ("DivideUndefinedName", DIV, "NameError: name 'zz' is not defined", None),
+    ("DivideSignFlip", DIV, "the sign is flipped", "Divide"),
+    ("DivideUndefinedName", DIV, "NameError: name 'zz' is not defined", "Divide"),
 ]
 
 

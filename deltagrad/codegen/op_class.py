@@ -74,6 +74,12 @@ def op_context(derivation, summary: str | None = None) -> dict:
         sizes_line = f"{head}{args})"
         if len(sizes_line) > 100 - 8:  # wrap as a formatter would, inside the 8-space method body
             sizes_line = f"{head}\n            {args}\n        )"
+            if len(args) > 100 - 12:  # one input per line
+                entries = [f'"{n}": ({n}, {_tuple(p)}),' for n, p in sig.patterns.items()]
+                given = ("\n            {" + ", ".join(f'"{k}": {k}' for k in sig.size_kwargs) + "},") if sig.size_kwargs else ""
+                body = "\n                ".join(entries)
+                sizes_line = (f'{head}\n            "{class_name(spec.name)}",\n            {_tuple(sig.sizes)},'
+                              f"\n            {{\n                {body}\n            }},{given}\n        )")
     params = ", ".join(i.name for i in spec.inputs)
     if sig.size_kwargs:
         params += ", *, " + ", ".join(f"{k}=None" for k in sig.size_kwargs)
@@ -116,7 +122,10 @@ def _backward_lines(derivation, results) -> list:
     lines = []
     for st in derivation.backward.statements:
         if len(results) > 1 and st.target in results:
-            lines.append(f"{st.target} = {render(st.value)} if needs[{results.index(st.target)}] else None")
+            line = f"{st.target} = {render(st.value)} if needs[{results.index(st.target)}] else None"
+            if len(line) > 100 - 8:  # too long for one line: the plain if-statement reads better
+                line = f"{st.target} = None\nif needs[{results.index(st.target)}]:\n    {st.target} = {render(st.value)}"
+            lines.extend(line.splitlines())
         else:
             lines.append(f"{st.target} = {render(st.value)}")
     return lines

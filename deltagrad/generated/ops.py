@@ -232,7 +232,13 @@ class Linear(Op):
     @staticmethod
     def forward(context, X, W, B):
         check_shapes(
-            "Linear", ("i", "k", "j"), {"X": (X, ("i", "k")), "W": (W, ("k", "j")), "B": (B, ("j",))}
+            "Linear",
+            ("i", "k", "j"),
+            {
+                "X": (X, ("i", "k")),
+                "W": (W, ("k", "j")),
+                "B": (B, ("j",)),
+            },
         )
         Y = X @ W + B
         context["X"] = X
@@ -705,6 +711,8 @@ class SoftmaxCrossEntropy(Op):
         n_i = context["n_i"]
         xp = array_namespace(goutput, X, T, M0, S0)
         needs = context.get("needs_input_grad", (True, True))
-        dX = -goutput * (T - xp.sum(T, axis=1)[:, None] * xp.exp(X - M0[:, None]) / S0[:, None]) / n_i if needs[0] else None
+        dX = None
+        if needs[0]:
+            dX = -goutput * (T - xp.sum(T, axis=1)[:, None] * xp.exp(X - M0[:, None]) / S0[:, None]) / n_i
         dT = goutput * (M0[:, None] + xp.log(S0)[:, None] - X) / n_i if needs[1] else None
         return dX, dT
