@@ -190,6 +190,7 @@ def plot_runs(out_dir: Path, runs: dict, prefix: str = "compare") -> list:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     paths = []
     for key, ylabel, name in (("train_loss", "train loss", "loss"), ("val_accuracy", "validation accuracy", "accuracy")):
@@ -201,6 +202,7 @@ def plot_runs(out_dir: Path, runs: dict, prefix: str = "compare") -> list:
                 ax.plot(epochs, [m["test_accuracy"] for m in res.metrics], marker="s", label="test accuracy")
                 ax.legend()
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if prefix:
