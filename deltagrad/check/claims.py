@@ -257,18 +257,30 @@ def counterexample(d, env, got, want) -> dict:
     return out
 
 
-def diagnose(d, name, claim_expr, derived, got, want) -> str:
-    """Plain words for the usual mistakes: sign, factor, transpose, a dropped sum, a dropped term."""
+def sign_or_factor(got, want) -> str:
+    """'the sign is flipped' or 'off by a factor of c' when the numbers say so; '' otherwise.
+
+    >>> sign_or_factor(np.array([2.0, 4.0]), np.array([1.0, 2.0]))
+    'off by a factor of 2'
+    """
     got, want = np.asarray(got, float), np.asarray(want, float)
-    same_shape = got.shape == want.shape
-    if same_shape and np.allclose(got, -want, rtol=1e-8, atol=1e-10):
+    if got.shape != want.shape:
+        return ""
+    if np.allclose(got, -want, rtol=1e-8, atol=1e-10):
         return "the sign is flipped"
     mask = np.abs(want) > 1e-9
-    if mask.any() and same_shape:
+    if mask.any():
         ratios = got[mask] / want[mask]
         if np.allclose(ratios, ratios.flat[0], rtol=1e-8) and np.allclose(got[~mask], 0, atol=1e-10):
-            r = sp.nsimplify(float(ratios.flat[0]), rational=True, tolerance=1e-9)
-            return f"off by a factor of {r}"
+            return f"off by a factor of {sp.nsimplify(float(ratios.flat[0]), rational=True, tolerance=1e-9)}"
+    return ""
+
+
+def diagnose(d, name, claim_expr, derived, got, want) -> str:
+    """Plain words for the usual mistakes: sign, factor, transpose, a dropped sum, a dropped term."""
+    found = sign_or_factor(got, want)
+    if found:
+        return found
     st = d.steps[name]
     if len(st.indices) == 2:
         a, b = st.indices

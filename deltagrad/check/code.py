@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deltagrad.check.claims import Verdict, diagnose
+from deltagrad.check.claims import Verdict, sign_or_factor
 from deltagrad.errors import SpecError
 
 
@@ -133,9 +133,8 @@ def _extent(ix):
 def _forward_diagnosis(got, want):
     if np.shape(got) != np.shape(want):
         return f"forward returned shape {np.shape(got)}, the spec gives {np.shape(want)}"
-    if np.allclose(got, -np.asarray(want)):
-        return "forward has the wrong sign"
-    return "forward does not compute the spec"
+    found = sign_or_factor(got, want)
+    return f"forward: {found}" if found else "forward does not compute the spec"
 
 
 def _gradient_diagnosis(got, want, all_wanted, d):
@@ -145,26 +144,7 @@ def _gradient_diagnosis(got, want, all_wanted, d):
     for other, w in zip(d.inputs, all_wanted):
         if np.shape(w) == got.shape and np.allclose(got, w) and not np.allclose(w, want):
             return f"this is the gradient of {other}: the wrong variable is returned"
-    return diagnose_arrays(got, want)
-
-
-def diagnose_arrays(got, want):
-    """Sign or constant factor, from the numbers alone."""
-    text = diagnose_numbers(got, want)
-    return text or "the values differ from the derived backward"
-
-
-def diagnose_numbers(got, want):
-    if np.allclose(got, -want):
-        return "the sign is flipped"
-    mask = np.abs(want) > 1e-9
-    if mask.any():
-        r = got[mask] / want[mask]
-        if np.allclose(r, r.flat[0], rtol=1e-7) and np.allclose(got[~mask], 0):
-            import sympy as sp
-
-            return f"off by a factor of {sp.nsimplify(float(r.flat[0]), rational=True, tolerance=1e-9)}"
-    return ""
+    return sign_or_factor(got, want) or "the values differ from the derived backward"
 
 
 def _example(d, arrays, got, want, g=None):
@@ -178,4 +158,4 @@ def _example(d, arrays, got, want, g=None):
     return out
 
 
-__all__ = ["check_code", "load_op", "UserCodeError", "diagnose"]
+__all__ = ["check_code", "load_op", "UserCodeError"]
