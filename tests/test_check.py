@@ -283,3 +283,19 @@ check:
     assert lines[-1] == "5 checks: 2 correct, 2 incorrect, 1 errors"
     r = CliRunner().invoke(main, ["check", "--batch", str(batch), "--format", "json"])
     assert json.loads(r.output)["summary"] == {"correct": 2, "incorrect": 2, "error": 1}
+
+
+def test_a_wrong_forward_is_reported(tmp_path):
+    path = tmp_path / "fwd.py"
+    path.write_text(textwrap.dedent('''
+        class Divide:
+            @staticmethod
+            def forward(context, x, z):
+                return -x / z
+            @staticmethod
+            def backward(context, g):
+                return g, g
+    '''))
+    op, file = load_op(f"{path}:Divide")
+    (v,) = check_code(derive(DIV), op, file)
+    assert not v.correct and v.claim == "Divide.forward" and v.diagnosis == "forward: the sign is flipped"
