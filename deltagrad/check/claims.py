@@ -20,7 +20,7 @@ from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.numeric import evaluate_gradient, forward_env, index_sizes, output_shape, random_inputs
 from deltagrad.derive.parse import MAX_NODES, MAX_TEXT, _Builder
 from deltagrad.derive.simplify import simplify_index_expr
-from deltagrad.derive.spec import extent, index, index_aliases, is_index, scalar, tensor
+from deltagrad.derive.spec import extent, index, index_aliases, input_pattern, is_index, scalar, tensor
 from deltagrad.errors import SpecError
 
 
@@ -142,16 +142,10 @@ def _axis_extent(rhs, k, d, grad_name, aliases):
         if isinstance(e, sp.Indexed) and k in e.indices:
             axis = list(e.indices).index(k)
             nm = e.base.label.name
-            pattern = d.spec.out_indices if nm == grad_name else _pattern(d, nm)
+            pattern = d.spec.out_indices if nm == grad_name else input_pattern(d.spec, nm)
             if axis < len(pattern) and isinstance(pattern[axis], sp.Symbol):
                 return extent(index(aliases.get(pattern[axis].name, pattern[axis].name)))
     return None
-
-
-def _pattern(d, name):
-    from deltagrad.derive.numeric import input_pattern
-
-    return input_pattern(d.spec, name)
 
 
 def _canonical(expr, aliases):

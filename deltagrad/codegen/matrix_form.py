@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deltagrad.codegen.latex_printer import name_latex
 from deltagrad.derive.array_program import Attr, BinOp, Call, Const, Neg, Subscript, Var
 
 
@@ -51,12 +52,6 @@ LATEX = Style("{}^{{\\nabla}}", "^{\\top}", " \\odot ", " \\oslash ", "\\mathbf{
 _ADD, _MUL, _ATOM = 1, 2, 3
 
 
-def _latex_name(name):
-    from deltagrad.codegen.latex_printer import name_latex
-
-    return name_latex(name)
-
-
 class _Printer:
     def __init__(self, ranks, style: Style, grad_symbol: str):
         self.ranks = ranks
@@ -68,7 +63,7 @@ class _Printer:
     def name(self, name):
         if name == "goutput":
             return self.grad_symbol
-        return _latex_name(name) if self.latex else name
+        return name_latex(name) if self.latex else name
 
     def wrap(self, item, prec):
         text, kind, p = item
@@ -239,10 +234,10 @@ def program_forms(program, style: Style = UNICODE, grad_symbol: str = "G") -> di
 def matrix_form(derivation, input_name: str, style: str = "unicode"):
     """``X∇ = …`` for one input's backward, or None when it has no plain matrix form."""
     st = LATEX if style == "latex" else UNICODE
-    grad = st.grad.format(_latex_name(derivation.output) if st is LATEX else derivation.output)
+    grad = st.grad.format(name_latex(derivation.output) if st is LATEX else derivation.output)
     forms = program_forms(derivation.backward, st, grad_symbol=grad if st is LATEX else "G")
     text = forms.get(f"d{input_name}")
     if text is None:
         return None
-    name = _latex_name(input_name) if st is LATEX else input_name
+    name = name_latex(input_name) if st is LATEX else input_name
     return f"{st.grad.format(name)} = {text}"

@@ -20,9 +20,9 @@ from deltagrad.derive.from_sympy import spec_from_sympy
 from deltagrad.derive.lower import Lowering
 from deltagrad.derive.parse import parse_spec
 from deltagrad.derive.saved_values import ForwardValues, agree, forward_values, inline_reductions, rewrite_through_forward
-from deltagrad.derive.stabilize import stabilize
+from deltagrad.derive.stabilize import max_node, stabilize
 from deltagrad.derive.simplify import simplify_index_expr
-from deltagrad.derive.spec import Spec, extent, index, index_aliases
+from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
 from deltagrad.errors import SpecError
 
 
@@ -127,13 +127,6 @@ class Derivation:
         return self._cache["class"]
 
 
-def max_node(m):
-    """``xp.max(X, axis=k)``: the maximum that shifts a sum of exponentials."""
-    from deltagrad.derive.array_program import Call
-
-    return Call("max", (Var(m.tensor),), (("axis", m.axis),))
-
-
 def _mentions(expr, name: str) -> bool:
     """True when ``expr`` uses the tensor or scalar called ``name``."""
     return any((e.base.label.name if isinstance(e, sp.Indexed) else e.name) == name
@@ -195,11 +188,7 @@ def _signature(spec: Spec) -> Signature:
     aliases = index_aliases(spec)
     patterns = {}
     for inp in spec.inputs:
-        occ = next(
-            (e for e in sp.preorder_traversal(spec.rhs) if isinstance(e, sp.Indexed) and e.base.label.name == inp.name),
-            None,
-        )
-        patterns[inp.name] = () if occ is None else tuple(int(i) if i.is_Integer else aliases[i.name] for i in occ.indices)
+        patterns[inp.name] = tuple(int(i) if i.is_Integer else aliases[i.name] for i in input_pattern(spec, inp.name))
     order = []
     for pat in patterns.values():
         order += [i for i in pat if isinstance(i, str) and i not in order]
@@ -251,11 +240,7 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
         body = inline_reductions(red.expr, [r for r in values.reductions if r not in used_reductions])
         fwd.assign(red.name, fwd.lower(body, red.indices))
     fwd.order = list(spec.free_indices)
-    node = fwd.lower(rhs, spec.free_indices)
-    if any(isinstance(i, sp.Integer) for i in spec.out_indices):
-        key = tuple(None if isinstance(i, sp.Integer) else ":" for i in spec.out_indices)
-        node = Subscript(node, key)
-    fwd.assign(spec.output, node)
+    fwd.assign(spec.output, fwd.lower_output(rhs, spec.out_indices))
     ranks = {i.name: i.rank for i in spec.inputs}
     ranks.update({f"d{i.name}": i.rank for i in spec.inputs})
     ranks.update({r.name: len(r.indices) for r in values.reductions})

@@ -133,6 +133,14 @@ class Lowering:
         shape = tuple(self.size(i) for i in target)
         return Call("broadcast_to", (self.align(arr, tuple(target)), shape))
 
+    def lower_output(self, expr: sp.Expr, out_indices: tuple):
+        """A node for an output ``Y[out_indices] = expr``: an integer 0 there is a new axis."""
+        free = tuple(i for i in out_indices if not isinstance(i, sp.Integer))
+        node = self.lower(expr, free)
+        if len(free) == len(out_indices):
+            return node
+        return Subscript(node, tuple(None if isinstance(i, sp.Integer) else ":" for i in out_indices))
+
     def arr(self, e) -> Arr:
         shape, free = canonical(e)
         key = (shape, tuple(self.sizes.get(sp.Symbol(f"n_{i.name}", integer=True, positive=True)) for i in free))
@@ -214,7 +222,6 @@ class Lowering:
         if all(k == ":" for k in key):
             return node
         return Subscript(node, tuple(key))  # a full key: the array API has no implicit trailing ':'
-
 
     def combine(self, arrs):
         """Aligned nodes of ``arrs`` and the index tuple they broadcast to."""

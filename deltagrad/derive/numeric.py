@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from deltagrad.derive.spec import Spec, extent, index, index_aliases
+from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
 
 
 def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> dict:
@@ -30,12 +30,6 @@ def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> di
     for idx, ix in zip(grad_indices, pattern):
         sizes[extent(idx)] = int(ix) + 2 if isinstance(ix, sp.Integer) else sizes[extent(ix)]
     return sizes
-
-
-def input_pattern(spec: Spec, name: str) -> tuple:
-    """The indices of the first occurrence of input ``name`` in the spec."""
-    return next((e.indices for e in sp.preorder_traversal(spec.rhs)
-                 if isinstance(e, sp.Indexed) and e.base.label.name == name), ())
 
 
 def input_shape(spec: Spec, name: str, sizes: dict) -> tuple:
@@ -62,10 +56,9 @@ def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integer
 
 def forward_env(spec: Spec, values, inputs: dict, sizes: dict, grad_name: str) -> dict:
     """The inputs, sizes and the forward's values (maxima, reductions, output) by name."""
-    from deltagrad.derive.array_program import Subscript
-    from deltagrad.derive.derivation import max_node
     from deltagrad.derive.evaluate import run
     from deltagrad.derive.lower import Lowering
+    from deltagrad.derive.stabilize import max_node
 
     env = {f"n_{s.name[2:]}": v for s, v in sizes.items()}
     env.update(inputs)
@@ -75,10 +68,7 @@ def forward_env(spec: Spec, values, inputs: dict, sizes: dict, grad_name: str) -
         low.assign(m.name, max_node(m))
     for red in values.reductions:
         low.assign(red.name, low.lower(red.expr, red.indices))
-    node = low.lower(values.rhs, spec.free_indices)
-    if any(isinstance(i, sp.Integer) for i in spec.out_indices):
-        node = Subscript(node, tuple(None if isinstance(i, sp.Integer) else ":" for i in spec.out_indices))
-    low.assign(spec.output, node)
+    low.assign(spec.output, low.lower_output(values.rhs, spec.out_indices))
     with np.errstate(all="ignore"):
         return run(low.statements, env, np)
 

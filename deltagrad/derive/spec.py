@@ -286,6 +286,17 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
     return Spec(name, output, tuple(out_indices), rhs, inputs, text, size_indices)
 
 
+def input_pattern(spec: Spec, name: str) -> tuple:
+    """The indices of the first occurrence of input ``name`` on the right-hand side.
+
+    >>> from deltagrad.derive.parse import parse_spec
+    >>> input_pattern(parse_spec("Y[i,j] = X[i,0,j] * W[j]"), "X")
+    (i, 0, j)
+    """
+    return next((e.indices for e in sp.preorder_traversal(spec.rhs)
+                 if isinstance(e, sp.Indexed) and e.base.label.name == name), ())
+
+
 def index_aliases(spec: Spec) -> dict:
     """Index name → the name of the index it must equal in size (itself for the first of a class).
 

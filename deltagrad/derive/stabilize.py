@@ -34,6 +34,13 @@ class Maximum:
     axis: int
 
 
+def max_node(m: Maximum):
+    """``xp.max(X, axis=k)``: the array-program node that computes ``m``."""
+    from deltagrad.derive.array_program import Call, Var
+
+    return Call("max", (Var(m.tensor),), (("axis", m.axis),))
+
+
 def _candidate(red, spec: Spec):
     """(tensor name, axis) when ``red`` is a sum over one index of exp(an input's entry)."""
     body = red.expr.function
