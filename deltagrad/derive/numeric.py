@@ -84,3 +84,44 @@ def evaluate_gradient(expr, env: dict, sizes: dict, grad_indices, grad_name: str
     node = low.lower(expr, tuple(grad_indices))
     with np.errstate(all="ignore"):
         return np.asarray(run(low.statements + [Assign("_result", node)], env, np)["_result"], dtype=float)
+
+
+#: Draws for confirming a rewrite: inputs uniform in a positive range and in one of both signs.
+FLOAT_DRAWS = ((0.5, 1.5, False), (-1.5, 1.5, False))
+
+
+def random_environments(spec: Spec, values, sizes: dict, grad_name: str, draws, seed: int = 0):
+    """One environment per ``(low, high, integers)`` draw: random inputs, the forward's values
+    and a random output gradient (small non-zero integers when ``integers``)."""
+    rng = np.random.default_rng(seed)
+    shape = output_shape(spec, sizes)
+    for low, high, integers in draws:
+        env = forward_env(spec, values, random_inputs(spec, sizes, rng, low, high, integers), sizes, grad_name)
+        if integers:
+            g = rng.integers(-3, 4, size=shape).astype(float)
+            g[g == 0] = 1.0
+        else:
+            g = rng.normal(size=shape)
+        env[grad_name] = g if shape else float(g)
+        yield env
+
+
+def compare_gradients(first, second, spec: Spec, values, grad_indices, grad_name: str, sizes: dict, draws,
+                      seed: int = 0, rtol: float = 1e-9, atol: float = 1e-10):
+    """(agree, env, first_value, second_value) over the draws.
+
+    Draws where either side is not finite are skipped; ``agree`` is None when none is finite,
+    False with the first draw where the two differ, else True with the last draw.
+    """
+    witness = None
+    for env in random_environments(spec, values, sizes, grad_name, draws, seed):
+        a = evaluate_gradient(first, env, sizes, grad_indices, grad_name)
+        b = evaluate_gradient(second, env, sizes, grad_indices, grad_name)
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+            continue
+        if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol):
+            return False, env, a, b
+        witness = (env, a, b)
+    if witness is None:
+        return None, None, None, None
+    return True, *witness

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import numpy as np
 import sympy as sp
 
 from deltagrad.derive.eliminate import eliminate_deltas
@@ -206,23 +205,12 @@ def agree(first, second, spec: Spec, values: ForwardValues, input_name: str, gra
     range and from a range of both signs; a draw where either side is not finite is skipped,
     and at least one draw must be finite.
     """
-    from deltagrad.derive.numeric import evaluate_gradient, forward_env, index_sizes, output_shape, random_inputs
+    from deltagrad.derive.numeric import FLOAT_DRAWS, compare_gradients, index_sizes
 
-    rng = np.random.default_rng(12345)
     sizes = index_sizes(spec, input_name, grad_indices)
-    checked = 0
-    for _ in range(trials):
-        for low, high in ((0.5, 1.5), (-1.5, 1.5)):
-            env = forward_env(spec, values, random_inputs(spec, sizes, rng, low, high), sizes, grad_name)
-            shape = output_shape(spec, sizes)
-            env[grad_name] = rng.normal(size=shape) if shape else float(rng.normal())
-            results = [evaluate_gradient(e, env, sizes, grad_indices, grad_name) for e in (first, second)]
-            if not all(np.all(np.isfinite(r)) for r in results):
-                continue
-            if not np.allclose(results[0], results[1], rtol=1e-9, atol=1e-10):
-                return False
-            checked += 1
-    return checked > 0
+    result = compare_gradients(first, second, spec, values, grad_indices, grad_name, sizes, FLOAT_DRAWS * trials,
+                               seed=12345)
+    return result[0] is True
 
 
 def rewrite_through_forward(expr, spec: Spec, values: ForwardValues, input_name: str, grad_indices, grad_name: str):
