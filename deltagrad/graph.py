@@ -15,6 +15,8 @@ array([[4.]])
 
 from __future__ import annotations
 
+from deltagrad.op_base import array_namespace
+
 
 class Tensor:
     """A value in the graph; ``source`` is the op node that made it (None for a leaf)."""
@@ -121,7 +123,7 @@ def topological_order(root: Tensor) -> list:
 def backward(root: Tensor) -> None:
     """Fill ``.grad`` of every tensor that ``root`` depends on (summing over uses)."""
     if root.grad is None:
-        root.grad = 1.0 if not root.shape else _ones_like(root.value)
+        root.grad = 1.0 if not root.shape else array_namespace(root.value).ones_like(root.value)
     for t in reversed(topological_order(root)):
         node = t.source
         if node is None or t.grad is None:
@@ -131,9 +133,3 @@ def backward(root: Tensor) -> None:
             if isinstance(inp, Tensor) and inp.requires_grad:
                 inp.grad = g if inp.grad is None else inp.grad + g
         node.context.clear()  # free the saved arrays early
-
-
-def _ones_like(value):
-    from deltagrad.op_base import array_namespace
-
-    return array_namespace(value).ones_like(value)

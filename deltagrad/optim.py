@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+from deltagrad.op_base import array_namespace
+
 
 class SGD:
     """Stochastic gradient descent; with ``momentum`` > 0, heavy-ball momentum."""
@@ -62,18 +64,12 @@ class Adam:
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * (g * g)
-            xp = _namespace(g)
+            xp = array_namespace(g)
             p.value -= scale * m / (xp.sqrt(v) + self.eps)
 
     def zero_grad(self):
         for p in self.params:
             p.grad = None
-
-
-def _namespace(a):
-    from deltagrad.op_base import array_namespace
-
-    return array_namespace(a)
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float = 0.0):
