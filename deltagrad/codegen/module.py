@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from deltagrad.codegen.op_class import class_name, environment, op_source
@@ -22,13 +23,19 @@ GENERATED_DIR = Path(__file__).resolve().parents[1] / "generated"
 REGENERATE = "edit deltagrad/op_table.py, then run `deltagrad codegen -o deltagrad/generated`."
 
 
-def derive_entries(entries):
-    """The derivation of each op entry, checking that class names are unique."""
+@lru_cache(maxsize=256)
+def derive_entry(entry):
+    """The derivation of one op entry (cached: the package and the write-ups share it)."""
     from deltagrad.derive.derivation import derive
 
+    return derive(entry.spec, name=entry.name, inputs=entry.inputs)
+
+
+def derive_entries(entries):
+    """The derivation of each op entry, checking that class names are unique."""
     derivations, seen = [], {}
     for e in entries:
-        d = derive(e.spec, name=e.name, inputs=e.inputs)
+        d = derive_entry(e)
         cls = class_name(e.name)
         if cls in seen:
             raise SpecError(f"two ops would both be class {cls}: {seen[cls]!r} and {e.name!r}; name them (NAME: SPEC)")
