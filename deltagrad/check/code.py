@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from deltagrad.check.claims import Verdict, sign_or_factor
+from deltagrad.check.claims import Verdict, _fmt, sign_or_factor
+from deltagrad.derive.numeric import index_sizes, output_shape, random_inputs
+from deltagrad.derive.spec import extent
 from deltagrad.errors import SpecError
 
 
@@ -56,18 +58,15 @@ def _where(err: BaseException, file: Path | None) -> str:
 
 def check_code(d, op, file: Path | None = None, seed: int = 0) -> list:
     """One :class:`Verdict` per input gradient (or one for the forward or an exception)."""
-    from deltagrad.derive.numeric import index_sizes, input_shape, output_shape
 
     rng = np.random.default_rng(seed)
     first = d.spec.inputs[0].name
     sizes = index_sizes(d.spec, first, d.steps[first].indices)
-    kwargs = {ix.name: sizes[_extent(ix)] for ix in d.spec.size_indices}
+    kwargs = {ix.name: sizes[extent(ix)] for ix in d.spec.size_indices}
     derived = d.compile()
     for low, high in ((-1.5, 1.5), (0.5, 2.0)):
-        arrays = []
-        for inp in d.spec.inputs:
-            shape = input_shape(d.spec, inp.name, sizes)
-            arrays.append(rng.uniform(low, high, size=shape) if shape else float(rng.uniform(low, high)))
+        drawn = random_inputs(d.spec, sizes, rng, low, high)
+        arrays = [drawn[inp.name] for inp in d.spec.inputs]
         ref_ctx = {}
         with np.errstate(all="ignore"):
             want = derived.forward(ref_ctx, *arrays, **kwargs)
@@ -124,12 +123,6 @@ def check_code(d, op, file: Path | None = None, seed: int = 0) -> list:
     return verdicts
 
 
-def _extent(ix):
-    from deltagrad.derive.spec import extent
-
-    return extent(ix)
-
-
 def _forward_diagnosis(got, want):
     if np.shape(got) != np.shape(want):
         return f"forward returned shape {np.shape(got)}, the spec gives {np.shape(want)}"
@@ -148,7 +141,6 @@ def _gradient_diagnosis(got, want, all_wanted, d):
 
 
 def _example(d, arrays, got, want, g=None):
-    from deltagrad.check.claims import _fmt
 
     out = {inp.name: _fmt(a) for inp, a in zip(d.spec.inputs, arrays)}
     if g is not None:
