@@ -61,12 +61,12 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
 
-    from deltagrad.data import load_mnist
-    from deltagrad.modules import MLP
-    from deltagrad import functions as F
-    from deltagrad.graph import Tensor
-    from deltagrad.optim import Adam
-    from deltagrad.train import TrainConfig, one_hot, train
+    from deltagrad.nn import functions as F
+    from deltagrad.nn.data import load_mnist
+    from deltagrad.nn.graph import Tensor
+    from deltagrad.nn.modules import MLP
+    from deltagrad.nn.optim import Adam
+    from deltagrad.nn.train import TrainConfig, one_hot, train
 
     data = load_mnist(args.data_dir)
     print(f"threads: {args.threads}; numpy {np.__version__}")

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from deltagrad import functions as F
 from deltagrad.cli import main
-from deltagrad.data import MIRRORS, SHA256, DataError, find_file, load_mnist, read_idx
-from deltagrad.graph import Tensor, apply, backward
-from deltagrad.modules import MLP, Linear
-from deltagrad.optim import SGD, Adam
-from deltagrad.train import TrainConfig, evaluate, train
+from deltagrad.nn import functions as F
+from deltagrad.nn.data import MIRRORS, SHA256, DataError, find_file, load_mnist, read_idx
+from deltagrad.nn.graph import Tensor, apply, backward
+from deltagrad.nn.modules import MLP, Linear
+from deltagrad.nn.optim import SGD, Adam
+from deltagrad.nn.train import TrainConfig, evaluate, train
 
 rng = np.random.default_rng(3)
 

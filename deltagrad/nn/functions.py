@@ -1,16 +1,25 @@
 """Functions on graph tensors, each one generated op (from ``deltagrad.generated``).
 
+This module sits above :mod:`deltagrad.nn.graph` (the graph never imports it) and gives
+``Tensor`` its operators: ``x + y`` is ``add(x, y)``, ``-`` ``subtract``, ``*`` ``multiply``
+(either side), ``/`` ``divide``, ``@`` ``matmul`` and ``-x`` ``multiply(x, -1.0)``.
+
 >>> import numpy as np
->>> from deltagrad.graph import Tensor
+>>> from deltagrad.nn.graph import Tensor
 >>> x = Tensor(np.zeros((1, 2)), requires_grad=True)
 >>> sigmoid(x).value
+array([[0.5, 0.5]])
+>>> y = Tensor(np.full((1, 2), 1.5))
+>>> (2.0 * (x + y) @ Tensor(np.ones((2, 1)))).value
+array([[6.]])
+>>> (-(x - y) / 3.0).value
 array([[0.5, 0.5]])
 """
 
 from __future__ import annotations
 
 from deltagrad import generated as G
-from deltagrad.graph import Tensor, apply
+from deltagrad.nn.graph import Tensor, apply
 
 
 def _is_scalar(v) -> bool:
@@ -79,3 +88,35 @@ def softmax_cross_entropy(logits, targets):
 
 
 ACTIVATIONS = {"sigmoid": sigmoid, "relu": relu, "tanh": tanh}
+
+
+# ---- Tensor's operators ------------------------------------------------------------------------
+
+def _attach_operators(cls=Tensor) -> None:
+    """Give ``cls`` (the graph's ``Tensor``) the operators ``+ - * / @`` and unary ``-``."""
+
+    def __add__(self, other):
+        return add(self, other)
+
+    def __sub__(self, other):
+        return subtract(self, other)
+
+    def __mul__(self, other):
+        return multiply(self, other)
+
+    def __truediv__(self, other):
+        return divide(self, other)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __neg__(self):
+        return multiply(self, -1.0)
+
+    for method in (__add__, __sub__, __mul__, __truediv__, __matmul__, __neg__):
+        method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
+        setattr(cls, method.__name__, method)
+    cls.__rmul__ = __mul__
+
+
+_attach_operators()

@@ -16,12 +16,40 @@ from pathlib import Path
 
 import numpy as np
 
-from deltagrad import functions as F
-from deltagrad.backend import namespace, to_numpy
+from deltagrad.nn import functions as F
+from deltagrad.nn.backend import namespace, to_numpy
 from deltagrad.files import write_atomic
-from deltagrad.graph import Tensor
-from deltagrad.modules import MLP
-from deltagrad.optim import make_optimizer
+from deltagrad.nn.graph import Tensor
+from deltagrad.nn.modules import MLP
+from deltagrad.nn.optim import make_optimizer
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """Hidden widths from text: positive integers separated by ``,``, ``-`` or ``x``.
+
+    The one grammar of ``--hidden 300,100`` and of ``--compare hidden=100,300-100`` (where the
+    comma separates runs, so a run's widths are joined by ``-`` or ``x``). Spaces around a width
+    and empty parts between separators are ignored; anything else is a ``ValueError``.
+
+    >>> parse_hidden("300"), parse_hidden("300,100"), parse_hidden("300-100"), parse_hidden("64x64x32")
+    ((300,), (300, 100), (300, 100), (64, 64, 32))
+    >>> parse_hidden("300,abc")
+    Traceback (most recent call last):
+    ...
+    ValueError: '300,abc': give widths such as 300 or 300,100
+    >>> parse_hidden("0")
+    Traceback (most recent call last):
+    ...
+    ValueError: '0': give at least one positive width
+    """
+    parts = text.replace("x", ",").replace("-", ",").split(",")
+    try:
+        sizes = tuple(int(p) for p in parts if p.strip())
+    except ValueError:
+        raise ValueError(f"{text!r}: give widths such as 300 or 300,100") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"{text!r}: give at least one positive width")
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -53,7 +81,7 @@ class RunResult:
 
 
 def load_data(config: TrainConfig) -> dict:
-    from deltagrad.data import load_mnist, load_synthetic
+    from deltagrad.nn.data import load_mnist, load_synthetic
 
     if config.data == "synthetic":
         return load_synthetic(seed=config.seed)
@@ -218,7 +246,7 @@ def plot_runs(out_dir: Path, runs: dict, prefix: str = "compare") -> list:
 
 
 COMPARABLE = {
-    "activation": str, "hidden": lambda v: tuple(int(x) for x in v.replace("x", "-").split("-") if x),
+    "activation": str, "hidden": parse_hidden,
     "momentum": float, "init": str, "lr": float, "optimizer": str, "batch_size": int, "residual": lambda v: v in ("1", "true", "yes"),
 }
 

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from deltagrad import functions as F
-from deltagrad.graph import Tensor
+from deltagrad.nn import functions as F
+from deltagrad.nn.graph import Tensor
 
 INITS = ("glorot", "normal", "zeros")
 

@@ -1,7 +1,7 @@
 """Optimisers that update parameter tensors in place: SGD (with momentum) and Adam.
 
 >>> import numpy as np
->>> from deltagrad.graph import Tensor
+>>> from deltagrad.nn.graph import Tensor
 >>> p = Tensor(np.array([1.0]), requires_grad=True); p.grad = np.array([0.5])
 >>> SGD([p], lr=0.1).step(); p.value
 array([0.95])

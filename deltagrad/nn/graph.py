@@ -2,7 +2,8 @@
 topological order, gradients summed where a tensor is used twice.
 
 The graph never differentiates anything itself: every op it runs is a generated ``Op`` class
-(``forward(context, ...)``/``backward(context, goutput)``).
+(``forward(context, ...)``/``backward(context, goutput)``). It imports no other runtime module:
+the functions over tensors, Tensor's operators among them, live in ``deltagrad.nn.functions``.
 
 >>> import numpy as np
 >>> from deltagrad.generated import Multiply
@@ -19,7 +20,11 @@ from deltagrad.op_base import array_namespace
 
 
 class Tensor:
-    """A value in the graph; ``source`` is the op node that made it (None for a leaf)."""
+    """A value in the graph; ``source`` is the op node that made it (None for a leaf).
+
+    The operators ``+ - * / @`` and unary ``-`` run generated ops; :mod:`deltagrad.nn.functions`,
+    which sits above this module, attaches them (it is imported with the package ``deltagrad.nn``).
+    """
 
     __slots__ = ("value", "grad", "source", "requires_grad")
     __array_priority__ = 1000  # so that numpy_array * tensor defers to Tensor
@@ -36,39 +41,6 @@ class Tensor:
 
     def __repr__(self):
         return f"Tensor(shape={self.shape}, requires_grad={self.requires_grad})"
-
-    # operators call the generated ops through deltagrad.functions
-    def __add__(self, other):
-        from deltagrad import functions as F
-
-        return F.add(self, other)
-
-    def __sub__(self, other):
-        from deltagrad import functions as F
-
-        return F.subtract(self, other)
-
-    def __mul__(self, other):
-        from deltagrad import functions as F
-
-        return F.multiply(self, other)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        from deltagrad import functions as F
-
-        return F.divide(self, other)
-
-    def __matmul__(self, other):
-        from deltagrad import functions as F
-
-        return F.matmul(self, other)
-
-    def __neg__(self):
-        from deltagrad import functions as F
-
-        return F.multiply(self, -1.0)
 
     def backward(self):
         """Backpropagate from this tensor (a scalar loss, or with ``grad`` already set)."""
