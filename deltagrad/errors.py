@@ -1,6 +1,8 @@
 """The errors deltagrad raises on purpose: a bad spec, and a shape mismatch at run time.
 
 Both are ``ValueError`` subclasses with a one-line message that says what is wrong and where.
+This module imports nothing of deltagrad: every other module, the op base class included, takes
+its errors from here.
 
 >>> raise SpecError("unknown function 'foo'", column=8)
 Traceback (most recent call last):
@@ -20,7 +22,8 @@ class SpecError(ValueError):
         super().__init__(message if column is None else f"column {column}: {message}")
 
 
-# Generated ops raise it at run time, so it lives with their base class.
-from deltagrad.generated.op_base import ShapeError  # noqa: E402
+class ShapeError(ValueError):
+    """Arrays whose shapes disagree with the op's index notation."""
+
 
 __all__ = ["SpecError", "ShapeError"]
