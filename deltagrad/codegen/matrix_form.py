@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deltagrad.codegen.latex_printer import name_latex
-from deltagrad.derive.array_program import Attr, BinOp, Call, Const, Neg, Subscript, Var
+from deltagrad.derive.array_program import BinOp, Const, Neg, Visitor
 
 
 class NoMatrixForm(Exception):
@@ -52,7 +52,9 @@ LATEX = Style("{}^{{\\nabla}}", "^{\\top}", " \\odot ", " \\oslash ", "\\mathbf{
 _ADD, _MUL, _ATOM = 1, 2, 3
 
 
-class _Printer:
+class _Printer(Visitor):
+    """Matrix-notation text, kind and precedence of each node; NoMatrixForm where there is none."""
+
     def __init__(self, ranks, style: Style, grad_symbol: str):
         self.ranks = ranks
         self.s = style
@@ -69,39 +71,41 @@ class _Printer:
         text, kind, p = item
         return f"{self.s.left}{text}{self.s.right}" if p < prec else text
 
-    def node(self, n):
-        """(text, kind, precedence)"""
-        s = self.s
-        if isinstance(n, Var):
-            if n.name in self.env:
-                return self.env[n.name]
-            rank = self.ranks.get(n.name, 0 if n.name.startswith("n_") else None)
-            if rank is None or rank > 2:
-                raise NoMatrixForm(n.name)
-            return self.name(n.name), rank, _ATOM
-        if isinstance(n, Const):
-            v = n.value
-            text = str(int(v)) if float(v).is_integer() else repr(v)
-            return text, 0, _ATOM if v >= 0 else _ADD
-        if isinstance(n, Neg):
-            inner = self.node(n.operand)
-            return "-" + self.wrap(inner, _MUL), inner[1], _ADD
-        if isinstance(n, Attr):
-            inner = self.node(n.value)
-            if n.name != "T" or inner[1] != 2:
-                raise NoMatrixForm(n.name)
-            return self.sup(self.wrap(inner, _ATOM)) + s.transpose, 2, _ATOM
-        if isinstance(n, Subscript):
-            inner = self.node(n.value)
-            if n.key == (":", None) and inner[1] == 1:
-                return self.wrap(inner, _ATOM) + s.ones + s.transpose, "col", _ATOM
-
-            raise NoMatrixForm("subscript")
-        if isinstance(n, BinOp):
-            return self.binop(n)
-        if isinstance(n, Call):
-            return self.call(n)
+    def unknown(self, n):
         raise NoMatrixForm(type(n).__name__)
+
+    # each visit_ method returns (text, kind, precedence)
+    def visit_Var(self, n):
+        if n.name in self.env:
+            return self.env[n.name]
+        rank = self.ranks.get(n.name, 0 if n.name.startswith("n_") else None)
+        if rank is None or rank > 2:
+            raise NoMatrixForm(n.name)
+        return self.name(n.name), rank, _ATOM
+
+    def visit_Const(self, n):
+        v = n.value
+        text = str(int(v)) if float(v).is_integer() else repr(v)
+        return text, 0, _ATOM if v >= 0 else _ADD
+
+    def visit_tuple(self, n):
+        raise NoMatrixForm("tuple")
+
+    def visit_Neg(self, n):
+        inner = self.visit(n.operand)
+        return "-" + self.wrap(inner, _MUL), inner[1], _ADD
+
+    def visit_Attr(self, n):
+        inner = self.visit(n.value)
+        if n.name != "T" or inner[1] != 2:
+            raise NoMatrixForm(n.name)
+        return self.sup(self.wrap(inner, _ATOM)) + self.s.transpose, 2, _ATOM
+
+    def visit_Subscript(self, n):
+        inner = self.visit(n.value)
+        if n.key == (":", None) and inner[1] == 1:
+            return self.wrap(inner, _ATOM) + self.s.ones + self.s.transpose, "col", _ATOM
+        raise NoMatrixForm("subscript")
 
     def sup(self, text):
         """Group a base that already carries a superscript before adding another (LaTeX)."""
@@ -123,12 +127,12 @@ class _Printer:
             return 2
         return kinds.pop()
 
-    def binop(self, n):
+    def visit_BinOp(self, n):
         s = self.s
         if n.op in "*/" and _leading_neg(n):
-            inner = self.binop(_strip_neg(n))
+            inner = self.visit_BinOp(_strip_neg(n))
             return "-" + self.wrap(inner, _MUL), inner[1], _ADD
-        a, b = self.node(n.left), self.node(n.right)
+        a, b = self.visit(n.left), self.visit(n.right)
         if n.op == "@":
             if a[1] == 2 and b[1] in (1, 2):
                 return f"{self.wrap(a, _MUL)}{s.times}{self.wrap(b, _MUL)}", b[1], _MUL
@@ -140,7 +144,7 @@ class _Printer:
         if n.op == "**":
             if not isinstance(n.right, Const):
                 raise NoMatrixForm("**")
-            exp = self.node(n.right)[0]
+            exp = self.visit(n.right)[0]
             sup = f"^{{\\circ {exp}}}" if self.latex else f"^∘{exp}"
             if a[1] == 0:
                 sup = f"^{{{exp}}}" if self.latex else f"^{exp}"
@@ -161,12 +165,12 @@ class _Printer:
             return f"{self.wrap(a, _MUL)}{s.oslash}{self.wrap(b, _MUL + 1)}", kind, _MUL
         raise NoMatrixForm(n.op)
 
-    def call(self, n):
+    def visit_Call(self, n):
         s = self.s
         kwargs = dict(n.kwargs)
         fn = n.fn
         if fn == "sum":
-            x = self.node(n.args[0])
+            x = self.visit(n.args[0])
             axis = kwargs.get("axis")
             if x[1] == 2 and axis == 1:
                 return f"{self.wrap(x, _ATOM)}{s.ones}", 1, _ATOM
@@ -178,7 +182,7 @@ class _Printer:
                 return f"{s.ones}{s.transpose}{self.wrap(x, _ATOM)}", 0, _MUL
             raise NoMatrixForm("sum")
         if fn == "broadcast_to":
-            x = self.node(n.args[0])
+            x = self.visit(n.args[0])
             width = len(n.args[1])
             if x[1] == 0 and width == 2:
                 return f"{self.wrap(x, _MUL)}{s.times}{s.ones}{s.ones}{s.transpose}", 2, _MUL
@@ -190,7 +194,7 @@ class _Printer:
                 return f"{s.ones}{self.wrap(x, _ATOM)}{s.transpose}", 2, _ATOM
             raise NoMatrixForm("broadcast_to")
         if fn in s.funcs and fn not in ("max",):
-            args = [self.node(a) for a in n.args]
+            args = [self.visit(a) for a in n.args]
             kind = args[0][1]
             for a in args[1:]:
                 kind = self.joined(kind, a[1])
@@ -199,7 +203,7 @@ class _Printer:
                 return f"{s.funcs[fn]}\\left[{inner}\\right]", kind, _ATOM
             return f"{s.funcs[fn]}[{inner}]", kind, _ATOM
         if fn == "max" and kwargs.get("axis") == 1:
-            x = self.node(n.args[0])
+            x = self.visit(n.args[0])
             return f"{s.funcs['max']}{s.left}{x[0]}{s.right}", 1, _ATOM
         raise NoMatrixForm(fn)
 
@@ -224,7 +228,7 @@ def program_forms(program, style: Style = UNICODE, grad_symbol: str = "G") -> di
     out = {}
     for st in program.statements:
         try:
-            p.env[st.target] = p.node(st.value)
+            p.env[st.target] = p.visit(st.value)
             out[st.target] = p.env[st.target][0]
         except NoMatrixForm:
             out[st.target] = None

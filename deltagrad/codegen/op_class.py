@@ -26,7 +26,7 @@ import jinja2
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form
 from deltagrad.codegen.python_printer import render, render_statements
-from deltagrad.derive.array_program import variables
+from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
 
@@ -55,35 +55,23 @@ def class_name(name: str) -> str:
 
 
 def op_context(derivation, summary: str | None = None) -> dict:
-    """The plain data the op template renders."""
+    """The plain data the op template renders: names, rendered expressions and flags that are
+    questions asked of the array programs; the template decides the layout."""
     spec, sig = derivation.spec, derivation.signature
-    forward = derivation.forward
-    fwd_lines = render_statements(forward.statements)
+    forward, backward = derivation.forward, derivation.backward
     used = set(derivation.saved)
     for st in forward.statements:
         used |= variables(st.value)
-    sizes_line = ""
+    shapes = None
     if sig.sizes:
         targets = [f"n_{n}" if f"n_{n}" in used else "_" for n in sig.sizes]
-        arrays = ", ".join(f'"{n}": ({n}, {_tuple(p)})' for n, p in sig.patterns.items())
-        args = f'"{class_name(spec.name)}", {_tuple(sig.sizes)}, {{{arrays}}}'
-        if sig.size_kwargs:
-            args += ", {" + ", ".join(f'"{k}": {k}' for k in sig.size_kwargs) + "}"
-        lhs = ", ".join(targets) + ("," if len(targets) == 1 else "")
-        head = f"{lhs} = check_shapes(" if any(t != "_" for t in targets) else "check_shapes("
-        sizes_line = f"{head}{args})"
-        if len(sizes_line) > 100 - 8:  # wrap as a formatter would, inside the 8-space method body
-            sizes_line = f"{head}\n            {args}\n        )"
-            if len(args) > 100 - 12:  # one input per line
-                entries = [f'"{n}": ({n}, {_tuple(p)}),' for n, p in sig.patterns.items()]
-                given = ("\n            {" + ", ".join(f'"{k}": {k}' for k in sig.size_kwargs) + "},") if sig.size_kwargs else ""
-                body = "\n                ".join(entries)
-                sizes_line = (f'{head}\n            "{class_name(spec.name)}",\n            {_tuple(sig.sizes)},'
-                              f"\n            {{\n                {body}\n            }},{given}\n        )")
-    params = ", ".join(i.name for i in spec.inputs)
-    if sig.size_kwargs:
-        params += ", *, " + ", ".join(f"{k}=None" for k in sig.size_kwargs)
-    tensors = [i.name for i in spec.inputs]
+        shapes = {
+            "targets": targets if any(t != "_" for t in targets) else [],
+            "name": f'"{class_name(spec.name)}"',
+            "sizes": _tuple(sig.sizes),
+            "arrays": [f'"{n}": ({n}, {_tuple(p)})' for n, p in sig.patterns.items()],
+            "given": [f'"{k}": {k}' for k in sig.size_kwargs],
+        }
     saved_arrays = [n for n in derivation.saved if not n.startswith("n_")]
     results = [f"d{i.name}" for i in spec.inputs]
     backward_doc = []
@@ -92,43 +80,31 @@ def op_context(derivation, summary: str | None = None) -> dict:
         lhs = f"d{name}[{idx}]" if idx else f"d{name}"
         backward_doc.append(f"{lhs} = {index_text(step.final)}")
         backward_doc.append(f"    {matrix_form(derivation, name) or '(no plain matrix form: see the index form)'}")
-    backward_lines = _backward_lines(derivation, results)
-    scalar_output = not spec.out_indices and any("goutput.dtype" in line for line in backward_lines)
+    # a Python float stays a weak scalar (float32 stays float32); only dtype look-ups need an array
+    scalar_output = not spec.out_indices and reads_attribute(backward.statements, "goutput", "dtype")
+    skippable = len(results) > 1
     return {
-        "forward_xp": any("xp." in line for line in fwd_lines),
-        "backward_xp": scalar_output or any("xp." in line for line in backward_lines),
+        "forward_xp": uses_namespace(forward.statements),
+        "backward_xp": scalar_output or uses_namespace(backward.statements),
         "class_name": class_name(spec.name),
         "summary": summary or f"The op {spec.name}: forward from its spec, backward derived by deltagrad.",
         "forward_doc": f"{index_text(spec.lhs)} = {index_text(spec.rhs)}",
         "backward_doc": backward_doc,
-        "params": params,
-        "namespace_args": ", ".join(tensors),
-        "sizes_line": sizes_line,
-        "forward_lines": fwd_lines,
+        "inputs": [i.name for i in spec.inputs],
+        "size_kwargs": list(sig.size_kwargs),
+        "shapes": shapes,
+        "forward_lines": render_statements(forward.statements),
         "saved": list(derivation.saved),
         "output": spec.output,
-        "backward_namespace_args": ", ".join(["goutput", *saved_arrays]),
-        # a Python float stays a weak scalar (float32 stays float32); only dtype look-ups need an array
+        "backward_namespace_args": ["goutput", *saved_arrays],
         "scalar_output": scalar_output,
-        "backward_lines": backward_lines,
-        "skippable": len(results) > 1,
-        "all_true": "(" + ", ".join(["True"] * len(results)) + ")",
-        "results": f"({results[0]},)" if len(results) == 1 else ", ".join(results),
+        # each backward statement; "need": which needs[] flag guards a gradient that may be skipped
+        "backward": [{"target": st.target, "value": render(st.value),
+                      "need": results.index(st.target) if skippable and st.target in results else None}
+                     for st in backward.statements],
+        "skippable": skippable,
+        "results": results,
     }
-
-
-def _backward_lines(derivation, results) -> list:
-    """The backward's lines; with several inputs, each gradient is computed only if needed."""
-    lines = []
-    for st in derivation.backward.statements:
-        if len(results) > 1 and st.target in results:
-            line = f"{st.target} = {render(st.value)} if needs[{results.index(st.target)}] else None"
-            if len(line) > 100 - 8:  # too long for one line: the plain if-statement reads better
-                line = f"{st.target} = None\nif needs[{results.index(st.target)}]:\n    {st.target} = {render(st.value)}"
-            lines.extend(line.splitlines())
-        else:
-            lines.append(f"{st.target} = {render(st.value)}")
-    return lines
 
 
 def _tuple(items) -> str:

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from deltagrad.derive.array_program import Attr, BinOp, Call, Const, Neg, Subscript, Var
+from deltagrad.derive.array_program import BinOp, Const, Neg, Visitor, needed
 
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "neg": 3, "**": 4, "atom": 5}
 
@@ -22,50 +22,84 @@ def _prec(node) -> int:
     return _PREC["atom"]
 
 
-def _wrap(node, needed: int, strict: bool) -> str:
-    text = render(node)
-    p = _prec(node)
-    return f"({text})" if p < needed or (strict and p == needed) else text
+class PythonPrinter(Visitor):
+    """Python source for each node kind; the plain data of a Call's arguments (ints, floats,
+    tuples of them) prints as a Python literal.
 
+    >>> from deltagrad.derive.array_program import Call, Subscript, Var
+    >>> PythonPrinter().visit(Call('sum', (Var('X'),), (('axis', (0, 1)),)))
+    'xp.sum(X, axis=(0, 1))'
+    >>> PythonPrinter().visit(Subscript(Var('M'), (':', None)))
+    'M[:, None]'
+    """
 
-def _value(v) -> str:
-    if isinstance(v, tuple):
-        inner = ", ".join(_value(x) for x in v)
-        return f"({inner},)" if len(v) == 1 else f"({inner})"
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return repr(v)
-    return render(v)
+    what = "render"
+
+    def wrap(self, node, needed: int, strict: bool) -> str:
+        """``node`` in parentheses where its precedence is below ``needed`` (or equal, if strict)."""
+        text = self.visit(node)
+        p = _prec(node)
+        return f"({text})" if p < needed or (strict and p == needed) else text
+
+    def visit_Var(self, node):
+        return node.name
+
+    def visit_Const(self, node):
+        return repr(node.value)
+
+    visit_int = visit_float = repr  # plain data in a Call's arguments (never a bool)
+
+    def visit_tuple(self, node):
+        inner = ", ".join(self.visit(x) for x in node)
+        return f"({inner},)" if len(node) == 1 else f"({inner})"
+
+    def visit_Neg(self, node):
+        return "-" + self.wrap(node.operand, _PREC["neg"], False)
+
+    def visit_BinOp(self, node):
+        p = _PREC[node.op]
+        if node.op == "**":
+            return f"{self.wrap(node.left, p, True)}**{self.wrap(node.right, p, False)}"
+        return f"{self.wrap(node.left, p, False)} {node.op} {self.wrap(node.right, p, True)}"
+
+    def visit_Call(self, node):
+        args = [self.visit(a) for a in node.args] + [f"{k}={self.visit(v)}" for k, v in node.kwargs]
+        return f"xp.{node.fn}({', '.join(args)})"
+
+    def visit_Attr(self, node):
+        return f"{self.wrap(node.value, _PREC['atom'], False)}.{node.name}"
+
+    def visit_Subscript(self, node):
+        key = ", ".join("None" if k is None else str(k) for k in node.key)
+        return f"{self.wrap(node.value, _PREC['atom'], False)}[{key}]"
 
 
 def render(node) -> str:
     """Python source for one expression node; ``xp`` is the array namespace."""
-    if isinstance(node, Var):
-        return node.name
-    if isinstance(node, Const):
-        return repr(node.value)
-    if isinstance(node, Neg):
-        return "-" + _wrap(node.operand, _PREC["neg"], False)
-    if isinstance(node, BinOp):
-        p = _PREC[node.op]
-        if node.op == "**":
-            return f"{_wrap(node.left, p, True)}**{_wrap(node.right, p, False)}"
-        return f"{_wrap(node.left, p, False)} {node.op} {_wrap(node.right, p, True)}"
-    if isinstance(node, Call):
-        args = [_value(a) for a in node.args] + [f"{k}={_value(v)}" for k, v in node.kwargs]
-        return f"xp.{node.fn}({', '.join(args)})"
-    if isinstance(node, Attr):
-        return f"{_wrap(node.value, _PREC['atom'], False)}.{node.name}"
-    if isinstance(node, Subscript):
-        key = ", ".join("None" if k is None else str(k) for k in node.key)
-        return f"{_wrap(node.value, _PREC['atom'], False)}[{key}]"
-    raise TypeError(f"cannot render {node!r}")
+    return PythonPrinter().visit(node)
 
 
 def render_statements(statements) -> list[str]:
     """One line of Python per :class:`~deltagrad.derive.array_program.Assign`.
 
-    >>> from deltagrad.derive.array_program import Assign
+    >>> from deltagrad.derive.array_program import Assign, BinOp, Var
     >>> render_statements([Assign('Y', BinOp('/', Var('X'), Var('Z')))])
     ['Y = X / Z']
     """
-    return [f"{s.target} = {render(s.value)}" for s in statements]
+    printer = PythonPrinter()
+    return [f"{s.target} = {printer.visit(s.value)}" for s in statements]
+
+
+def backward_source(derivation, input_name: str | None = None) -> str:
+    """The backward's Python lines that compute one input's gradient (all when None).
+
+    >>> from deltagrad.derive.derivation import derive
+    >>> print(backward_source(derive("Y[i,j] = Sum(X[i,k]*W[k,j], k)"), "W"))
+    dW = X.T @ goutput
+    """
+    statements = derivation.backward.statements
+    lines = render_statements(statements)
+    if input_name is None:
+        return "\n".join(lines)
+    need = needed(statements, f"d{input_name}")
+    return "\n".join(line for s, line in zip(statements, lines) if s.target in need)

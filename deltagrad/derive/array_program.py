@@ -85,30 +85,166 @@ class Program:
     ranks: dict = field(default_factory=dict, compare=False)  # variable -> rank, for the printers
 
 
+class Visitor:
+    """Walk the IR with one method per node kind, in the style of SymPy's printers.
+
+    ``visit(node)`` calls ``self.visit_<ClassName>(node)``: ``visit_Var``, ``visit_BinOp``, …
+    The plain Python values found inside nodes (a Call's int and tuple arguments) dispatch the
+    same way, to ``visit_int``, ``visit_float``, ``visit_tuple``; ``visit_tuple`` visits each
+    entry and returns a tuple of the answers. A node with no method goes to ``unknown``, which
+    raises ``TypeError("cannot <what> <node>")``; ``what`` names the job of the subclass.
+
+    >>> class Size(Visitor):
+    ...     what = "measure"
+    ...     def visit_Var(self, node):
+    ...         return 1
+    ...     def visit_BinOp(self, node):
+    ...         return 1 + self.visit(node.left) + self.visit(node.right)
+    >>> Size().visit(BinOp('*', Var('G'), Var('Y')))
+    3
+    >>> Size().visit((Var('G'), Var('Y')))
+    (1, 1)
+    >>> Size().visit(Neg(Var('G')))
+    Traceback (most recent call last):
+    ...
+    TypeError: cannot measure Neg(operand=Var(name='G'))
+    """
+
+    what = "visit"
+
+    def visit(self, node):
+        method = getattr(self, f"visit_{type(node).__name__}", None)
+        if method is None:
+            return self.unknown(node)
+        return method(node)
+
+    def visit_tuple(self, node):
+        return tuple(self.visit(x) for x in node)
+
+    def unknown(self, node):
+        raise TypeError(f"cannot {self.what} {node!r}")
+
+
+class _Variables(Visitor):
+    what = "list the variables of"
+
+    def visit_Var(self, node):
+        return {node.name}
+
+    def visit_Const(self, node):
+        return set()
+
+    visit_int = visit_float = visit_bool = visit_str = visit_NoneType = visit_Const  # plain data in nodes
+
+    def visit_BinOp(self, node):
+        return self.visit(node.left) | self.visit(node.right)
+
+    def visit_Neg(self, node):
+        return self.visit(node.operand)
+
+    def visit_Call(self, node):
+        return self.visit(node.args) | self.visit(tuple(v for _, v in node.kwargs))
+
+    def visit_Attr(self, node):
+        return self.visit(node.value)
+
+    visit_Subscript = visit_Attr  # the key holds no variables
+
+    def visit_tuple(self, node):
+        return set().union(*(self.visit(x) for x in node))
+
+
 def variables(node) -> set[str]:
     """Names of the variables an expression reads.
 
     >>> sorted(variables(BinOp('*', Var('G'), Call('exp', (Var('X'),)))))
     ['G', 'X']
     """
-    if isinstance(node, Var):
-        return {node.name}
-    if isinstance(node, (BinOp,)):
-        return variables(node.left) | variables(node.right)
-    if isinstance(node, Neg):
-        return variables(node.operand)
-    if isinstance(node, Call):
-        out = set()
-        for a in node.args:
-            out |= variables(a)
-        for _, v in node.kwargs:
-            out |= variables(v)
-        return out
-    if isinstance(node, (Attr, Subscript)):
-        return variables(node.value)
-    if isinstance(node, tuple):
-        out = set()
-        for a in node:
-            out |= variables(a)
-        return out
-    return set()
+    return _Variables().visit(node)
+
+
+class _Nodes(Visitor):
+    """Every node of some code, parents before children, in reading order."""
+
+    what = "walk"
+
+    def visit_Var(self, node):
+        return [node]
+
+    visit_Const = visit_Var
+
+    def visit_int(self, node):
+        return []
+
+    visit_float = visit_bool = visit_str = visit_NoneType = visit_int  # plain data, not nodes
+
+    def visit_BinOp(self, node):
+        return [node, *self.visit(node.left), *self.visit(node.right)]
+
+    def visit_Neg(self, node):
+        return [node, *self.visit(node.operand)]
+
+    def visit_Call(self, node):
+        return [node, *self.visit(node.args), *self.visit(tuple(v for _, v in node.kwargs))]
+
+    def visit_Attr(self, node):
+        return [node, *self.visit(node.value)]
+
+    visit_Subscript = visit_Attr
+
+    def visit_Assign(self, node):
+        return [node, *self.visit(node.value)]
+
+    def visit_Program(self, node):
+        return [node, *self.visit(node.statements)]
+
+    def visit_tuple(self, node):
+        return [n for x in node for n in self.visit(x)]
+
+    visit_list = visit_tuple
+
+
+def nodes(code) -> list:
+    """Every node of ``code`` (an expression, an :class:`Assign`, a :class:`Program`, or a
+    list or tuple of them), parents first.
+
+    >>> nodes(Assign('Y', Neg(Var('X'))))
+    [Assign(target='Y', value=Neg(operand=Var(name='X'))), Neg(operand=Var(name='X')), Var(name='X')]
+    """
+    return _Nodes().visit(code)
+
+
+def uses_namespace(code) -> bool:
+    """Whether ``code`` calls into the array namespace ``xp``: any :class:`Call` does.
+
+    >>> uses_namespace([Assign('Y', BinOp('/', Var('X'), Var('Z')))])
+    False
+    >>> uses_namespace([Assign('Y', Attr(Call('exp', (Var('X'),)), 'T'))])
+    True
+    """
+    return any(isinstance(n, Call) for n in nodes(code))
+
+
+def reads_attribute(code, var: str, attr: str) -> bool:
+    """Whether ``code`` reads ``var.attr`` (``goutput.dtype``, ``X.shape``).
+
+    >>> code = [Assign('dX', Call('eye', (Var('n_i'),), (('dtype', Attr(Var('goutput'), 'dtype')),)))]
+    >>> reads_attribute(code, 'goutput', 'dtype'), reads_attribute(code, 'X', 'dtype')
+    (True, False)
+    """
+    return Attr(Var(var), attr) in nodes(code)
+
+
+def needed(statements, target: str) -> set[str]:
+    """``target`` and every name its value is computed from, through ``statements`` in order.
+
+    >>> code = [Assign('t0', Call('exp', (Var('X'),))), Assign('dX', BinOp('*', Var('G'), Var('t0'))),
+    ...         Assign('dZ', Var('G'))]
+    >>> sorted(needed(code, 'dX'))
+    ['G', 'X', 'dX', 't0']
+    """
+    need = {target}
+    for s in reversed(statements):
+        if s.target in need:
+            need |= variables(s.value)
+    return need

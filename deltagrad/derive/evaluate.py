@@ -10,47 +10,69 @@ from __future__ import annotations
 
 import operator
 
-from deltagrad.derive.array_program import Assign, Attr, BinOp, Call, Const, Neg, Subscript, Var
+from deltagrad.derive.array_program import Assign, Visitor
 
 _BINOPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "**": operator.pow, "@": operator.matmul}
 
 
-def evaluate(node, env: dict, xp):
-    """The value of ``node`` with variables from ``env`` and functions from namespace ``xp``."""
-    if isinstance(node, Var):
-        return env[node.name]
-    if isinstance(node, Const):
+class Evaluator(Visitor):
+    """The value of each node, with variables from ``env`` and functions from namespace ``xp``.
+
+    The plain data of a Call's arguments (ints, floats, tuples of them) is its own value.
+
+    >>> import numpy as np
+    >>> from deltagrad.derive.array_program import Subscript, Var
+    >>> Evaluator({'X': np.arange(6).reshape(2, 3)}, np).visit(Subscript(Var('X'), (1, ':')))
+    array([3, 4, 5])
+    """
+
+    what = "evaluate"
+
+    def __init__(self, env: dict, xp):
+        self.env = env
+        self.xp = xp
+
+    def visit_Var(self, node):
+        return self.env[node.name]
+
+    def visit_Const(self, node):
         return node.value
-    if isinstance(node, Neg):
-        return -evaluate(node.operand, env, xp)
-    if isinstance(node, BinOp):
-        return _BINOPS[node.op](evaluate(node.left, env, xp), evaluate(node.right, env, xp))
-    if isinstance(node, Call):
-        fn = xp
+
+    def visit_int(self, node):
+        return node
+
+    visit_float = visit_bool = visit_int
+
+    def visit_Neg(self, node):
+        return -self.visit(node.operand)
+
+    def visit_BinOp(self, node):
+        return _BINOPS[node.op](self.visit(node.left), self.visit(node.right))
+
+    def visit_Call(self, node):
+        fn = self.xp
         for part in node.fn.split("."):
             fn = getattr(fn, part)
-        args = [_value(a, env, xp) for a in node.args]
-        return fn(*args, **{k: _value(v, env, xp) for k, v in node.kwargs})
-    if isinstance(node, Attr):
-        return getattr(evaluate(node.value, env, xp), node.name)
-    if isinstance(node, Subscript):
+        return fn(*self.visit(node.args), **{k: self.visit(v) for k, v in node.kwargs})
+
+    def visit_Attr(self, node):
+        return getattr(self.visit(node.value), node.name)
+
+    def visit_Subscript(self, node):
         key = tuple(slice(None) if k == ":" else k for k in node.key)
-        return evaluate(node.value, env, xp)[key]
-    raise TypeError(f"cannot evaluate {node!r}")
+        return self.visit(node.value)[key]
 
 
-def _value(v, env, xp):
-    if isinstance(v, tuple):
-        return tuple(_value(x, env, xp) for x in v)
-    if isinstance(v, (int, float)):
-        return v
-    return evaluate(v, env, xp)
+def evaluate(node, env: dict, xp):
+    """The value of ``node`` with variables from ``env`` and functions from namespace ``xp``."""
+    return Evaluator(env, xp).visit(node)
 
 
 def run(statements, env: dict, xp) -> dict:
     """Execute :class:`Assign` statements in order; returns the extended environment."""
     env = dict(env)
+    evaluator = Evaluator(env, xp)
     for s in statements:
         assert isinstance(s, Assign)
-        env[s.target] = evaluate(s.value, env, xp)
+        env[s.target] = evaluator.visit(s.value)
     return env
