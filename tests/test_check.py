@@ -11,6 +11,7 @@ from deltagrad import SpecError, derive
 from deltagrad.check.claims import check_claim
 from deltagrad.check.code import check_code, load_op
 from deltagrad.cli import main
+from deltagrad.codegen.verdict_text import verdict_dict
 
 DIV = "Y[i,j] = X[i,j] / Z[i,j]"
 MATMUL = "Y[i,j] = Sum(X[i,k]*W[k,j], k)"
@@ -41,10 +42,11 @@ MISTAKES = [
 def test_claim_mistake_is_found_and_fix_accepted(what, spec, wrong, diagnosis, fixed):
     d = derive(spec)
     bad = check_claim(d, wrong)
-    assert not bad.correct and diagnosis in bad.diagnosis
-    if not bad.diagnosis.startswith("missing sum over i:"):  # an unbound index cannot be evaluated
-        assert bad.counterexample["claim gives"] != bad.counterexample["derived gives"]
-        assert bad.difference.startswith("claim - derived = ")
+    said = verdict_dict(bad)
+    assert not bad.correct and diagnosis in said["diagnosis"]
+    if not said["diagnosis"].startswith("missing sum over i:"):  # an unbound index cannot be evaluated
+        assert said["counterexample"]["claim gives"] != said["counterexample"]["derived gives"]
+        assert said["difference"].startswith("claim - derived = ")
     good = check_claim(d, fixed)
     assert good.correct, good
 
@@ -199,10 +201,10 @@ def test_code_mistake_is_found_and_fix_accepted(student, cls, spec, expected, fi
     d = derive(spec)
     op, file = load_op(f"{student}:{cls}")
     verdicts = check_code(d, op, file)
-    bad = [v for v in verdicts if not v.correct]
-    assert bad and expected in (bad[0].diagnosis + bad[0].error)
+    bad = [verdict_dict(v) for v in verdicts if not v.correct]
+    assert bad and expected in (bad[0].get("diagnosis", "") + bad[0].get("error", ""))
     if "Error" in expected:
-        assert "student_ops.py, line" in bad[0].error
+        assert "student_ops.py, line" in bad[0]["error"]
     if fixed:
         op, file = load_op(f"{student}:{fixed}")
         assert all(v.correct for v in check_code(d, op, file))
@@ -221,8 +223,8 @@ def test_wrong_variable_with_square_shapes_is_named(tmp_path):
                 return g * context["x"], g * context["z"]
     '''))
     op, file = load_op(f"{path}:Mul")
-    bad = [v for v in check_code(derive("Y[i,j] = X[i,j] * Z[i,j]"), op, file) if not v.correct]
-    assert bad and "this is the gradient of Z: the wrong variable is returned" in bad[0].diagnosis
+    bad = [verdict_dict(v) for v in check_code(derive("Y[i,j] = X[i,j] * Z[i,j]"), op, file) if not v.correct]
+    assert bad and "this is the gradient of Z: the wrong variable is returned" in bad[0]["diagnosis"]
 
 
 def test_cli_exit_codes_and_json(student):
@@ -298,4 +300,27 @@ def test_a_wrong_forward_is_reported(tmp_path):
     '''))
     op, file = load_op(f"{path}:Divide")
     (v,) = check_code(derive(DIV), op, file)
-    assert not v.correct and v.claim == "Divide.forward" and v.diagnosis == "forward: the sign is flipped"
+    assert not v.correct and v.claim == "Divide.forward"
+    assert verdict_dict(v)["diagnosis"] == "forward: the sign is flipped"
+
+
+def test_verdicts_are_data_and_the_cli_words_them():
+    from deltagrad.check.verdict import Diagnosis
+
+    v = check_claim(derive(MATMUL), "dW[a,b] = Sum(G[i,a]*X[i,b], i)")
+    assert (v.status, v.method) == ("incorrect", "symbolic_and_numeric")
+    assert v.diagnosis == Diagnosis("swapped_indices", {"a": "a", "b": "b"})
+    assert set(v.counterexample.inputs) == {"X", "W"} and v.counterexample.want.shape == (4, 3)
+    assert verdict_dict(v)["diagnosis"].startswith("transposed: the claim is the derived rule with a and b swapped")
+    v = check_claim(derive("Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)"), "dX[a,b] = G[a,b]")
+    assert v.derived is not None and v.difference is not None and v.counterexample is not None
+
+
+def test_claims_get_the_same_input_guard_as_specs():
+    d = derive(DIV)
+    with pytest.raises(SpecError, match="the claim cannot be parsed"):
+        check_claim(d, "dX[a,b] = " + "-" * 5000 + "G[a,b]")
+    with pytest.raises(SpecError, match="the claim has too many brackets"):
+        check_claim(d, "dX[a,b] = " + "+".join(["G[a,b]"] * 300))
+    with pytest.raises(SpecError, match="a claim is a line of text"):
+        check_claim(d, 3)

@@ -98,3 +98,16 @@ def test_console_script_exit_code_from_a_real_process():
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: column 8: unknown function 'bar'")
     assert "Traceback" not in proc.stderr
+
+
+def test_each_spec_rule_is_a_named_check_with_a_one_line_docstring():
+    import inspect
+
+    from deltagrad.derive import spec
+
+    rules = [f for n, f in vars(spec).items() if n.startswith("check_") and n != "check_spec" and callable(f)]
+    assert len(rules) >= 20
+    for rule in rules:
+        doc = inspect.getdoc(rule)
+        assert doc and "\n" not in doc, rule.__name__
+    assert len(inspect.getsource(spec.check_spec).splitlines()) < 50

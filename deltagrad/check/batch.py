@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deltagrad.check.verdict import BatchResult
 from deltagrad.errors import SpecError
 
 
@@ -47,10 +48,11 @@ def load_batch(path) -> list:
 
 
 def run_batch(path) -> list:
-    """One result dict per claim (or per checked gradient of a code entry)."""
+    """One :class:`~deltagrad.check.verdict.BatchResult` per claim (or per checked part of a
+    code entry), or per entry or claim that could not be checked."""
+    from deltagrad.api import derive
     from deltagrad.check.claims import check_claim
     from deltagrad.check.code import check_code, load_op
-    from deltagrad.derive.derivation import derive
 
     base = Path(path).parent
     results = []
@@ -59,21 +61,30 @@ def run_batch(path) -> list:
         try:
             d = derive(entry["spec"], inputs=entry.get("inputs"))
         except SpecError as err:
-            results.append({"entry": label, "claim": entry["spec"], "status": "error", "message": str(err)})
+            results.append(BatchResult(label, entry["spec"], "error", message=str(err)))
             continue
         for claim in entry.get("claims", []):
             try:
                 v = check_claim(d, claim, entry.get("grad_name", "G"))
-                results.append({"entry": label, "status": "correct" if v.correct else "incorrect", **v.as_dict()})
+                results.append(BatchResult(label, v.claim, v.status, v))
             except SpecError as err:
-                results.append({"entry": label, "claim": claim, "status": "error", "message": str(err)})
+                results.append(BatchResult(label, claim, "error", message=str(err)))
         if entry.get("code"):
             target = entry["code"]
             file, _, cls = target.rpartition(":")
             try:
                 op, f = load_op(f"{base / file}:{cls}")
                 for v in check_code(d, op, f):
-                    results.append({"entry": label, "status": "correct" if v.correct else "incorrect", **v.as_dict()})
+                    results.append(BatchResult(label, v.claim, v.status, v))
             except SpecError as err:
-                results.append({"entry": label, "claim": target, "status": "error", "message": str(err)})
+                results.append(BatchResult(label, target, "error", message=str(err)))
     return results
+
+
+def count_statuses(results) -> dict:
+    """How many results are correct, incorrect and errors.
+
+    >>> count_statuses([BatchResult("e", "dX = G", "correct"), BatchResult("e", "Y = foo", "error")])
+    {'correct': 1, 'incorrect': 0, 'error': 1}
+    """
+    return {k: sum(r.status == k for r in results) for k in ("correct", "incorrect", "error")}

@@ -1,49 +1,34 @@
 """Claims such as ``dX[a,b] = G[a,b] / Z[a,b]``: parsed safely, compared with the derived rule
 symbolically (SymPy) and, where SymPy cannot decide, on random numbers; a wrong claim gets the
-difference, a small counterexample and, where it can, a diagnosis in plain words.
+difference, a small counterexample and, where it can, a diagnosis. The answer is a
+:class:`~deltagrad.check.verdict.Verdict` (data); :mod:`deltagrad.codegen.verdict_text` words it.
 
 >>> from deltagrad import derive
 >>> d = derive("Y[i,j] = X[i,j] / Z[i,j]")
 >>> check_claim(d, "dZ[a,b] = G[a,b]*X[a,b]/Z[a,b]**2").diagnosis
-'the sign is flipped'
+Diagnosis(kind='sign', params={})
 """
 
 from __future__ import annotations
 
-import ast
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
 
+from deltagrad.check.verdict import Counterexample, Diagnosis, Verdict
 from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.numeric import compare_gradients, index_sizes
-from deltagrad.derive.parse import MAX_NODES, MAX_TEXT, _Builder
+from deltagrad.derive.parse import parse_equation
 from deltagrad.derive.simplify import simplify_index_expr
 from deltagrad.derive.spec import extent, index, index_aliases, input_pattern, is_index, scalar, tensor
 from deltagrad.errors import SpecError
 
 
-@dataclass
-class Verdict:
-    """The answer for one claim (or one gradient of an Op class)."""
-
-    claim: str
-    input: str
-    correct: bool
-    how: str = ""  # how it was decided
-    derived: str = ""
-    difference: str = ""
-    diagnosis: str = ""
-    counterexample: dict = field(default_factory=dict)
-    error: str = ""  # an exception in user code, or a claim that cannot be evaluated
-
-    def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v not in ("", {}, None)} | {"correct": self.correct}
-
-
 @dataclass(frozen=True)
 class Claim:
+    """A parsed claim: the input whose gradient it gives, and its right side as SymPy."""
+
     text: str
     input: str
     expr: sp.Expr  # in the derivation's gradient indices and output-gradient name
@@ -51,35 +36,26 @@ class Claim:
 
 
 def parse_claim(d, text: str, grad_name: str = "G") -> Claim:
-    """Parse ``dX[a,b] = ...`` against derivation ``d`` (no evaluation of the text)."""
-    if not isinstance(text, str) or len(text) > MAX_TEXT:
-        raise SpecError("a claim is a line of text such as dX[a,b] = G[a,b] / Z[a,b]")
-    try:
-        module = ast.parse(text.strip(), mode="exec")
-    except SyntaxError as err:
-        raise SpecError(f"syntax error in claim: {err.msg}", err.offset) from None
-    if len(module.body) != 1 or not isinstance(module.body[0], ast.Assign) or len(module.body[0].targets) != 1:
-        raise SpecError("a claim is one assignment: dX[a,b] = EXPR")
-    stmt = module.body[0]
-    if sum(1 for _ in ast.walk(stmt)) > MAX_NODES:
-        raise SpecError("the claim is too large")
-    target = stmt.targets[0]
-    builder = _Builder()
-    if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
-        lhs_name, lhs_idx = target.value.id, builder.subscript(target)
-    elif isinstance(target, ast.Name):
-        lhs_name, lhs_idx = target.id, ()
-    else:
-        raise SpecError("the left side of a claim is an input's gradient: dX[a,b] (or dc for a scalar input)")
+    """Parse ``dX[a,b] = ...`` against derivation ``d`` (no evaluation of the text).
+
+    >>> from deltagrad import derive
+    >>> parse_claim(derive("Y[i,j] = X[i,j] / Z[i,j]"), "dX[p,q] = G[p,q] / Z[p,q]").expr
+    G[a, b]/Z[a, b]
+    """
     inputs = {i.name: i.rank for i in d.spec.inputs}
-    name = lhs_name[1:] if lhs_name.startswith("d") else None
-    if name not in inputs:
-        raise SpecError(f"{lhs_name!r}: the left side must be d + an input ({', '.join('d' + n for n in inputs)})", 1)
-    if len(lhs_idx) != inputs[name] or any(not isinstance(i, sp.Symbol) for i in lhs_idx):
-        raise SpecError(f"{lhs_name} needs {inputs[name]} index name(s), one per axis of {name}", 1)
-    if len(set(lhs_idx)) != len(lhs_idx):
-        raise SpecError(f"{lhs_name}: each index on the left must be a different name", 1)
-    rhs = builder.expr(stmt.value, 0)
+
+    def check_target(lhs_name, lhs_idx):
+        name = lhs_name[1:] if lhs_name.startswith("d") else None
+        if name not in inputs:
+            grads = ", ".join("d" + n for n in inputs)
+            raise SpecError(f"{lhs_name!r}: the left side must be d + an input ({grads})", 1)
+        if len(lhs_idx) != inputs[name] or any(not isinstance(i, sp.Symbol) for i in lhs_idx):
+            raise SpecError(f"{lhs_name} needs {inputs[name]} index name(s), one per axis of {name}", 1)
+        if len(set(lhs_idx)) != len(lhs_idx):
+            raise SpecError(f"{lhs_name}: each index on the left must be a different name", 1)
+
+    eq = parse_equation(text, form="claim", check_target=check_target)
+    name, lhs_idx, rhs = eq.name[1:], eq.indices, eq.rhs
 
     out_rank = len(d.spec.out_indices)
     ranks = dict(inputs)
@@ -88,7 +64,7 @@ def parse_claim(d, text: str, grad_name: str = "G") -> Claim:
     ranks[grad_name] = out_rank
     for e in _names(rhs):
         nm = e.base.label.name if isinstance(e, sp.Indexed) else e.name
-        col = builder.where.get(nm)
+        col = eq.where.get(nm)
         if nm == d.spec.output:
             raise SpecError(f"write the claim with the inputs and {grad_name}, not the output {nm}", col)
         if nm not in ranks:
@@ -186,71 +162,60 @@ def numeric_compare(d, name, first, second, sizes=None):
 
 
 def check_claim(d, text: str, grad_name: str = "G") -> Verdict:
-    """Decide one claim against derivation ``d``."""
-    from deltagrad.codegen.index_printer import index_text
+    """Decide one claim against derivation ``d``.
 
+    >>> from deltagrad import derive
+    >>> v = check_claim(derive("Y[i,j] = X[i,j] / Z[i,j]"), "dX[a,b] = G[a,b]/Z[a,b]")
+    >>> v.correct, v.method, v.derived
+    (True, 'symbolic', G[a, b]/Z[a, b])
+    """
     claim = parse_claim(d, text, grad_name)
     st = d.steps[claim.input]
-    lhs = f"d{claim.input}[{','.join(i.name for i in st.indices)}]" if st.indices else f"d{claim.input}"
-    derived_text = f"{lhs} = {index_text(st.simplified)}"
-    if claim.missing_sum:
-        ks = ", ".join(claim.missing_sum)
-        return Verdict(claim.text, claim.input, False, "the claim has an index that nothing binds", derived_text,
-                       diagnosis=f"missing sum over {ks}: index {ks} is free on the right but not on the left "
-                                 f"(write Sum(..., {ks}))")
-    aliases = index_aliases(d.spec)
     derived = st.simplified
+    found = dict(claim=claim.text, input=claim.input, derived=derived, indices=tuple(st.indices))
+    if claim.missing_sum:
+        return Verdict(**found, correct=False, method="unbound_index",
+                       diagnosis=Diagnosis("unbound_index", {"indices": claim.missing_sum}))
+    aliases = index_aliases(d.spec)
     diff = simplify_index_expr(_canonical(claim.expr, aliases) - _canonical(derived, aliases))
     if diff == 0:
-        return Verdict(claim.text, claim.input, True, "SymPy shows the claim equals the derived rule", derived_text)
+        return Verdict(**found, correct=True, method="symbolic")
     agree, env, got, want = numeric_compare(d, claim.input, claim.expr, derived)
     if agree:
-        return Verdict(claim.text, claim.input, True,
-                       "SymPy could not decide; random numerical tests (5 draws) agree", derived_text)
+        return Verdict(**found, correct=True, method="numeric", draws=len(CHECK_DRAWS))
     if agree is None:
-        return Verdict(claim.text, claim.input, False, "no finite test values found", derived_text,
-                       error="the claim or the rule is not finite on any test values")
-    shown = _readable_bound(diff)
-    verdict = Verdict(claim.text, claim.input, False, "SymPy finds a difference and numbers confirm it", derived_text,
-                      difference=f"claim - derived = {index_text(shown)}")
-    verdict.counterexample = counterexample(d, env, got, want)
-    verdict.diagnosis = diagnose(d, claim.input, claim.expr, derived, got, want)
-    return verdict
+        return Verdict(**found, correct=False, method="no_finite_values", error=Diagnosis("not_finite"))
+    return Verdict(**found, correct=False, method="symbolic_and_numeric", difference=_readable_bound(diff),
+                   counterexample=counterexample(d, env, got, want),
+                   diagnosis=diagnose(d, claim.input, claim.expr, derived, got, want))
 
 
-def _fmt(a):
-    return np.array2string(np.asarray(a), precision=4, separator=", ", suppress_small=True).replace("\n", "")
+def counterexample(d, env, got, want) -> Counterexample:
+    """The drawn inputs and output gradient in ``env``, with the two gradients they give."""
+    return Counterexample({i.name: env[i.name] for i in d.spec.inputs}, env[d.grad_name], got, want)
 
 
-def counterexample(d, env, got, want) -> dict:
-    out = {i.name: _fmt(env[i.name]) for i in d.spec.inputs}
-    out["G"] = _fmt(env[d.grad_name])
-    out["claim gives"] = _fmt(got)
-    out["derived gives"] = _fmt(want)
-    return out
-
-
-def sign_or_factor(got, want) -> str:
-    """'the sign is flipped' or 'off by a factor of c' when the numbers say so; '' otherwise.
+def sign_or_factor(got, want) -> Diagnosis | None:
+    """A 'sign' or 'factor' diagnosis when the numbers say so; None otherwise.
 
     >>> sign_or_factor(np.array([2.0, 4.0]), np.array([1.0, 2.0]))
-    'off by a factor of 2'
+    Diagnosis(kind='factor', params={'factor': 2})
     """
     got, want = np.asarray(got, float), np.asarray(want, float)
     if got.shape != want.shape:
-        return ""
+        return None
     if np.allclose(got, -want, rtol=1e-8, atol=1e-10):
-        return "the sign is flipped"
+        return Diagnosis("sign")
     mask = np.abs(want) > 1e-9
     if mask.any():
         ratios = got[mask] / want[mask]
         if np.allclose(ratios, ratios.flat[0], rtol=1e-8) and np.allclose(got[~mask], 0, atol=1e-10):
-            return f"off by a factor of {sp.nsimplify(float(ratios.flat[0]), rational=True, tolerance=1e-9)}"
-    return ""
+            return Diagnosis("factor", {"factor": sp.nsimplify(float(ratios.flat[0]), rational=True, tolerance=1e-9)})
+    return None
 
 
-def diagnose(d, name, claim_expr, derived, got, want) -> str:
-    """Plain words for the usual mistakes: sign, factor, transpose, a dropped sum, a dropped term."""
+def diagnose(d, name, claim_expr, derived, got, want) -> Diagnosis:
+    """The usual mistakes: sign, factor, swapped indices, a dropped sum, a dropped term."""
     found = sign_or_factor(got, want)
     if found:
         return found
@@ -260,19 +225,17 @@ def diagnose(d, name, claim_expr, derived, got, want) -> str:
         square = {s: 3 for s in index_sizes(d.spec, name, st.indices)}
         swapped = derived.xreplace({a: b, b: a})
         if numeric_compare(d, name, claim_expr, swapped, square)[0]:
-            return f"transposed: the claim is the derived rule with {a} and {b} swapped (a transpose on the wrong side?)"
+            return Diagnosis("swapped_indices", {"a": a.name, "b": b.name})
     for s in derived.atoms(sp.Sum):
         for lim in s.limits:
             for g in (*st.indices, sp.Integer(0)):
                 dropped = derived.xreplace({s: s.function.xreplace({lim[0]: g}) if len(s.limits) == 1 else
                                             sp.Sum(s.function.xreplace({lim[0]: g}), *[l for l in s.limits if l != lim])})
                 if numeric_compare(d, name, claim_expr, dropped)[0]:
-                    return f"missing sum over {lim[0]}: the claim keeps only the {lim[0]} = {g} term"
+                    return Diagnosis("dropped_sum", {"index": str(lim[0]), "kept": str(g)})
     terms = sp.Add.make_args(sp.expand(derived, deep=False))
     if len(terms) > 1:
         for t in terms:
             if numeric_compare(d, name, claim_expr, derived - t)[0]:
-                from deltagrad.codegen.index_printer import index_text
-
-                return f"a term is missing: {index_text(t)}"
-    return "the claim and the derived rule differ (see the difference and the counterexample)"
+                return Diagnosis("missing_term", {"term": t})
+    return Diagnosis("differs")

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from deltagrad.check.claims import Verdict, _fmt, sign_or_factor
+from deltagrad.check.claims import sign_or_factor
+from deltagrad.check.verdict import Counterexample, Diagnosis, Verdict
+from deltagrad.codegen.verdict_text import exception_text
 from deltagrad.derive.numeric import index_sizes, output_shape, random_inputs
 from deltagrad.derive.spec import extent
 from deltagrad.errors import SpecError
@@ -39,21 +41,31 @@ def load_op(target: str):
     try:
         spec.loader.exec_module(module)
     except Exception as err:  # noqa: BLE001 - the user's file may raise anything
-        raise UserCodeError(f"importing {path} failed: {_where(err, file)}") from None
+        raise UserCodeError(f"importing {path} failed: {exception_text(exception_diagnosis(err, file))}") from None
     if not hasattr(module, cls):
         raise UserCodeError(f"{path} has no class {cls!r}")
     return getattr(module, cls), file
 
 
-def _where(err: BaseException, file: Path | None) -> str:
-    """``KeyError: 'sigx' (ops.py, line 14: return g * context['sigx'])``"""
+def exception_diagnosis(err: BaseException, file: Path | None, context_keys: list | None = None) -> Diagnosis:
+    """An 'exception' diagnosis: the exception and the line that raised it, in ``file`` if
+    that file is on the traceback, else the innermost line.
+
+    >>> try:
+    ...     {}["sigx"]
+    ... except KeyError as err:
+    ...     diag = exception_diagnosis(err, None, ["sig"])
+    >>> diag.params["type"], diag.params["message"], diag.params["context_keys"]
+    ('KeyError', "'sigx'", ['sig'])
+    """
     frames = traceback.extract_tb(err.__traceback__)
     mine = [f for f in frames if file is not None and Path(f.filename).resolve() == file.resolve()]
     frame = (mine or frames or [None])[-1]
-    text = f"{type(err).__name__}: {err}"
+    where = {"file": None, "line": None, "source": None}
     if frame is not None:
-        text += f" ({Path(frame.filename).name}, line {frame.lineno}: {(frame.line or '').strip()})"
-    return text
+        where = {"file": Path(frame.filename).name, "line": frame.lineno, "source": (frame.line or "").strip()}
+    return Diagnosis("exception", {"type": type(err).__name__, "message": str(err), **where,
+                                   "context_keys": context_keys})
 
 
 def check_code(d, op, file: Path | None = None, seed: int = 0) -> list:
@@ -77,9 +89,9 @@ def check_code(d, op, file: Path | None = None, seed: int = 0) -> list:
     try:
         got = op.forward(ctx, *[np.copy(a) if np.ndim(a) else a for a in arrays], **kwargs)
     except Exception as err:  # noqa: BLE001
-        return [Verdict(f"{label}.forward", "", False, "your forward raised an exception", error=_where(err, file))]
+        return [Verdict(f"{label}.forward", "", False, "forward_raised", "code", error=exception_diagnosis(err, file))]
     if np.shape(got) != np.shape(want) or not np.allclose(got, want, rtol=1e-7, atol=1e-9):
-        return [Verdict(f"{label}.forward", "", False, "compared with the spec on random inputs",
+        return [Verdict(f"{label}.forward", "", False, "forward_compared", "code",
                         diagnosis=_forward_diagnosis(got, want), counterexample=_example(d, arrays, got, want))]
     shape = output_shape(d.spec, sizes)
     g = rng.normal(size=shape) if shape else float(rng.normal())
@@ -88,66 +100,58 @@ def check_code(d, op, file: Path | None = None, seed: int = 0) -> list:
     try:
         grads = op.backward(ctx, np.copy(g) if shape else g)
     except Exception as err:  # noqa: BLE001
-        hint = f"; forward stored context keys {stored}" if isinstance(err, KeyError) else ""
-        return [Verdict(f"{label}.backward", "", False, "your backward raised an exception",
-                        error=_where(err, file) + hint)]
+        keys = stored if isinstance(err, KeyError) else None
+        return [Verdict(f"{label}.backward", "", False, "backward_raised", "code",
+                        error=exception_diagnosis(err, file, keys))]
     if not isinstance(grads, (tuple, list)):
         grads = (grads,)
     if len(grads) != len(d.spec.inputs):
-        return [Verdict(f"{label}.backward", "", False, "counted the returned gradients",
-                        diagnosis=f"backward returned {len(grads)} gradient(s) for {len(d.spec.inputs)} input(s) "
-                                  f"({', '.join(d.inputs)})")]
+        return [Verdict(f"{label}.backward", "", False, "gradients_counted", "code",
+                        diagnosis=Diagnosis("gradient_count", {"returned": len(grads), "expected": len(d.spec.inputs),
+                                                               "inputs": tuple(d.inputs)}))]
     verdicts = []
     for inp, a, got_g, want_g in zip(d.spec.inputs, arrays, grads, grads_want):
         claim = f"{label}.backward: d{inp.name}"
         if got_g is None:
-            verdicts.append(Verdict(claim, inp.name, False, "checked the returned value", diagnosis="it is None"))
+            verdicts.append(Verdict(claim, inp.name, False, "value_checked", "code", diagnosis=Diagnosis("none")))
             continue
+        shapes = {"shape": np.shape(got_g), "input": inp.name, "input_shape": np.shape(a)}
         if np.ndim(got_g) == 2 and np.shape(got_g)[::-1] == np.shape(a) and np.allclose(np.transpose(got_g), want_g):
-            verdicts.append(Verdict(claim, inp.name, False, "compared shapes and values",
-                                    diagnosis=f"transposed: shape {np.shape(got_g)} is the transpose of {inp.name}'s "
-                                              f"{np.shape(a)}, and its transpose is the right gradient"))
+            verdicts.append(Verdict(claim, inp.name, False, "shapes_and_values", "code",
+                                    diagnosis=Diagnosis("transposed_shape", shapes)))
             continue
         if np.shape(got_g) != np.shape(a):
-            extra = (" (a broadcast input's gradient must be summed back to the input's shape)"
-                     if np.ndim(got_g) > np.ndim(a) or np.size(got_g) > np.size(a) else "")
-            verdicts.append(Verdict(claim, inp.name, False, "compared shapes",
-                                    diagnosis=f"shape {np.shape(got_g)}, but {inp.name} has shape {np.shape(a)}{extra}"))
+            broadcast = bool(np.ndim(got_g) > np.ndim(a) or np.size(got_g) > np.size(a))
+            verdicts.append(Verdict(claim, inp.name, False, "shapes", "code",
+                                    diagnosis=Diagnosis("shape", {**shapes, "broadcast": broadcast})))
             continue
         if np.allclose(got_g, want_g, rtol=1e-7, atol=1e-9):
-            verdicts.append(Verdict(claim, inp.name, True, "agrees with the derived backward on random inputs"))
+            verdicts.append(Verdict(claim, inp.name, True, "random_inputs", "code"))
             continue
-        verdicts.append(Verdict(claim, inp.name, False, "compared with the derived backward on random inputs",
+        verdicts.append(Verdict(claim, inp.name, False, "random_inputs", "code",
                                 diagnosis=_gradient_diagnosis(got_g, want_g, grads_want, d),
                                 counterexample=_example(d, arrays, got_g, want_g, g)))
     return verdicts
 
 
-def _forward_diagnosis(got, want):
+def _forward_diagnosis(got, want) -> Diagnosis:
     if np.shape(got) != np.shape(want):
-        return f"forward returned shape {np.shape(got)}, the spec gives {np.shape(want)}"
-    found = sign_or_factor(got, want)
-    return f"forward: {found}" if found else "forward does not compute the spec"
+        return Diagnosis("forward_shape", {"got": np.shape(got), "want": np.shape(want)})
+    return Diagnosis("forward", {"cause": sign_or_factor(got, want)})
 
 
-def _gradient_diagnosis(got, want, all_wanted, d):
+def _gradient_diagnosis(got, want, all_wanted, d) -> Diagnosis:
     got, want = np.asarray(got, float), np.asarray(want, float)
     if got.shape == want.shape and got.ndim == 2 and got.shape[0] == got.shape[1] and np.allclose(got, want.T):
-        return "transposed"
+        return Diagnosis("transposed")
     for other, w in zip(d.inputs, all_wanted):
         if np.shape(w) == got.shape and np.allclose(got, w) and not np.allclose(w, want):
-            return f"this is the gradient of {other}: the wrong variable is returned"
-    return sign_or_factor(got, want) or "the values differ from the derived backward"
+            return Diagnosis("wrong_variable", {"other": other})
+    return sign_or_factor(got, want) or Diagnosis("values_differ")
 
 
-def _example(d, arrays, got, want, g=None):
-
-    out = {inp.name: _fmt(a) for inp, a in zip(d.spec.inputs, arrays)}
-    if g is not None:
-        out["G"] = _fmt(g)
-    out["yours"] = _fmt(got)
-    out["derived"] = _fmt(want)
-    return out
+def _example(d, arrays, got, want, g=None) -> Counterexample:
+    return Counterexample({inp.name: a for inp, a in zip(d.spec.inputs, arrays)}, g, got, want)
 
 
-__all__ = ["check_code", "load_op", "UserCodeError"]
+__all__ = ["check_code", "exception_diagnosis", "load_op", "UserCodeError"]

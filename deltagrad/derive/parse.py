@@ -15,6 +15,7 @@ deltagrad.errors.SpecError: column 8: unknown function 'foo' (allowed: Abs, Heav
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy as sp
@@ -38,6 +39,8 @@ FUNCTIONS = {
 MAX_TEXT = 10_000
 MAX_LITERAL = 10**15
 MAX_EXPONENT = 64
+#: A decimal literal with a denominator up to this is kept exact (0.5 → 1/2); others stay floats.
+MAX_EXACT_DENOMINATOR = 1000
 
 
 def parse_spec(text: str, *, name: str | None = None, inputs=None) -> Spec:
@@ -47,28 +50,114 @@ def parse_spec(text: str, *, name: str | None = None, inputs=None) -> Spec:
     >>> s.output, s.out_indices, [x.name for x in s.inputs]
     ('L', (), ['T', 'P'])
     """
+    eq = parse_equation(text)
+    order = eq.names if inputs is None else inputs
+    return check_spec(name or eq.name, eq.name, eq.indices, eq.rhs, order, eq.where, text)
+
+
+@dataclass(frozen=True)
+class Equation:
+    """One parsed, not yet checked, assignment ``name[indices] = rhs`` as SymPy objects.
+
+    ``indices`` holds index symbols and ``Integer`` literals; ``where`` maps each name to the
+    column where the text first uses it; ``names`` are the tensors and scalars of ``rhs`` in
+    order of first appearance.
+    """
+
+    name: str
+    indices: tuple
+    rhs: sp.Expr
+    where: dict
+    names: tuple
+
+
+@dataclass(frozen=True)
+class _Form:
+    """The words of the errors for one kind of text (a spec or a claim)."""
+
+    noun: str
+    not_text: str
+    too_long: str
+    syntax: str
+    one_assignment: str
+    too_large: str
+    bad_target: str
+    target_kind: str | None  # what the left side's name is, for "used both as ... and as ..."
+    target_column: bool  # whether a bad left side's error carries a column
+
+
+_FORMS = {
+    "spec": _Form(
+        noun="spec",
+        not_text="a spec must be a string, not {type}",
+        too_long="the spec is {length} characters long; at most {max} are accepted",
+        syntax="syntax error",
+        one_assignment="a spec is one assignment: OUT[i,j] = EXPR, or OUT = EXPR for a scalar output",
+        too_large=f"the spec is too large (more than {MAX_NODES} nodes)",
+        bad_target="the left side must be the output, such as Y[i,j], or a bare name for a scalar output",
+        target_kind="the output",
+        target_column=True,
+    ),
+    "claim": _Form(
+        noun="claim",
+        not_text="a claim is a line of text such as dX[a,b] = G[a,b] / Z[a,b]",
+        too_long="a claim is a line of text such as dX[a,b] = G[a,b] / Z[a,b]",
+        syntax="syntax error in claim",
+        one_assignment="a claim is one assignment: dX[a,b] = EXPR",
+        too_large="the claim is too large",
+        bad_target="the left side of a claim is an input's gradient: dX[a,b] (or dc for a scalar input)",
+        target_kind=None,
+        target_column=False,
+    ),
+}
+
+
+def parse_equation(text: str, *, form: str = "spec", check_target=None) -> Equation:
+    """Parse ``NAME[i,j] = EXPR`` (or ``NAME = EXPR``) safely, without the checks of a spec.
+
+    The text gets the same guard as :func:`parse_spec` (its type, its length, the number of
+    brackets, of nodes and of nesting levels, the whitelist of nodes); ``form`` ('spec' or
+    'claim') picks the words of the errors. ``check_target(name, indices)``, if given, is
+    called on the left side before the right side is built, so that its errors come first.
+
+    >>> eq = parse_equation("dX[a,b] = G[a,b] / Z[a,b]", form="claim")
+    >>> eq.name, eq.indices, eq.rhs, eq.names
+    ('dX', (a, b), G[a, b]/Z[a, b], ('G', 'Z'))
+    >>> parse_equation("dX[a,b] = ", form="claim")
+    Traceback (most recent call last):
+    ...
+    deltagrad.errors.SpecError: column 10: syntax error in claim: invalid syntax
+    """
+    words = _FORMS[form]
+    stmt = _guarded_assignment(text, words)
+    builder = _Builder()
+    name, indices = builder.target(stmt.targets[0], words)
+    if check_target is not None:
+        check_target(name, indices)
+    rhs = builder.expr(stmt.value, 0)
+    return Equation(name, indices, rhs, dict(builder.where), tuple(builder.input_order))
+
+
+def _guarded_assignment(text, words: _Form) -> ast.Assign:
+    """The one assignment in ``text``, after the checks that keep hostile input cheap."""
     if not isinstance(text, str):
-        raise SpecError(f"a spec must be a string, not {type(text).__name__}")
+        raise SpecError(words.not_text.format(type=type(text).__name__))
     if len(text) > MAX_TEXT:
-        raise SpecError(f"the spec is {len(text)} characters long; at most {MAX_TEXT} are accepted")
+        raise SpecError(words.too_long.format(length=len(text), max=MAX_TEXT))
     if text.count("(") + text.count("[") > MAX_DEPTH * 4:
-        raise SpecError("the spec has too many brackets")
+        raise SpecError(f"the {words.noun} has too many brackets")
     try:
         module = ast.parse(text.strip(), mode="exec")
     except SyntaxError as err:
-        raise SpecError(f"syntax error: {err.msg}", err.offset) from None
+        raise SpecError(f"{words.syntax}: {err.msg}", err.offset) from None
     except (ValueError, RecursionError, MemoryError):
-        raise SpecError("the spec cannot be parsed (too deeply nested or not text)") from None
+        raise SpecError(f"the {words.noun} cannot be parsed (too deeply nested or not text)") from None
     if len(module.body) != 1 or not isinstance(module.body[0], ast.Assign) or len(module.body[0].targets) != 1:
-        raise SpecError("a spec is one assignment: OUT[i,j] = EXPR, or OUT = EXPR for a scalar output")
+        raise SpecError(words.one_assignment)
     stmt = module.body[0]
     if sum(1 for _ in ast.walk(stmt)) > MAX_NODES:
-        raise SpecError(f"the spec is too large (more than {MAX_NODES} nodes)")
-    builder = _Builder()
-    output, out_indices = builder.target(stmt.targets[0])
-    rhs = builder.expr(stmt.value, 0)
-    order = builder.input_order if inputs is None else inputs
-    return check_spec(name or output, output, out_indices, rhs, order, builder.where, text)
+        raise SpecError(words.too_large)
+    return stmt
 
 
 class _Builder:
@@ -93,14 +182,18 @@ class _Builder:
         if name not in self.input_order:
             self.input_order.append(name)
 
-    def target(self, node):
+    def target(self, node, words):
         if isinstance(node, ast.Name):
-            self.note(node.id, node, "the output")
+            if words.target_kind:
+                self.note(node.id, node, words.target_kind)
             return node.id, ()
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
-            self.note(node.value.id, node.value, "the output")
+            if words.target_kind:
+                self.note(node.value.id, node.value, words.target_kind)
             return node.value.id, self.subscript(node)
-        self.fail("the left side must be the output, such as Y[i,j], or a bare name for a scalar output", node)
+        if words.target_column:
+            self.fail(words.bad_target, node)
+        raise SpecError(words.bad_target)
 
     def subscript(self, node):
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
@@ -130,7 +223,9 @@ class _Builder:
         if type(value) is int:
             return sp.Integer(value)
         frac = Fraction(repr(value))
-        return sp.Rational(frac.numerator, frac.denominator)
+        if frac.denominator <= MAX_EXACT_DENOMINATOR:  # 0.5, 0.25, 0.1: exact, and printed as such
+            return sp.Rational(frac.numerator, frac.denominator)
+        return sp.Float(repr(value), 17)  # 0.044715 stays a float (no huge exact rationals)
 
     def exponent(self, node):
         """A literal exponent must be small; a computed one must involve an input."""

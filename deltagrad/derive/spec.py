@@ -135,7 +135,8 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
 
     ``where`` maps a name (tensor, scalar or index) to the column where the text first uses
     it, so that errors can point at it. ``inputs_order`` fixes the order of the inputs;
-    by default it is the order of first appearance in ``rhs``.
+    by default it is the order of first appearance in ``rhs``. The rules are the ``check_*``
+    functions below, run in this order; the first that fails raises its :class:`SpecError`.
 
     >>> i, j = index('i'), index('j')
     >>> check_spec('neg', 'Y', (i, j), -tensor('X')[i, j]).inputs
@@ -146,144 +147,317 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
     deltagrad.errors.SpecError: index 'j' is free on the right but not on the left: add it to Y[...] or sum over it with Sum(..., j)
     """
     where = where or {}
+    use = walk_rhs(rhs, where)
+    check_output_not_on_right(output, use, where)
+    check_output_valid_name(output, where)
+    check_not_reserved(output, where)
+    lhs_names = check_output_indices(out_indices, use, where)
+    check_output_rank(out_indices)
+    check_free_indices_on_left(output, use, lhs_names, where)
+    check_summed_not_on_left(rhs, lhs_names, where)
+    check_sizes_known(rhs, use, lhs_names, where)
+    all_indices = check_index_count(use, lhs_names)
+    check_size_names_free(output, use, all_indices, where)
+    check_uses_an_input(use)
+    order = check_inputs_order(inputs_order, use.order)
+    check_gradient_names_free(order, output, use, where)
+    inputs = tuple(Input(n, use.ranks[n]) for n in order)
+    carried = {ix for e in rhs.atoms(sp.Indexed) for ix in e.indices if isinstance(ix, sp.Symbol)}
+    size_indices = tuple(ix for ix in out_indices if isinstance(ix, sp.Symbol) and ix not in carried)
+    return Spec(name, output, tuple(out_indices), rhs, inputs, text, size_indices)
 
-    def fail(message, at=None):
-        raise SpecError(message, where.get(at))
 
-    ranks: dict[str, int] = {}
-    order: list[str] = []
-    free: dict[str, sp.Symbol] = {}
-    kinds: dict[str, str] = {}
-    sizes_used: list[str] = []
-    count = 0
+def _fail(message: str, where: dict, at: str | None = None):
+    """Raise the :class:`SpecError` ``message``, at the column where ``at`` is first used."""
+    raise SpecError(message, where.get(at))
 
-    def kind(nm, k):
-        if not nm.isidentifier() or keyword.iskeyword(nm):
-            fail(f"{nm!r} is not a valid name (letters, digits and _, not a Python keyword)", nm)
-        if nm in RESERVED or nm.startswith("_"):
-            fail(f"the name {nm!r} is reserved for the generated code; rename it", nm)
-        seen = kinds.setdefault(nm, k)
-        if seen != k:
-            fail(f"{nm!r} is used both as {seen} and as {k}", nm)
 
-    def walk(e, bound, depth):
-        nonlocal count
-        count += 1
-        if count > MAX_NODES:
-            fail(f"the spec is too large (more than {MAX_NODES} nodes)")
-        if depth > MAX_DEPTH:
-            fail(f"the spec is nested too deeply (more than {MAX_DEPTH} levels)")
-        if isinstance(e, sp.Indexed):
-            nm = e.base.label.name
-            kind(nm, "a tensor")
-            rank = len(e.indices)
-            if rank > MAX_RANK:
-                fail(f"tensor {nm!r} has {rank} indices; at most {MAX_RANK} are supported", nm)
-            if ranks.setdefault(nm, rank) != rank:
-                fail(f"tensor {nm!r} is used with rank {ranks[nm]} and with rank {rank}", nm)
-            if nm not in order:
-                order.append(nm)
-            for ix in e.indices:
-                if isinstance(ix, sp.Integer):
-                    if ix < 0:
-                        fail(f"tensor {nm!r} has a negative index {ix}", nm)
-                    continue
-                if not is_index(ix):
-                    fail(f"tensor {nm!r} is indexed by {ix}, which is neither an index name nor an integer", nm)
-                kind(ix.name, "an index")
-                if ix not in bound:
-                    free[ix.name] = ix
-            return
-        if isinstance(e, sp.Sum):
-            new = set(bound)
-            for lim in e.limits:
-                k = lim[0]
-                kind(k.name, "an index")
-                if k in new:
-                    fail(f"index {k.name!r} is summed twice in nested sums; use another name", k.name)
-                if k not in e.function.free_symbols:
-                    fail(f"summed index {k.name!r} is not used inside its Sum", k.name)
-                new.add(k)
-            walk(e.function, frozenset(new), depth + 1)
-            return
-        if isinstance(e, sp.Symbol) and e.name.startswith("n_") and e.is_integer:
-            sizes_used.append(e.name[2:])
-            return
-        if isinstance(e, sp.Symbol):
-            if is_index(e):
-                fail(f"index {e.name!r} is used outside a tensor's brackets", e.name)
-            kind(e.name, "a scalar")
-            if e.name not in order:
-                order.append(e.name)
-                ranks[e.name] = 0
-            return
-        if isinstance(e, sp.Pow) and e.exp.is_Number and abs(e.exp) > 64:
-            fail(f"the exponent {e.exp} is too large (at most 64 in magnitude)")
+@dataclass
+class RhsUse:
+    """What :func:`walk_rhs` found on the right-hand side of a spec.
+
+    ``ranks``: input name → rank (0 for a scalar); ``order``: inputs in order of first use;
+    ``free``: index name → symbol, for indices outside every Sum that binds them; ``kinds``:
+    name → 'a tensor', 'an index' or 'a scalar'; ``sizes``: index names used as ``size(k)``;
+    ``nodes``: the number of nodes visited.
+    """
+
+    ranks: dict = field(default_factory=dict)
+    order: list = field(default_factory=list)
+    free: dict = field(default_factory=dict)
+    kinds: dict = field(default_factory=dict)
+    sizes: list = field(default_factory=list)
+    nodes: int = 0
+
+
+def walk_rhs(rhs: sp.Expr, where: dict) -> RhsUse:
+    """Walk the right-hand side once, applying the rules that hold node by node.
+
+    >>> i, k = index('i'), index('k')
+    >>> use = walk_rhs(summed(tensor('X')[i, k], k) * scalar('c'), {})
+    >>> use.order, use.ranks, sorted(use.free)
+    (['c', 'X'], {'c': 0, 'X': 2}, ['i'])
+    """
+    use = RhsUse()
+    _walk(rhs, frozenset(), 0, use, where)
+    return use
+
+
+def _walk(e: sp.Basic, bound: frozenset, depth: int, use: RhsUse, where: dict) -> None:
+    """Visit node ``e`` (``bound``: the indices of the Sums around it) and its arguments."""
+    use.nodes += 1
+    check_node_count(use.nodes)
+    check_depth(depth)
+    if isinstance(e, sp.Indexed):
+        _visit_tensor(e, bound, use, where)
+    elif isinstance(e, sp.Sum):
+        new = set(bound)
+        for lim in e.limits:
+            k = lim[0]
+            check_name(k.name, "an index", use, where)
+            check_not_summed_twice(k, new, where)
+            check_summed_index_used(k, e, where)
+            new.add(k)
+        _walk(e.function, frozenset(new), depth + 1, use, where)
+    elif isinstance(e, sp.Symbol) and e.name.startswith("n_") and e.is_integer:
+        use.sizes.append(e.name[2:])
+    elif isinstance(e, sp.Symbol):
+        check_index_in_brackets(e, where)
+        check_name(e.name, "a scalar", use, where)
+        if e.name not in use.order:
+            use.order.append(e.name)
+            use.ranks[e.name] = 0
+    else:
+        check_exponent(e)
         for arg in e.args:
-            walk(arg, bound, depth + 1)
+            _walk(arg, bound, depth + 1, use, where)
 
-    walk(rhs, frozenset(), 0)
 
-    if output in kinds:
-        fail(f"the output {output!r} also appears on the right-hand side", output)
+def _visit_tensor(e: sp.Indexed, bound: frozenset, use: RhsUse, where: dict) -> None:
+    """Record tensor ``e`` and its indices, applying the rules on tensors and their indices."""
+    nm = e.base.label.name
+    check_name(nm, "a tensor", use, where)
+    check_rank_limit(nm, len(e.indices), where)
+    check_rank_consistent(nm, len(e.indices), use, where)
+    if nm not in use.order:
+        use.order.append(nm)
+    for ix in e.indices:
+        if isinstance(ix, sp.Integer):
+            check_integer_index(nm, ix, where)
+            continue
+        check_tensor_index(nm, ix, where)
+        check_name(ix.name, "an index", use, where)
+        if ix not in bound:
+            use.free[ix.name] = ix
+
+
+# The rules, one function each, in the order check_spec and walk_rhs apply them.
+
+
+def check_node_count(nodes: int) -> None:
+    """A spec has at most MAX_NODES nodes."""
+    if nodes > MAX_NODES:
+        _fail(f"the spec is too large (more than {MAX_NODES} nodes)", {})
+
+
+def check_depth(depth: int) -> None:
+    """A spec is nested at most MAX_DEPTH levels deep."""
+    if depth > MAX_DEPTH:
+        _fail(f"the spec is nested too deeply (more than {MAX_DEPTH} levels)", {})
+
+
+def check_valid_name(nm: str, where: dict) -> None:
+    """A name is a Python identifier and not a keyword."""
+    if not nm.isidentifier() or keyword.iskeyword(nm):
+        _fail(f"{nm!r} is not a valid name (letters, digits and _, not a Python keyword)", where, nm)
+
+
+def check_not_reserved(nm: str, where: dict) -> None:
+    """A name is not one the generated code uses, and does not start with _."""
+    if nm in RESERVED or nm.startswith("_"):
+        _fail(f"the name {nm!r} is reserved for the generated code; rename it", where, nm)
+
+
+def check_name(nm: str, kind: str, use: RhsUse, where: dict) -> None:
+    """A name on the right is valid, not reserved, and one kind of thing (the three rules below)."""
+    check_valid_name(nm, where)
+    check_not_reserved(nm, where)
+    check_one_kind(nm, kind, use, where)
+
+
+def check_one_kind(nm: str, kind: str, use: RhsUse, where: dict) -> None:
+    """A name is always the same kind of thing: a tensor, an index or a scalar."""
+    seen = use.kinds.setdefault(nm, kind)
+    if seen != kind:
+        _fail(f"{nm!r} is used both as {seen} and as {kind}", where, nm)
+
+
+def check_rank_limit(nm: str, rank: int, where: dict) -> None:
+    """A tensor has at most MAX_RANK indices."""
+    if rank > MAX_RANK:
+        _fail(f"tensor {nm!r} has {rank} indices; at most {MAX_RANK} are supported", where, nm)
+
+
+def check_rank_consistent(nm: str, rank: int, use: RhsUse, where: dict) -> None:
+    """A tensor has the same number of indices wherever it is used."""
+    if use.ranks.setdefault(nm, rank) != rank:
+        _fail(f"tensor {nm!r} is used with rank {use.ranks[nm]} and with rank {rank}", where, nm)
+
+
+def check_integer_index(nm: str, ix: sp.Integer, where: dict) -> None:
+    """An integer index of a tensor is not negative."""
+    if ix < 0:
+        _fail(f"tensor {nm!r} has a negative index {ix}", where, nm)
+
+
+def check_tensor_index(nm: str, ix: sp.Basic, where: dict) -> None:
+    """A tensor is indexed by index names or integers only."""
+    if not is_index(ix):
+        _fail(f"tensor {nm!r} is indexed by {ix}, which is neither an index name nor an integer", where, nm)
+
+
+def check_not_summed_twice(k: sp.Symbol, bound: set, where: dict) -> None:
+    """A Sum does not sum again over an index that an enclosing Sum binds."""
+    if k in bound:
+        _fail(f"index {k.name!r} is summed twice in nested sums; use another name", where, k.name)
+
+
+def check_summed_index_used(k: sp.Symbol, s: sp.Sum, where: dict) -> None:
+    """A Sum's index appears inside the Sum."""
+    if k not in s.function.free_symbols:
+        _fail(f"summed index {k.name!r} is not used inside its Sum", where, k.name)
+
+
+def check_index_in_brackets(e: sp.Symbol, where: dict) -> None:
+    """An index is used only inside a tensor's brackets."""
+    if is_index(e):
+        _fail(f"index {e.name!r} is used outside a tensor's brackets", where, e.name)
+
+
+def check_exponent(e: sp.Basic) -> None:
+    """A literal exponent is at most 64 in magnitude."""
+    if isinstance(e, sp.Pow) and e.exp.is_Number and abs(e.exp) > 64:
+        _fail(f"the exponent {e.exp} is too large (at most 64 in magnitude)", {})
+
+
+def check_output_not_on_right(output: str, use: RhsUse, where: dict) -> None:
+    """The output does not appear on the right-hand side."""
+    if output in use.kinds:
+        _fail(f"the output {output!r} also appears on the right-hand side", where, output)
+
+
+def check_output_valid_name(output: str, where: dict) -> None:
+    """The output's name is a Python identifier and not a keyword."""
     if not output.isidentifier() or keyword.iskeyword(output):
-        fail(f"{output!r} is not a valid name for the output")
-    if output in RESERVED or output.startswith("_"):
-        fail(f"the name {output!r} is reserved for the generated code; rename it", output)
-    lhs_names = []
+        _fail(f"{output!r} is not a valid name for the output", where)
+
+
+def check_output_indices(out_indices, use: RhsUse, where: dict) -> list:
+    """Each output index is 0 or an index name used once on the left; returns those names."""
+    lhs_names: list = []
     for ix in out_indices:
         if isinstance(ix, sp.Integer):
-            if ix != 0:
-                fail(f"an integer index on the left must be 0 (a new axis of size one), not {ix}")
+            check_new_axis(ix)
             continue
-        if ix.name in lhs_names:
-            fail(f"index {ix.name!r} appears twice on the left; use a repeated index on the right instead", ix.name)
-        if kinds.get(ix.name, "an index") != "an index":
-            fail(f"{ix.name!r} is used both as {kinds[ix.name]} and as an index", ix.name)
+        check_not_repeated_on_left(ix, lhs_names, where)
+        check_left_index_kind(ix, use, where)
         lhs_names.append(ix.name)
+    return lhs_names
+
+
+def check_new_axis(ix: sp.Integer) -> None:
+    """An integer index on the left is 0 (a new axis of size one)."""
+    if ix != 0:
+        _fail(f"an integer index on the left must be 0 (a new axis of size one), not {ix}", {})
+
+
+def check_not_repeated_on_left(ix: sp.Symbol, lhs_names: list, where: dict) -> None:
+    """An index appears at most once on the left."""
+    if ix.name in lhs_names:
+        _fail(f"index {ix.name!r} appears twice on the left; use a repeated index on the right instead", where, ix.name)
+
+
+def check_left_index_kind(ix: sp.Symbol, use: RhsUse, where: dict) -> None:
+    """An index on the left is not used as a tensor or a scalar on the right."""
+    if use.kinds.get(ix.name, "an index") != "an index":
+        _fail(f"{ix.name!r} is used both as {use.kinds[ix.name]} and as an index", where, ix.name)
+
+
+def check_output_rank(out_indices) -> None:
+    """The output has at most MAX_RANK indices."""
     if len(out_indices) > MAX_RANK:
-        fail(f"the output has {len(out_indices)} indices; at most {MAX_RANK} are supported")
-    for nm in free:
+        _fail(f"the output has {len(out_indices)} indices; at most {MAX_RANK} are supported", {})
+
+
+def check_free_indices_on_left(output: str, use: RhsUse, lhs_names: list, where: dict) -> None:
+    """Every index free on the right appears on the left."""
+    for nm in use.free:
         if nm not in lhs_names:
-            fail(
+            _fail(
                 f"index {nm!r} is free on the right but not on the left: "
                 f"add it to {output}[...] or sum over it with Sum(..., {nm})",
+                where,
                 nm,
             )
+
+
+def check_summed_not_on_left(rhs: sp.Expr, lhs_names: list, where: dict) -> None:
+    """No index summed on the right appears on the left."""
     for e in sp.preorder_traversal(rhs):
         if isinstance(e, sp.Sum):
             for lim in e.limits:
                 if lim[0].name in lhs_names:
-                    fail(f"index {lim[0].name!r} is summed on the right and also free on the left", lim[0].name)
-    carried_names = {ix.name for e in rhs.atoms(sp.Indexed) for ix in e.indices if isinstance(ix, sp.Symbol)}
-    for nm in sizes_used:
-        if nm not in carried_names and nm not in lhs_names:
-            fail(f"size({nm}): no tensor is indexed by {nm!r}, so its size is unknown", nm)
-    all_indices = {n for n, k in kinds.items() if k == "an index"} | set(lhs_names)
-    if len(all_indices) > MAX_INDICES:
-        fail(f"the spec uses {len(all_indices)} index names; at most {MAX_INDICES} are supported")
-    for nm in list(kinds) + [output]:
-        if nm.startswith("n_") and nm[2:] in all_indices:
-            fail(f"the name {nm!r} is reserved for the size of index {nm[2:]!r}; rename it", nm)
-    if not order:
-        fail("the right-hand side uses no input")
+                    _fail(f"index {lim[0].name!r} is summed on the right and also free on the left", where, lim[0].name)
 
-    if inputs_order is not None:
-        missing = [n for n in inputs_order if n not in order]
-        extra = [n for n in order if n not in inputs_order]
-        if missing or extra or len(set(inputs_order)) != len(inputs_order):
-            raise SpecError(
-                f"inputs={list(inputs_order)} must name each input of the right-hand side once: "
-                f"it uses {', '.join(order)}"
-            )
-        order = list(inputs_order)
+
+def check_sizes_known(rhs: sp.Expr, use: RhsUse, lhs_names: list, where: dict) -> None:
+    """Each size(k) names an index that a tensor or the output carries."""
+    carried_names = {ix.name for e in rhs.atoms(sp.Indexed) for ix in e.indices if isinstance(ix, sp.Symbol)}
+    for nm in use.sizes:
+        if nm not in carried_names and nm not in lhs_names:
+            _fail(f"size({nm}): no tensor is indexed by {nm!r}, so its size is unknown", where, nm)
+
+
+def check_index_count(use: RhsUse, lhs_names: list) -> set:
+    """A spec uses at most MAX_INDICES index names; returns them."""
+    all_indices = {n for n, k in use.kinds.items() if k == "an index"} | set(lhs_names)
+    if len(all_indices) > MAX_INDICES:
+        _fail(f"the spec uses {len(all_indices)} index names; at most {MAX_INDICES} are supported", {})
+    return all_indices
+
+
+def check_size_names_free(output: str, use: RhsUse, all_indices: set, where: dict) -> None:
+    """No name is n_k for an index k: that name is the size of k."""
+    for nm in list(use.kinds) + [output]:
+        if nm.startswith("n_") and nm[2:] in all_indices:
+            _fail(f"the name {nm!r} is reserved for the size of index {nm[2:]!r}; rename it", where, nm)
+
+
+def check_uses_an_input(use: RhsUse) -> None:
+    """The right-hand side uses at least one input."""
+    if not use.order:
+        _fail("the right-hand side uses no input", {})
+
+
+def check_inputs_order(inputs_order, order: list) -> list:
+    """An explicit input order names each input once; returns the order to use."""
+    if inputs_order is None:
+        return order
+    missing = [n for n in inputs_order if n not in order]
+    extra = [n for n in order if n not in inputs_order]
+    if missing or extra or len(set(inputs_order)) != len(inputs_order):
+        raise SpecError(
+            f"inputs={list(inputs_order)} must name each input of the right-hand side once: "
+            f"it uses {', '.join(order)}"
+        )
+    return list(inputs_order)
+
+
+def check_gradient_names_free(order: list, output: str, use: RhsUse, where: dict) -> None:
+    """No name is dX for an input X: that name is the gradient of X."""
     for nm in order:
-        if "d" + nm in kinds or "d" + nm == output:
-            fail(f"the name {'d' + nm!r} is reserved for the gradient of {nm!r}; rename it", "d" + nm)
-    inputs = tuple(Input(n, ranks[n]) for n in order)
-    carried = {ix for e in rhs.atoms(sp.Indexed) for ix in e.indices if isinstance(ix, sp.Symbol)}
-    size_indices = tuple(ix for ix in out_indices if isinstance(ix, sp.Symbol) and ix not in carried)
-    return Spec(name, output, tuple(out_indices), rhs, inputs, text, size_indices)
+        if "d" + nm in use.kinds or "d" + nm == output:
+            _fail(f"the name {'d' + nm!r} is reserved for the gradient of {nm!r}; rename it", where, "d" + nm)
 
 
 def input_pattern(spec: Spec, name: str) -> tuple:
