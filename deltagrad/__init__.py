@@ -6,8 +6,9 @@
 G[a, b]/Z[a, b]
 """
 
-from deltagrad.derive.derivation import Derivation, derive
+from deltagrad.api import DerivedOp, derive
+from deltagrad.derive.derivation import Derivation
 from deltagrad.errors import ShapeError, SpecError
 
-__all__ = ["derive", "Derivation", "SpecError", "ShapeError"]
+__all__ = ["derive", "Derivation", "DerivedOp", "SpecError", "ShapeError"]
 __version__ = "0.1.0"

@@ -46,17 +46,21 @@ def _fail(err: Exception, code: int):
 @click.option("--name", help="The op's name (default: the output's name).")
 @click.option("--inputs", help="Comma-separated argument order (default: order of first appearance).")
 @click.option("--steps", is_flag=True, help="Also print the chain rule and the delta-elimination steps.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds a derivation may take before the spec is refused.")
 @click.option("--latex", "as_latex", is_flag=True, help="Print the LaTeX write-up (a fragment) instead.")
-def derive(spec, wrt, fmt, name, inputs, steps, as_latex):
+def derive(spec, wrt, fmt, name, inputs, steps, budget, as_latex):
     """Derive the backward of SPEC for each input."""
-    d = _derive_or_exit(spec, name, inputs)
+    d = _derive_or_exit(spec, name, inputs, budget)
     if wrt is not None:
         with _exit_on_spec_errors():
             d.spec.input(wrt)
     if as_latex:
         click.echo(d.latex(fragment=True), nl=False)
         return
-    click.echo(render_text(d, wrt, steps) if fmt == "text" else render_numpy(d, wrt))
+    from deltagrad.codegen.text import derivation_text
+
+    click.echo(derivation_text(d, wrt, steps) if fmt == "text" else render_numpy(d, wrt))
 
 
 @contextmanager
@@ -72,12 +76,12 @@ def _exit_on_spec_errors():
         _fail(err, 1)
 
 
-def _derive_or_exit(spec, name, inputs):
-    from deltagrad.derive.derivation import derive as run_derive
+def _derive_or_exit(spec, name, inputs, budget=10.0):
+    from deltagrad.api import derive as run_derive
 
     with _exit_on_spec_errors():
         order = [s.strip() for s in inputs.split(",")] if inputs else None
-        return run_derive(spec, name=name, inputs=order)
+        return run_derive(spec, name=name, inputs=order, budget=budget)
 
 
 LATEX_EXAMPLES = """
@@ -91,12 +95,14 @@ Examples:
 @main.command(epilog=LATEX_EXAMPLES)
 @click.argument("spec")
 @click.option("-o", "--out", "outfile", type=click.Path(dir_okay=False), help="Write here (atomically) instead of stdout.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds a derivation may take before the spec is refused.")
 @click.option("--fragment", is_flag=True, help="Only the body, to \\input into your own document.")
 @click.option("--name", help="The op's name (default: the output's name).")
 @click.option("--inputs", help="Comma-separated argument order.")
-def latex(spec, outfile, fragment, name, inputs):
+def latex(spec, outfile, budget, fragment, name, inputs):
     """Write the derivation of SPEC as LaTeX: a standalone amsmath document by default."""
-    d = _derive_or_exit(spec, name, inputs)
+    d = _derive_or_exit(spec, name, inputs, budget)
     text = d.latex(fragment=fragment)
     if outfile:
         from deltagrad.files import write_atomic
@@ -184,13 +190,12 @@ synthetic stand-in instead.
 
 
 def _hidden(text: str) -> tuple:
+    from deltagrad.nn.train import parse_hidden
+
     try:
-        sizes = tuple(int(x) for x in text.replace("x", ",").replace("-", ",").split(",") if x.strip())
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: give widths such as 300 or 300,100") from None
-    if not sizes or min(sizes) < 1:
-        raise click.BadParameter(f"{text!r}: give at least one positive width")
-    return sizes
+        return parse_hidden(text)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
 
 
 @main.command(epilog=TRAIN_EXAMPLES)
@@ -214,9 +219,9 @@ def _hidden(text: str) -> tuple:
 def train(hidden, activation, optimizer, lr, momentum, epochs, batch_size, init, residual, device, seed,
           data_dir, synthetic, limit, compare_spec, out, quiet):
     """Train an MLP on MNIST with the generated ops only."""
-    from deltagrad import train as T
-    from deltagrad.backend import DeviceError, namespace
-    from deltagrad.data import DataError
+    from deltagrad.nn import train as T
+    from deltagrad.nn.backend import DeviceError, namespace
+    from deltagrad.nn.data import DataError
 
     config = T.TrainConfig(hidden=_hidden(hidden), activation=activation, optimizer=optimizer, lr=lr,
                            momentum=momentum, epochs=epochs, batch_size=batch_size, init=init, residual=residual,
@@ -250,9 +255,9 @@ def evaluate(run, data_dir, device):
     """Test accuracy of a saved model (a run folder or its model.npz)."""
     from pathlib import Path
 
-    from deltagrad import train as T
-    from deltagrad.backend import DeviceError
-    from deltagrad.data import DataError
+    from deltagrad.nn import train as T
+    from deltagrad.nn.backend import DeviceError
+    from deltagrad.nn.data import DataError
 
     path = Path(run)
     path = path / "model.npz" if path.is_dir() else path
@@ -281,26 +286,6 @@ Exit code: 0 every claim correct, 1 one is not, 2 a bad claim, spec or file.
 """
 
 
-def _verdict_text(v) -> list:
-    lines = [v.claim]
-    if v.correct:
-        lines.append(f"  correct: {v.how}")
-        return lines
-    what = v.diagnosis or v.error or "incorrect"
-    lines.append(f"  INCORRECT: {what}")
-    if v.error and v.diagnosis:
-        lines.append(f"  error: {v.error}")
-    if v.derived:
-        lines.append(f"  derived:        {v.derived}")
-    if v.difference:
-        lines.append(f"  difference:     {v.difference}")
-    if v.counterexample:
-        items = list(v.counterexample.items())
-        lines.append(f"  counterexample: {items[0][0]} = {items[0][1]}")
-        lines += [f"                  {k} = {val}" for k, val in items[1:]]
-    return lines
-
-
 @main.command(epilog=CHECK_EXAMPLES)
 @click.argument("spec", required=False)
 @click.option("--claim", "claims", multiple=True, help='A claimed gradient, e.g. "dX[a,b] = G[a,b]/Z[a,b]".')
@@ -313,22 +298,23 @@ def check(spec, claims, code, grad_name, inputs, batch, fmt):
     """Check hand-derived gradients (claims or code) against the derived backward of SPEC."""
     import json
 
+    from deltagrad.codegen import verdict_text as words
+
     if batch:
-        from deltagrad.check.batch import run_batch
+        from deltagrad.check.batch import count_statuses, run_batch
 
         try:
             results = run_batch(batch)
         except (SpecError, OSError) as err:
             _fail(err, 2)
-        counts = {k: sum(r["status"] == k for r in results) for k in ("correct", "incorrect", "error")}
+        counts = count_statuses(results)
         if fmt == "json":
-            click.echo(json.dumps({"results": results, "summary": counts}, indent=2))
+            click.echo(json.dumps({"results": [words.batch_result_dict(r) for r in results], "summary": counts},
+                                  indent=2))
         else:
             for r in results:
-                detail = r.get("diagnosis") or r.get("error") or r.get("message") or r.get("how", "")
-                click.echo(f"{r['entry']}: {r['claim']}: {r['status']}" + (f" ({detail})" if r["status"] != "correct" else ""))
-            click.echo(f"{len(results)} checks: {counts['correct']} correct, {counts['incorrect']} incorrect, "
-                       f"{counts['error']} errors")
+                click.echo(words.batch_line(r))
+            click.echo(words.batch_summary_text(counts))
         sys.exit(2 if counts["error"] else 1 if counts["incorrect"] else 0)
     if not spec or not (claims or code):
         _fail(click.UsageError("give SPEC with --claim and/or --code, or --batch FILE"), 2)
@@ -344,36 +330,11 @@ def check(spec, claims, code, grad_name, inputs, batch, fmt):
             op, file = load_op(code)
             verdicts += check_code(d, op, file)
     if fmt == "json":
-        click.echo(json.dumps([v.as_dict() for v in verdicts], indent=2))
+        click.echo(json.dumps([words.verdict_dict(v) for v in verdicts], indent=2))
     else:
         for v in verdicts:
-            click.echo("\n".join(_verdict_text(v)))
+            click.echo(words.verdict_text(v))
     sys.exit(0 if all(v.correct for v in verdicts) else 1)
-
-
-def render_text(d, wrt=None, steps=False) -> str:
-    """The derivation as text: the forward, then per input its backward and numpy lines."""
-    from deltagrad.codegen.index_printer import index_text
-
-    lines = [f"{index_text(d.spec.lhs)} = {index_text(d.spec.rhs)}", ""]
-    for name, st in d.steps.items():
-        if wrt not in (None, name):
-            continue
-        idx = ",".join(i.name for i in st.indices)
-        lhs = f"d{name}[{idx}]" if idx else f"d{name}"
-        if steps:
-            lines.append(f"{lhs} = {index_text(st.chain_rule)}    (chain rule)")
-            lines.append(f"{' ' * len(lhs)} = {index_text(st.eliminated)}    (deltas eliminated)")
-            lines.append(f"{' ' * len(lhs)} = {index_text(st.simplified)}    (simplified)")
-            lines.append(f"{' ' * len(lhs)} = {index_text(st.final)}    (through saved values)")
-        else:
-            lines.append(f"{lhs} = {index_text(st.final)}")
-        for code in d.numpy(name).splitlines():
-            lines.append(f"    {code}")
-        lines.append("")
-    saved = ", ".join(d.saved) or "nothing"
-    lines.append(f"forward saves: {saved}; G is the gradient of {d.output} (goutput in code)")
-    return "\n".join(lines)
 
 
 def render_numpy(d, wrt=None) -> str:

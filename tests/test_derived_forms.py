@@ -29,9 +29,9 @@ def test_softmax_backward_is_y_times_g_minus_weighted_sum():
 
 def test_row_normalisation_reuses_the_saved_row_sum():
     d = derive("Y[i,j] = X[i,j] / Sum(X[i,k], k)")
-    r0 = tensor("R0")
-    assert same(d.grads["X"], (G[a, b] - summed(G[a, j] * Y[a, j], j)) / r0[a])
-    assert set(d.saved) == {"R0", "Y"}
+    row_sum = tensor("row_sum")
+    assert same(d.grads["X"], (G[a, b] - summed(G[a, j] * Y[a, j], j)) / row_sum[a])
+    assert set(d.saved) == {"row_sum", "Y"}
 
 
 def test_log_softmax_backward():

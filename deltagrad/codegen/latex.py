@@ -17,6 +17,7 @@ import sympy as sp
 from deltagrad.codegen.latex_printer import latex_index, name_latex
 from deltagrad.codegen.matrix_form import matrix_form
 from deltagrad.codegen.op_class import environment
+from deltagrad.codegen.python_printer import backward_source
 from deltagrad.files import write_atomic
 
 CONVENTIONS = (
@@ -26,6 +27,32 @@ CONVENTIONS = (
     r"$v\mathbf{1}^{\top}$ repeats the column $v$; $n_k$ is the number of values index $k$ runs over. "
     r"At a kink, $H(0) = \tfrac12$: $\max$ and $\min$ split the gradient between tied arguments."
 )
+
+
+#: Characters of code that fit one line of a verbatim block in \footnotesize on an article page.
+CODE_WIDTH = 84
+
+
+def wrap_code(line: str, width: int = CODE_WIDTH) -> str:
+    """A long Python line broken at spaces so that it stays valid Python: inside brackets a
+    plain line break, outside them a backslash; continuation lines are indented by four.
+
+    >>> print(wrap_code("dX = goutput * T - xp.sum(T, axis=1)[:, None] / n_i", width=24))
+    dX = goutput * T - \\
+        xp.sum(T, axis=1)[:,
+        None] / n_i
+    """
+    out, current, depth = [], "", 0
+    for word in line.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if len(candidate) > width and current.strip():
+            out.append(current + (" \\" if depth == 0 else ""))
+            current = "    " + word
+        else:
+            current = candidate
+        depth += sum(word.count(c) for c in "([{") - sum(word.count(c) for c in ")]}")
+    out.append(current)
+    return "\n".join(out)
 
 
 def _escape(text: str) -> str:
@@ -81,7 +108,7 @@ def op_latex_context(d, summary: str = "", numbered: bool = False) -> dict:
             add(st.eliminated, "each $\\delta$ collapses its sum: " + _delta_substitutions(st.chain_rule))
         add(st.simplified, "simplified")
         add(st.final, "through values the forward saved")
-        code = d.numpy(name)
+        code = backward_source(d, name)
         grads.append({
             "name": name_latex(name),
             "grad_output": y_grad,
@@ -89,7 +116,7 @@ def op_latex_context(d, summary: str = "", numbered: bool = False) -> dict:
             "partial": f"{partial_sym} = {tex(st.partial)}" if st.partial.has(sp.KroneckerDelta) or idx else "",
             "steps": steps,
             "matrix": matrix_form(d, name, style="latex"),
-            "numpy": code,
+            "numpy": "\n".join(wrap_code(line) for line in code.splitlines()),
             "numpy_note": "goutput is " + f"${name_latex(spec.output)}^{{\\nabla}}$",
         })
     saved = []

@@ -1,26 +1,34 @@
 """derive(): spec → chain rule → delta elimination → simplification → saved values → programs.
 
+The result, :class:`Derivation`, is plain data: the spec, every step per input, and the forward
+and backward array programs. Printing it (Python, LaTeX, text) is ``codegen``'s job; the
+conveniences that do it from the object (``.source()``, ``.latex()``, ``.compile()``) are added
+one layer up, in :mod:`deltagrad.api`.
+
 >>> d = derive("Y[i,j] = 1 / (1 + exp(-X[i,j]))")
 >>> d.grads['X']
 (1 - Y[a, b])*G[a, b]*Y[a, b]
->>> print(d.numpy('X'))
-dX = goutput * Y * (1 - Y)
+>>> d.backward.results
+('dX',)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import sympy as sp
 
 from deltagrad.derive.array_program import Assign, Attr, Program, Subscript, Var, variables
+from deltagrad.derive.budget import BudgetExceeded, time_budget
 from deltagrad.derive.chain_rule import chain_rule, grad_output_name
 from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.from_sympy import spec_from_sympy
 from deltagrad.derive.lower import Lowering
+from deltagrad.derive.names import NAMES
 from deltagrad.derive.parse import parse_spec
-from deltagrad.derive.saved_values import ForwardValues, agree, forward_values, inline_reductions, rewrite_through_forward
-from deltagrad.derive.stabilize import max_node, stabilize
+from deltagrad.derive.forward_values import ForwardValues, forward_values, inline_reductions, max_node
+from deltagrad.derive.saved_values import agree, rewrite_through_forward
+from deltagrad.derive.stabilize import stabilize
 from deltagrad.derive.simplify import simplify_index_expr
 from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
 from deltagrad.errors import SpecError
@@ -61,7 +69,7 @@ class Signature:
 
 @dataclass(frozen=True)
 class Derivation:
-    """A derived op: spec, steps per input, and the forward/backward array programs."""
+    """A derived op: spec, steps per input, and the forward/backward array programs (plain data)."""
 
     spec: Spec
     grad_name: str
@@ -71,7 +79,6 @@ class Derivation:
     forward: Program
     backward: Program
     saved: tuple
-    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -91,41 +98,6 @@ class Derivation:
         """Input name → its backward in index notation (the final, simplified form)."""
         return {n: s.final for n, s in self.steps.items()}
 
-    def numpy(self, input_name: str | None = None) -> str:
-        """The backward's Python lines that compute one input's gradient (all when None)."""
-        from deltagrad.codegen.python_printer import render_statements
-
-        lines = render_statements(self.backward.statements)
-        if input_name is None:
-            return "\n".join(lines)
-        needed = _needed(self.backward.statements, f"d{input_name}")
-        return "\n".join(l for s, l in zip(self.backward.statements, lines) if s.target in needed)
-
-    def source(self) -> str:
-        """The Python source of the op class (a vugrad-style ``Op``)."""
-        from deltagrad.codegen.op_class import op_source
-
-        return op_source(self)
-
-    def latex(self, fragment: bool = False) -> str:
-        """The write-up: a standalone LaTeX document, or only its body with ``fragment=True``."""
-        from deltagrad.codegen.latex import render_latex
-
-        return render_latex(self, fragment=fragment)
-
-    def _repr_latex_(self) -> str:
-        from deltagrad.codegen.latex import repr_latex
-
-        return repr_latex(self)
-
-    def compile(self) -> type:
-        """The op as a class with static ``forward(context, *arrays, **sizes)`` and ``backward``."""
-        if "class" not in self._cache:
-            from deltagrad.codegen.op_class import compile_op
-
-            self._cache["class"] = compile_op(self)
-        return self._cache["class"]
-
 
 def _mentions(expr, name: str) -> bool:
     """True when ``expr`` uses the tensor or scalar called ``name``."""
@@ -133,23 +105,31 @@ def _mentions(expr, name: str) -> bool:
                for e in expr.atoms(sp.Indexed, sp.Symbol))
 
 
-def _needed(statements, target) -> set:
-    need = {target}
-    for s in reversed(statements):
-        if s.target in need:
-            need |= variables(s.value)
-    return need
+#: The default time budget of one derivation, in seconds (``derive(..., budget=...)``).
+DERIVE_SECONDS = 10.0
 
 
-def derive(spec, *, name: str | None = None, inputs=None) -> Derivation:
+def derive(spec, *, name: str | None = None, inputs=None, budget: float | None = DERIVE_SECONDS) -> Derivation:
     """Derive the backward of every input of ``spec``.
 
     ``spec`` is text such as ``"Y[i,j] = X[i,j] / Z[i,j]"``, a ``(lhs, rhs)`` pair of SymPy
-    objects, or a checked :class:`Spec`. ``inputs`` fixes the argument order.
+    objects, or a checked :class:`Spec`. ``inputs`` fixes the argument order. A derivation that
+    takes longer than ``budget`` seconds (None: no limit) is refused with a :class:`SpecError`.
 
     >>> derive("Y[i,j] = X[i,j] / Z[i,j]").grads
     {'X': G[a, b]/Z[a, b], 'Z': -G[a, b]*Y[a, b]/Z[a, b]}
     """
+    try:
+        with time_budget(budget) as mine:
+            return _derive(spec, name, inputs)
+    except BudgetExceeded as err:
+        if err.budget is not mine:
+            raise
+        raise SpecError(f"deriving this spec took longer than its budget of {budget:g} s; "
+                        "split it into simpler steps or raise the budget (--budget)") from None
+
+
+def _derive(spec, name, inputs) -> Derivation:
     if name is not None and (not isinstance(name, str) or not name.isidentifier()):
         raise SpecError(f"the op name {name!r} must be a Python identifier (letters, digits and _)")
     if isinstance(spec, str):
@@ -211,7 +191,8 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
                 own[extent(idx)] = f"n_{ix}"
         grad_sizes[inp.name] = own
     all_sizes = set(sizes.values()) | {v for own in grad_sizes.values() for v in own.values()}
-    reserved = names | all_sizes | {f"d{n}" for n in names} | {"xp", "goutput", "context"}
+    reserved = (names | all_sizes | {NAMES.gradient(n) for n in names} | NAMES.reserved_in_code()
+                | {r.name for r in values.reductions} | {m.name for m in values.maxima})
 
     # backward first: it decides which forward values are saved
     back = Lowering(names={grad_name: "goutput"}, sizes=sizes, dtype_of="goutput", reserved=reserved,

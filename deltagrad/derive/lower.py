@@ -25,6 +25,7 @@ from functools import lru_cache
 import sympy as sp
 
 from deltagrad.derive.array_program import Assign, Attr, BinOp, Call, Const, Neg, Subscript, Var
+from deltagrad.derive.names import NAMES, temporary_hint, unique
 from deltagrad.derive.spec import is_index
 
 _ELEMENTWISE = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos", sp.Abs: "abs", sp.sign: "sign"}
@@ -95,7 +96,11 @@ class Lowering:
             if node.args and not isinstance(node, sp.Indexed):
                 self.counts[canonical(node)[0]] += 1
 
-    def fresh(self) -> str:
+    def fresh(self, node=None) -> str:
+        """An unused name for a temporary: readable when ``node`` suggests one, else ``t0``, ``t1``…"""
+        hint = temporary_hint(node) if node is not None else None
+        if hint is not None:
+            return unique(hint, self.reserved)
         while True:
             name = f"t{self._temp}"
             self._temp += 1
@@ -149,7 +154,7 @@ class Lowering:
             return Arr(node, tuple(free[p] for p in positions))
         out = self._arr(e)
         if self.counts[shape] > 1 and not isinstance(out.node, (Var, Const)):
-            name = self.fresh()
+            name = self.fresh(out.node)
             self.ranks[name] = len(out.indices)
             out = Arr(self.assign(name, out.node), out.indices)
         self.memo[key] = (out.node, tuple(free.index(i) for i in out.indices))

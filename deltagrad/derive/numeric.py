@@ -3,7 +3,7 @@ and a gradient expression lowered and run with NumPy. Used to confirm rewrites a
 counterexamples to claimed gradients.
 
 >>> from deltagrad.derive.parse import parse_spec
->>> from deltagrad.derive.saved_values import forward_values
+>>> from deltagrad.derive.forward_values import forward_values
 >>> from deltagrad.derive.spec import index, tensor
 >>> spec = parse_spec("Y[i,j] = X[i,j] * 2")
 >>> sizes = index_sizes(spec, "X", (index('a'), index('b')))
@@ -17,6 +17,10 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from deltagrad.derive.array_program import Assign
+from deltagrad.derive.evaluate import run
+from deltagrad.derive.forward_values import max_node
+from deltagrad.derive.lower import Lowering
 from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
 
 
@@ -56,10 +60,6 @@ def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integer
 
 def forward_env(spec: Spec, values, inputs: dict, sizes: dict, grad_name: str) -> dict:
     """The inputs, sizes and the forward's values (maxima, reductions, output) by name."""
-    from deltagrad.derive.evaluate import run
-    from deltagrad.derive.lower import Lowering
-    from deltagrad.derive.stabilize import max_node
-
     env = {f"n_{s.name[2:]}": v for s, v in sizes.items()}
     env.update(inputs)
     sized = {s: f"n_{s.name[2:]}" for s in sizes}
@@ -75,10 +75,6 @@ def forward_env(spec: Spec, values, inputs: dict, sizes: dict, grad_name: str) -
 
 def evaluate_gradient(expr, env: dict, sizes: dict, grad_indices, grad_name: str) -> np.ndarray:
     """The array of ``expr`` over ``grad_indices`` with variables from ``env``."""
-    from deltagrad.derive.array_program import Assign
-    from deltagrad.derive.evaluate import run
-    from deltagrad.derive.lower import Lowering
-
     sized = {s: f"n_{s.name[2:]}" for s in sizes}
     low = Lowering(sizes=sized, dtype_of=grad_name, reserved=env, count_in=[expr])
     node = low.lower(expr, tuple(grad_indices))

@@ -1,102 +1,30 @@
 """Rewrite a backward through values the forward already computed, and prove it numerically.
 
-Each reduction of the forward gets a name (``R0[i] = Sum(exp(X[i,k]), k)``) so the backward
-reads it instead of summing again. Then the derivative is written through the output ``Y``
+The forward's reductions are replaced by their saved names (:mod:`.forward_values`). Then the
+derivative is written through the output ``Y``
 where that is cheaper: first by spotting the forward expression itself (``tanh(X[a,b])`` →
-``Y[a,b]``), then by solving ``y = f(x, …)`` for ``x`` when the inverse is unique. ``solve``
-gives unsound inverses for ReLU and two branches for tanh, so every rewrite is confirmed on
+``Y[a,b]``), then through the inverse of ``y = f(x)`` where peeling invertible steps finds one
+(:func:`invert`; nothing is solved, so the cost is bounded). Every rewrite is confirmed on
 random inputs (:func:`agree`) before it is kept.
 
 >>> from deltagrad.derive.parse import parse_spec
->>> spec = parse_spec("Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)")
->>> forward_values(spec).reductions[0]
-Reduction(name='R0', indices=(i,), expr=Sum(exp(X[i, k]), (k, 0, n_k - 1)))
+>>> from deltagrad.derive.forward_values import forward_values
+>>> spec = parse_spec("Y[i,j] = X[i,j] / Sum(X[i,k], k)")
+>>> use_reductions(spec.rhs, forward_values(spec))
+X[i, j]/row_sum[i]
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import sympy as sp
 
 from deltagrad.derive.eliminate import eliminate_deltas
-from deltagrad.derive.spec import Spec, extent, is_index, scalar, tensor
+from deltagrad.derive.forward_values import ForwardValues, ordered_free_indices
+from deltagrad.derive.numeric import FLOAT_DRAWS, compare_gradients, index_sizes
+from deltagrad.derive.spec import Spec, extent, scalar, tensor
 from deltagrad.derive.simplify import cost, simplify_index_expr
-
-
-@dataclass(frozen=True)
-class Reduction:
-    """A named reduction of the forward: ``name[indices] = expr``."""
-
-    name: str
-    indices: tuple
-    expr: sp.Expr
-
-    @property
-    def ref(self):
-        return tensor(self.name)[self.indices] if self.indices else scalar(self.name)
-
-
-@dataclass(frozen=True)
-class ForwardValues:
-    """The forward written through its named reductions, and the output it computes."""
-
-    rhs: sp.Expr
-    reductions: tuple
-    output: sp.Expr
-    maxima: tuple = ()
-
-
-def ordered_free_indices(e) -> list:
-    """The free index symbols of ``e`` in order of first appearance.
-
-    >>> from deltagrad.derive.spec import index, summed
-    >>> i, j, k = map(index, 'ijk')
-    >>> ordered_free_indices(summed(tensor('X')[j, i, k], k))
-    [j, i]
-    """
-    free = e.free_symbols
-    out = []
-    for node in sp.preorder_traversal(e):
-        if isinstance(node, sp.Symbol) and node in free and is_index(node) and node not in out:
-            out.append(node)
-    return out
-
-
-def forward_values(spec: Spec) -> ForwardValues:
-    """Name each reduction of the forward ``R0``, ``R1``, …, inner ones first.
-
-    An outer reduction's body refers to the inner ones by name.
-    """
-    used = {inp.name for inp in spec.inputs} | {spec.output, "G"}
-    mapping: dict = {}
-
-    def walk(e):
-        if not e.args or isinstance(e, sp.Indexed):
-            return e
-        e = e.func(*[walk(a) for a in e.args])
-        if isinstance(e, sp.Sum):
-            if e not in mapping:
-                n = len(mapping)
-                name = next(f"{p}{n}" for p in ("R", "R_", "Red") if f"{p}{n}" not in used)
-                mapping[e] = Reduction(name, tuple(ordered_free_indices(e)), e)
-            return mapping[e].ref
-        return e
-
-    rhs = walk(spec.rhs)
-    output = tensor(spec.output)[spec.out_indices] if spec.out_indices else scalar(spec.output)
-    return ForwardValues(rhs, tuple(mapping.values()), output)
-
-
-def inline_reductions(expr, reductions):
-    """``expr`` with the named ``reductions`` written out again (nested ones too)."""
-    subs = {r.ref: r.expr for r in reductions}
-    while True:
-        new = expr.xreplace(subs)
-        if new == expr:
-            return expr
-        expr = new
 
 
 def _bound_canonical(e):
@@ -166,11 +94,43 @@ def use_output(expr, spec: Spec, values: ForwardValues):
     return replace_pattern(expr, values.rhs, free, make)
 
 
-def solve_through_output(expr, spec: Spec, values: ForwardValues) -> list:
-    """Forms of ``expr`` with one input eliminated by inverting ``y = f(x)`` (unique inverses only)."""
+def invert(expr, x, y):
+    """``x`` written through ``y`` where ``y = expr``, peeling invertible steps one at a time
+    (adding or multiplying by what does not hold ``x``, ``1/u``, ``c**u``, ``exp``, ``log``:
+    steps whose inverse the lowering can compute); None when ``x`` occurs more than once or a step has no unique inverse.
+    No equation is solved, so the cost is one pass over the expression.
+
+    >>> x, y = sp.symbols('x y', real=True)
+    >>> invert(1 / (1 + sp.exp(-x)), x, y)
+    -log(-1 + 1/y)
+    >>> invert(x**2, x, y) is None
+    True
+    """
+    while expr != x:
+        if expr.count(x) != 1:
+            return None
+        if isinstance(expr, (sp.Add, sp.Mul)):
+            inner = next(a for a in expr.args if a.has(x))
+            rest = expr.func(*[a for a in expr.args if a is not inner])
+            y = y - rest if isinstance(expr, sp.Add) else y / rest
+            expr = inner
+        elif isinstance(expr, sp.Pow) and not expr.exp.has(x) and expr.exp == -1:
+            y, expr = 1 / y, expr.base
+        elif isinstance(expr, sp.Pow) and not expr.base.has(x) and expr.base.is_positive and expr.base != 1:
+            y, expr = sp.log(y) / sp.log(expr.base), expr.exp
+        elif isinstance(expr, sp.exp):
+            y, expr = sp.log(y), expr.args[0]
+        elif isinstance(expr, sp.log):
+            y, expr = sp.exp(y), expr.args[0]
+        else:
+            return None
+    return y
+
+
+def through_inverse(expr, spec: Spec, values: ForwardValues) -> list:
+    """Forms of ``expr`` with one input eliminated through the inverse of ``y = f(x)``
+    (sigmoid's ``exp(-x) = 1/y - 1``), where :func:`invert` finds one."""
     free = spec.free_indices
-    if cost(values.rhs) > 40:
-        return []
     out = []
     for inp in spec.inputs:
         if not inp.rank or not expr.has(tensor(inp.name)):
@@ -180,13 +140,10 @@ def solve_through_output(expr, spec: Spec, values: ForwardValues) -> list:
             continue
         pat = pats[0]
         x, y = sp.Dummy("x", real=True), sp.Dummy("y", real=True)
-        try:
-            sols = sp.solve(sp.Eq(values.rhs.xreplace({pat: x}), y), x)
-        except (NotImplementedError, ValueError, TypeError, RecursionError):
+        inverse = invert(values.rhs.xreplace({pat: x}), x, y)
+        if inverse is None or inverse.has(x) or inverse.has(sp.Sum):
             continue
-        if len(sols) != 1 or sols[0].has(x):
-            continue
-        inverse = sols[0].xreplace({y: values.output})
+        inverse = inverse.xreplace({y: values.output})
         subs = {}
         for occ in expr.atoms(sp.Indexed):
             if occ.base.label.name == inp.name:
@@ -205,8 +162,6 @@ def agree(first, second, spec: Spec, values: ForwardValues, input_name: str, gra
     range and from a range of both signs; a draw where either side is not finite is skipped,
     and at least one draw must be finite.
     """
-    from deltagrad.derive.numeric import FLOAT_DRAWS, compare_gradients, index_sizes
-
     sizes = index_sizes(spec, input_name, grad_indices)
     result = compare_gradients(first, second, spec, values, grad_indices, grad_name, sizes, FLOAT_DRAWS * trials,
                                seed=12345)
@@ -216,7 +171,7 @@ def agree(first, second, spec: Spec, values: ForwardValues, input_name: str, gra
 def rewrite_through_forward(expr, spec: Spec, values: ForwardValues, input_name: str, grad_indices, grad_name: str):
     """The cheapest form of one gradient that reads saved forward values and is confirmed numerically."""
     base = use_output(use_reductions(expr, values), spec, values)
-    candidates = [base] + [use_output(c, spec, values) for c in solve_through_output(base, spec, values)]
+    candidates = [base] + [use_output(c, spec, values) for c in through_inverse(base, spec, values)]
     best = expr
     for cand in candidates:
         if cost(cand) < cost(best) or (cost(cand) == cost(best) and cand != best and _reads_fewer_inputs(cand, best, spec)):

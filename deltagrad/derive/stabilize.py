@@ -1,44 +1,30 @@
 """Numerical stability: shift every sum of exponentials by its maximum.
 
-A reduction ``R0[i] = Sum(exp(X[i,k]), k)`` overflows for inputs of ±1000. With the row
-maximum ``M0[i] = max_k X[i,k]`` and the shifted sum ``S0[i] = Sum(exp(X[i,k] - M0[i]), k)``,
-``R0 = exp(M0)·S0`` and ``exp(X[i,j]) = exp(M0[i])·exp(X[i,j] - M0[i])``. Substituting both,
-with ``exp(M0)`` held as an opaque positive factor, the factor cancels in a softmax and turns
-into ``M0 + log(S0)`` under a log. An expression in which it does not vanish keeps its
+A reduction ``R[i] = Sum(exp(X[i,k]), k)`` overflows for inputs of ±1000. With the row
+maximum ``M[i] = max_k X[i,k]`` (named ``row_max``) and the shifted sum
+``S[i] = Sum(exp(X[i,k] - M[i]), k)`` (named ``shifted_exp_sum``), ``R = exp(M)·S`` and
+``exp(X[i,j]) = exp(M[i])·exp(X[i,j] - M[i])``. Substituting both, with ``exp(M)`` held as an
+opaque positive factor, the factor cancels in a softmax and turns into ``M + log(S)`` under a
+log. An expression in which it does not vanish keeps its
 original form. The max is a constant of the rewrite, so gradients are unchanged.
 
 >>> from deltagrad.derive.parse import parse_spec
->>> from deltagrad.derive.saved_values import forward_values
+>>> from deltagrad.derive.forward_values import forward_values
 >>> spec = parse_spec("y[i] = log(Sum(exp(X[i,k]), k))")
 >>> values, _ = stabilize(spec, forward_values(spec), {})
 >>> values.rhs, values.maxima
-(log(S0[i]) + M0[i], (Maximum(name='M0', indices=(i,), tensor='X', axis=1),))
+(log(shifted_exp_sum[i]) + row_max[i], (Maximum(name='row_max', indices=(i,), tensor='X', axis=1),))
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import sympy as sp
 
+from deltagrad.derive.forward_values import Maximum, Reduction, spec_names
+from deltagrad.derive.names import maximum_name, unique
 from deltagrad.derive.spec import Spec, tensor
-
-
-@dataclass(frozen=True)
-class Maximum:
-    """``name[indices] = max over axis `axis` of input `tensor```, computed in the forward."""
-
-    name: str
-    indices: tuple
-    tensor: str
-    axis: int
-
-
-def max_node(m: Maximum):
-    """``xp.max(X, axis=k)``: the array-program node that computes ``m``."""
-    from deltagrad.derive.array_program import Call, Var
-
-    return Call("max", (Var(m.tensor),), (("axis", m.axis),))
 
 
 def _candidate(red, spec: Spec):
@@ -58,20 +44,18 @@ def _candidate(red, spec: Spec):
 
 def stabilize(spec: Spec, values, finals: dict):
     """Stable forms of the forward values and of each final gradient (where the shift cancels)."""
-    from deltagrad.derive.saved_values import Reduction
-
-    used = {i.name for i in spec.inputs} | {spec.output} | {r.name for r in values.reductions}
+    used = spec_names(spec) | {r.name for r in values.reductions}
     reductions, maxima, subs_plans = [], [], []
-    for n, red in enumerate(values.reductions):
+    for red in values.reductions:
         found = _candidate(red, spec)
         if found is None:
             reductions.append(red)
             continue
         name, axis = found
-        m_name = next(f"{p}{n}" for p in ("M", "M_", "Max") if f"{p}{n}" not in used)
-        s_name = next(f"{p}{n}" for p in ("S", "S_", "Shifted") if f"{p}{n}" not in used)
-        m = Maximum(m_name, red.indices, name, axis)
         entry = red.expr.function.args[0]
+        m_name = maximum_name(entry.indices, red.indices, used)
+        s_name = unique("shifted_exp_sum", used)
+        m = Maximum(m_name, red.indices, name, axis)
         shifted = Reduction(s_name, red.indices, sp.Sum(sp.exp(entry - tensor(m_name)[red.indices] if red.indices
                                                                     else entry - sp.Symbol(m_name, real=True)),
                                                            *red.expr.limits))

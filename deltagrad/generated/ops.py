@@ -525,26 +525,26 @@ class Normalize(Op):
     Forward:
         Y[i,j] = X[i,j]/Sum_k(X[i,k])
     Backward (index form, then matrix form; G is the gradient of Y):
-        dX[a,b] = (G[a,b] - Sum_j(G[a,j]*Y[a,j]))/R0[a]
-            X∇ = (G - (G ⊙ Y)𝟏𝟏ᵀ) ⊘ R0𝟏ᵀ
+        dX[a,b] = (G[a,b] - Sum_j(G[a,j]*Y[a,j]))/row_sum[a]
+            X∇ = (G - (G ⊙ Y)𝟏𝟏ᵀ) ⊘ row_sum𝟏ᵀ
     """
 
     @staticmethod
     def forward(context, X):
         xp = array_namespace(X)
         check_shapes("Normalize", ("i", "j"), {"X": (X, ("i", "j"))})
-        R0 = xp.sum(X, axis=1)
-        Y = X / R0[:, None]
-        context["R0"] = R0
+        row_sum = xp.sum(X, axis=1)
+        Y = X / row_sum[:, None]
+        context["row_sum"] = row_sum
         context["Y"] = Y
         return Y
 
     @staticmethod
     def backward(context, goutput):
-        R0 = context["R0"]
+        row_sum = context["row_sum"]
         Y = context["Y"]
-        xp = array_namespace(goutput, R0, Y)
-        dX = (goutput - xp.sum(goutput * Y, axis=1)[:, None]) / R0[:, None]
+        xp = array_namespace(goutput, row_sum, Y)
+        dX = (goutput - xp.sum(goutput * Y, axis=1)[:, None]) / row_sum[:, None]
         return (dX,)
 
 
@@ -632,10 +632,10 @@ class Softmax(Op):
     def forward(context, X):
         xp = array_namespace(X)
         check_shapes("Softmax", ("i", "j"), {"X": (X, ("i", "j"))})
-        M0 = xp.max(X, axis=1)
-        t0 = X - M0[:, None]
-        t1 = xp.exp(t0)
-        Y = t1 / xp.sum(t1, axis=1)[:, None]
+        row_max = xp.max(X, axis=1)
+        X_minus_row_max = X - row_max[:, None]
+        exp_X_minus_row_max = xp.exp(X_minus_row_max)
+        Y = exp_X_minus_row_max / xp.sum(exp_X_minus_row_max, axis=1)[:, None]
         context["Y"] = Y
         return Y
 
@@ -661,8 +661,8 @@ class LogSoftmax(Op):
     def forward(context, X):
         xp = array_namespace(X)
         check_shapes("LogSoftmax", ("i", "j"), {"X": (X, ("i", "j"))})
-        M0 = xp.max(X, axis=1)
-        Y = X - M0[:, None] - xp.log(xp.sum(xp.exp(X - M0[:, None]), axis=1))[:, None]
+        row_max = xp.max(X, axis=1)
+        Y = X - row_max[:, None] - xp.log(xp.sum(xp.exp(X - row_max[:, None]), axis=1))[:, None]
         context["Y"] = Y
         return Y
 
@@ -680,10 +680,10 @@ class SoftmaxCrossEntropy(Op):
     Forward:
         L = -Sum_i,j((X[i,j] - log(Sum_k(exp(X[i,k]))))*T[i,j])/n_i
     Backward (index form, then matrix form; G is the gradient of L):
-        dX[a,b] = -G*(T[a,b] - Sum_j(T[a,j])*exp(X[a,b] - M0[a])/S0[a])/n_i
-            X∇ = -G (T - T𝟏𝟏ᵀ ⊙ exp[X - M0𝟏ᵀ] ⊘ S0𝟏ᵀ) / n_i
-        dT[a,b] = G*(M0[a] + log(S0[a]) - X[a,b])/n_i
-            T∇ = G (M0𝟏ᵀ + log[S0]𝟏ᵀ - X) / n_i
+        dX[a,b] = -G*(T[a,b] - Sum_j(T[a,j])*exp(X[a,b] - row_max[a])/shifted_exp_sum[a])/n_i
+            X∇ = -G (T - T𝟏𝟏ᵀ ⊙ exp[X - row_max𝟏ᵀ] ⊘ shifted_exp_sum𝟏ᵀ) / n_i
+        dT[a,b] = G*(row_max[a] + log(shifted_exp_sum[a]) - X[a,b])/n_i
+            T∇ = G (row_max𝟏ᵀ + log[shifted_exp_sum]𝟏ᵀ - X) / n_i
     """
 
     @staticmethod
@@ -692,13 +692,13 @@ class SoftmaxCrossEntropy(Op):
         n_i, _ = check_shapes(
             "SoftmaxCrossEntropy", ("i", "k"), {"X": (X, ("i", "k")), "T": (T, ("i", "k"))}
         )
-        M0 = xp.max(X, axis=1)
-        S0 = xp.sum(xp.exp(X - M0[:, None]), axis=1)
-        L = -xp.sum((X - M0[:, None] - xp.log(S0)[:, None]) * T) / n_i
+        row_max = xp.max(X, axis=1)
+        shifted_exp_sum = xp.sum(xp.exp(X - row_max[:, None]), axis=1)
+        L = -xp.sum((X - row_max[:, None] - xp.log(shifted_exp_sum)[:, None]) * T) / n_i
         context["X"] = X
         context["T"] = T
-        context["M0"] = M0
-        context["S0"] = S0
+        context["row_max"] = row_max
+        context["shifted_exp_sum"] = shifted_exp_sum
         context["n_i"] = n_i
         return L
 
@@ -706,13 +706,15 @@ class SoftmaxCrossEntropy(Op):
     def backward(context, goutput):
         X = context["X"]
         T = context["T"]
-        M0 = context["M0"]
-        S0 = context["S0"]
+        row_max = context["row_max"]
+        shifted_exp_sum = context["shifted_exp_sum"]
         n_i = context["n_i"]
-        xp = array_namespace(goutput, X, T, M0, S0)
+        xp = array_namespace(goutput, X, T, row_max, shifted_exp_sum)
         needs = context.get("needs_input_grad", (True, True))
         dX = None
         if needs[0]:
-            dX = -goutput * (T - xp.sum(T, axis=1)[:, None] * xp.exp(X - M0[:, None]) / S0[:, None]) / n_i
-        dT = goutput * (M0[:, None] + xp.log(S0)[:, None] - X) / n_i if needs[1] else None
+            dX = -goutput * (T - xp.sum(T, axis=1)[:, None] * xp.exp(X - row_max[:, None]) / shifted_exp_sum[:, None]) / n_i
+        dT = None
+        if needs[1]:
+            dT = goutput * (row_max[:, None] + xp.log(shifted_exp_sum)[:, None] - X) / n_i
         return dX, dT

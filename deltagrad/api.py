@@ -1,0 +1,68 @@
+"""The public face of a derivation: :func:`derive` returns a :class:`DerivedOp`, the plain
+:class:`~deltagrad.derive.derivation.Derivation` with its printers and compiler attached.
+
+The engine (``derive/``) returns data and never imports ``codegen/``; this module sits above
+both, so that ``d.source()``, ``d.latex()`` and ``d.compile()`` read naturally without the
+engine reaching up into the printers.
+
+>>> d = derive("Y[i,j] = 1 / (1 + exp(-X[i,j]))")
+>>> print(d.numpy('X'))
+dX = goutput * Y * (1 - Y)
+>>> d.compile().__name__
+'Y'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from deltagrad.codegen.latex import render_latex, repr_latex
+from deltagrad.codegen.op_class import compile_op, op_source
+from deltagrad.codegen.python_printer import backward_source
+from deltagrad.derive.derivation import DERIVE_SECONDS, Derivation
+from deltagrad.derive.derivation import derive as derive_data
+
+__all__ = ["DerivedOp", "derive"]
+
+
+@dataclass(frozen=True)
+class DerivedOp(Derivation):
+    """A :class:`~deltagrad.derive.derivation.Derivation` that prints and compiles itself."""
+
+    def numpy(self, input_name: str | None = None) -> str:
+        """The backward's Python lines that compute one input's gradient (all when None)."""
+        return backward_source(self, input_name)
+
+    def source(self) -> str:
+        """The Python source of the op class (a vugrad-style ``Op``)."""
+        return op_source(self)
+
+    def latex(self, fragment: bool = False) -> str:
+        """The write-up: a standalone LaTeX document, or only its body with ``fragment=True``."""
+        return render_latex(self, fragment=fragment)
+
+    def _repr_latex_(self) -> str:
+        return repr_latex(self)
+
+    def compile(self) -> type:
+        """The op as a class with static ``forward(context, *arrays, **sizes)`` and ``backward``
+        (built once per derivation)."""
+        cached = self.__dict__.get("_compiled")
+        if cached is None:
+            cached = compile_op(self)
+            object.__setattr__(self, "_compiled", cached)
+        return cached
+
+    @classmethod
+    def of(cls, derivation: Derivation) -> "DerivedOp":
+        """The same derivation, with the conveniences."""
+        return cls(**{f.name: getattr(derivation, f.name) for f in fields(Derivation)})
+
+
+def derive(spec, *, name: str | None = None, inputs=None, budget: float | None = DERIVE_SECONDS) -> DerivedOp:
+    """Derive the backward of every input of ``spec`` (see :func:`deltagrad.derive.derivation.derive`).
+
+    >>> derive("Y[i,j] = X[i,j] / Z[i,j]").grads
+    {'X': G[a, b]/Z[a, b], 'Z': -G[a, b]*Y[a, b]/Z[a, b]}
+    """
+    return DerivedOp.of(derive_data(spec, name=name, inputs=inputs, budget=budget))

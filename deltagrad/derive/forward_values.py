@@ -1,0 +1,117 @@
+"""The forward's saved values as plain data: named reductions, row maxima, and the forward
+written through them.
+
+Each reduction of the forward gets a name (``row_exp_sum[i] = Sum(exp(X[i,k]), k)``) so that the
+backward reads it instead of summing again; a maximum (``row_max[i] = max_k X[i,k]``) is what a
+stable sum of exponentials is shifted by.
+
+>>> from deltagrad.derive.parse import parse_spec
+>>> spec = parse_spec("Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)")
+>>> forward_values(spec).reductions[0]
+Reduction(name='row_exp_sum', indices=(i,), expr=Sum(exp(X[i, k]), (k, 0, n_k - 1)))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from deltagrad.derive.array_program import Call, Var
+from deltagrad.derive.names import NAMES, reduction_name
+from deltagrad.derive.spec import Spec, is_index, scalar, tensor
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """A named reduction of the forward: ``name[indices] = expr``."""
+
+    name: str
+    indices: tuple
+    expr: sp.Expr
+
+    @property
+    def ref(self):
+        return tensor(self.name)[self.indices] if self.indices else scalar(self.name)
+
+
+@dataclass(frozen=True)
+class ForwardValues:
+    """The forward written through its named reductions, and the output it computes."""
+
+    rhs: sp.Expr
+    reductions: tuple
+    output: sp.Expr
+    maxima: tuple = ()
+
+
+@dataclass(frozen=True)
+class Maximum:
+    """``name[indices] = max over axis `axis` of input `tensor```, computed in the forward."""
+
+    name: str
+    indices: tuple
+    tensor: str
+    axis: int
+
+
+def max_node(m: Maximum):
+    """``xp.max(X, axis=k)``: the array-program node that computes ``m``."""
+    return Call("max", (Var(m.tensor),), (("axis", m.axis),))
+
+
+def ordered_free_indices(e) -> list:
+    """The free index symbols of ``e`` in order of first appearance.
+
+    >>> from deltagrad.derive.spec import index, summed
+    >>> i, j, k = map(index, 'ijk')
+    >>> ordered_free_indices(summed(tensor('X')[j, i, k], k))
+    [j, i]
+    """
+    free = e.free_symbols
+    out = []
+    for node in sp.preorder_traversal(e):
+        if isinstance(node, sp.Symbol) and node in free and is_index(node) and node not in out:
+            out.append(node)
+    return out
+
+
+def forward_values(spec: Spec) -> ForwardValues:
+    """Name each reduction of the forward readably (``row_sum``, ``row_exp_sum``…), inner ones first.
+
+    An outer reduction's body refers to the inner ones by name.
+    """
+    used = spec_names(spec)
+    mapping: dict = {}
+
+    def walk(e):
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        e = e.func(*[walk(a) for a in e.args])
+        if isinstance(e, sp.Sum):
+            if e not in mapping:
+                kept = tuple(ordered_free_indices(e))
+                mapping[e] = Reduction(reduction_name(e, kept, used), kept, e)
+            return mapping[e].ref
+        return e
+
+    rhs = walk(spec.rhs)
+    output = tensor(spec.output)[spec.out_indices] if spec.out_indices else scalar(spec.output)
+    return ForwardValues(rhs, tuple(mapping.values()), output)
+
+
+def spec_names(spec: Spec) -> set:
+    """Every name a spec uses or generated code reserves: a made-up name must avoid them all."""
+    used = {inp.name for inp in spec.inputs} | {spec.output, NAMES.grad_symbol} | NAMES.reserved_in_code()
+    used |= {s.name for s in spec.rhs.free_symbols} | {i.name for i in spec.out_indices if isinstance(i, sp.Symbol)}
+    return used
+
+
+def inline_reductions(expr, reductions):
+    """``expr`` with the named ``reductions`` written out again (nested ones too)."""
+    subs = {r.ref: r.expr for r in reductions}
+    while True:
+        new = expr.xreplace(subs)
+        if new == expr:
+            return expr
+        expr = new

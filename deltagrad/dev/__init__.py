@@ -1,0 +1,1 @@
+"""Developer tools: checks the project runs on itself (not part of the public API)."""
