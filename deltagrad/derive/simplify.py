@@ -4,6 +4,7 @@
 into one exponential, which turns a cheap sum into an n·m·m contraction. So each sum is
 simplified on its own, then hidden behind a placeholder symbol while the expression around it
 is simplified, and put back afterwards. A result is kept only if it is no more expensive.
+Each ``simplify`` call runs under a time budget; when it is spent, the form at hand is kept.
 
 >>> from deltagrad.derive.spec import index, tensor, summed
 >>> a, j = index('a'), index('j')
@@ -16,6 +17,13 @@ is simplified, and put back afterwards. A result is kept only if it is no more e
 from __future__ import annotations
 
 import sympy as sp
+
+from deltagrad.derive.budget import BudgetExceeded, time_budget
+
+#: One ``simplify`` call may take this long; past it the unsimplified form is kept (still exact).
+SIMPLIFY_SECONDS = 1.0
+#: Larger expressions are not given to ``simplify`` at all (its time grows much faster than size).
+MAX_SIMPLIFY_COST = 400
 
 
 def cost(expr: sp.Expr) -> int:
@@ -31,10 +39,16 @@ def cost(expr: sp.Expr) -> int:
 def simplify_index_expr(expr: sp.Expr) -> sp.Expr:
     """A simpler form of ``expr``, or ``expr`` itself when nothing cheaper is found."""
     hidden, placeholders = hide_sums(expr)
-    try:
-        simpler = sp.simplify(hidden, ratio=1, rational=None, inverse=False)
-    except (RecursionError, TypeError, ValueError, NotImplementedError):  # pragma: no cover - SymPy's own limits
-        simpler = hidden
+    simpler = hidden
+    if cost(hidden) <= MAX_SIMPLIFY_COST and not _expands_badly(hidden):
+        try:
+            with time_budget(SIMPLIFY_SECONDS) as budget:
+                simpler = sp.simplify(hidden, ratio=1, rational=None, inverse=False)
+        except BudgetExceeded as err:
+            if err.budget is not budget:
+                raise
+        except (RecursionError, TypeError, ValueError, NotImplementedError):  # pragma: no cover - SymPy's own limits
+            pass
     if cost(simpler) > cost(hidden) or _functions(simpler) - _functions(hidden):
         simpler = hidden
     factored = sp.factor_terms(simpler)
@@ -42,6 +56,17 @@ def simplify_index_expr(expr: sp.Expr) -> sp.Expr:
         simpler = factored
     restored = simpler.xreplace(placeholders)
     return restored if cost(restored) <= cost(expr) else expr
+
+
+def _expands_badly(expr) -> bool:
+    """True when ``expr`` holds a high power of a sum, which ``simplify`` would multiply out
+    (``(X + Z + W + V)**64`` has 47905 terms).
+
+    >>> from deltagrad.derive.spec import scalar
+    >>> _expands_badly((scalar('x') + scalar('z'))**64), _expands_badly((scalar('x') + 1)**2)
+    (True, False)
+    """
+    return any(isinstance(p.base, sp.Add) and p.exp.is_Number and abs(p.exp) > 4 for p in expr.atoms(sp.Pow))
 
 
 def _functions(expr):
