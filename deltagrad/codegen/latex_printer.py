@@ -12,6 +12,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
+from deltagrad.derive.names import NAMES
+
 
 def _indices(indices) -> str:
     parts = [str(i) for i in indices]
@@ -25,8 +27,8 @@ def name_latex(name: str) -> str:
     >>> name_latex("R0"), name_latex("n_k"), name_latex("X"), name_latex("logits")
     ('\\\\mathit{R0}', 'n_{k}', 'X', '\\\\mathrm{logits}')
     """
-    if name.startswith("n_"):
-        return f"n_{{{name[2:]}}}"
+    if NAMES.is_extent(name):
+        return f"n_{{{NAMES.index_of_extent(name)}}}"
     if len(name) > 1 and name[0].isalpha() and name[1:].isdigit():
         return f"\\mathit{{{name}}}"
     if len(name) == 1:
@@ -53,7 +55,7 @@ class IndexLatexPrinter(LatexPrinter):
     def _print_Symbol(self, expr, style="plain"):
         if expr.name == self.grad_name:
             return self.grad()
-        if expr.name.startswith("n_") or (len(expr.name) > 1 and expr.name[1:].isdigit()):
+        if NAMES.is_extent(expr.name) or (len(expr.name) > 1 and expr.name[1:].isdigit()):
             return name_latex(expr.name)
         return super()._print_Symbol(expr)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from deltagrad.codegen.latex_printer import name_latex
 from deltagrad.derive.array_program import BinOp, Const, Neg, Visitor
+from deltagrad.derive.names import NAMES
 
 
 class NoMatrixForm(Exception):
@@ -63,7 +64,7 @@ class _Printer(Visitor):
         self.grad_symbol = grad_symbol
 
     def name(self, name):
-        if name == "goutput":
+        if name == NAMES.grad_output:
             return self.grad_symbol
         return name_latex(name) if self.latex else name
 
@@ -78,7 +79,7 @@ class _Printer(Visitor):
     def visit_Var(self, n):
         if n.name in self.env:
             return self.env[n.name]
-        rank = self.ranks.get(n.name, 0 if n.name.startswith("n_") else None)
+        rank = self.ranks.get(n.name, 0 if NAMES.is_extent(n.name) else None)
         if rank is None or rank > 2:
             raise NoMatrixForm(n.name)
         return self.name(n.name), rank, _ATOM
@@ -240,7 +241,7 @@ def matrix_form(derivation, input_name: str, style: str = "unicode"):
     st = LATEX if style == "latex" else UNICODE
     grad = st.grad.format(name_latex(derivation.output) if st is LATEX else derivation.output)
     forms = program_forms(derivation.backward, st, grad_symbol=grad if st is LATEX else "G")
-    text = forms.get(f"d{input_name}")
+    text = forms.get(NAMES.gradient(input_name))
     if text is None:
         return None
     name = name_latex(input_name) if st is LATEX else input_name

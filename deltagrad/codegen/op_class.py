@@ -27,6 +27,7 @@ from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form
 from deltagrad.codegen.python_printer import render, render_statements
 from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
+from deltagrad.derive.names import NAMES
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
 
@@ -64,7 +65,7 @@ def op_context(derivation, summary: str | None = None) -> dict:
         used |= variables(st.value)
     shapes = None
     if sig.sizes:
-        targets = [f"n_{n}" if f"n_{n}" in used else "_" for n in sig.sizes]
+        targets = [NAMES.extent(n) if NAMES.extent(n) in used else "_" for n in sig.sizes]
         shapes = {
             "targets": targets if any(t != "_" for t in targets) else [],
             "name": f'"{class_name(spec.name)}"',
@@ -72,16 +73,16 @@ def op_context(derivation, summary: str | None = None) -> dict:
             "arrays": [f'"{n}": ({n}, {_tuple(p)})' for n, p in sig.patterns.items()],
             "given": [f'"{k}": {k}' for k in sig.size_kwargs],
         }
-    saved_arrays = [n for n in derivation.saved if not n.startswith("n_")]
-    results = [f"d{i.name}" for i in spec.inputs]
+    saved_arrays = [n for n in derivation.saved if not NAMES.is_extent(n)]
+    results = [NAMES.gradient(i.name) for i in spec.inputs]
     backward_doc = []
     for name, step in derivation.steps.items():
         idx = ",".join(i.name for i in step.indices)
-        lhs = f"d{name}[{idx}]" if idx else f"d{name}"
+        lhs = f"{NAMES.gradient(name)}[{idx}]" if idx else NAMES.gradient(name)
         backward_doc.append(f"{lhs} = {index_text(step.final)}")
         backward_doc.append(f"    {matrix_form(derivation, name) or '(no plain matrix form: see the index form)'}")
     # a Python float stays a weak scalar (float32 stays float32); only dtype look-ups need an array
-    scalar_output = not spec.out_indices and reads_attribute(backward.statements, "goutput", "dtype")
+    scalar_output = not spec.out_indices and reads_attribute(backward.statements, NAMES.grad_output, "dtype")
     skippable = len(results) > 1
     return {
         "forward_xp": uses_namespace(forward.statements),
@@ -96,7 +97,7 @@ def op_context(derivation, summary: str | None = None) -> dict:
         "forward_lines": render_statements(forward.statements),
         "saved": list(derivation.saved),
         "output": spec.output,
-        "backward_namespace_args": ["goutput", *saved_arrays],
+        "backward_namespace_args": [NAMES.grad_output, *saved_arrays],
         "scalar_output": scalar_output,
         # each backward statement; "need": which needs[] flag guards a gradient that may be skipped
         "backward": [{"target": st.target, "value": render(st.value),

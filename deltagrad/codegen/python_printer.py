@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from deltagrad.derive.array_program import BinOp, Const, Neg, Visitor, needed
+from deltagrad.derive.names import NAMES
 
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "neg": 3, "**": 4, "atom": 5}
 
@@ -101,5 +102,5 @@ def backward_source(derivation, input_name: str | None = None) -> str:
     lines = render_statements(statements)
     if input_name is None:
         return "\n".join(lines)
-    need = needed(statements, f"d{input_name}")
+    need = needed(statements, NAMES.gradient(input_name))
     return "\n".join(line for s, line in zip(statements, lines) if s.target in need)

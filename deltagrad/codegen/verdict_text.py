@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from deltagrad.codegen.index_printer import index_text
+from deltagrad.derive.names import NAMES
 
 #: How a verdict was decided, by its method; "random_inputs" reads as (incorrect, correct).
 METHODS = {
@@ -134,7 +135,7 @@ def derived_text(v) -> str:
     """The derived rule a claim was compared with: ``dX[a,b] = ...``; '' when none."""
     if v.derived is None:
         return ""
-    lhs = f"d{v.input}[{','.join(i.name for i in v.indices)}]" if v.indices else f"d{v.input}"
+    lhs = f"{NAMES.gradient(v.input)}[{','.join(i.name for i in v.indices)}]" if v.indices else NAMES.gradient(v.input)
     return f"{lhs} = {index_text(v.derived)}"
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from deltagrad.derive.spec import Spec, index, scalar, tensor
+from deltagrad.derive.names import NAMES
+from deltagrad.derive.spec import Spec, extent, index, scalar, tensor
 
 _NICE = "abcdefghpqrstuvw"
 
@@ -45,7 +46,8 @@ def grad_output_name(spec: Spec) -> str:
     'G_Y'
     """
     used = {inp.name for inp in spec.inputs} | {spec.output}
-    return "G" if "G" not in used else f"G_{spec.output}"
+    g = NAMES.grad_symbol
+    return g if g not in used else f"{g}_{spec.output}"
 
 
 def gradient_indices(spec: Spec, rank: int) -> tuple:
@@ -76,5 +78,5 @@ def chain_rule(spec: Spec, input_name: str) -> ChainRule:
     partial = sp.diff(spec.rhs, wrt).replace(sp.DiracDelta, lambda *args: sp.S.Zero)
     free = spec.free_indices
     body = g * partial
-    expr = sp.Sum(body, *[(i, 0, sp.Symbol(f"n_{i.name}", integer=True, positive=True) - 1) for i in free]) if free else body
+    expr = sp.Sum(body, *[(i, 0, extent(i) - 1) for i in free]) if free else body
     return ChainRule(inp.name, idx, g, partial, expr)

@@ -178,32 +178,32 @@ def _signature(spec: Spec) -> Signature:
 
 def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, signature: Signature):
     names = {inp.name for inp in spec.inputs} | {spec.output}
-    sizes = {extent(index(n)): f"n_{rep}" for n, rep in signature.aliases.items()}
+    sizes = {extent(index(n)): NAMES.extent(rep) for n, rep in signature.aliases.items()}
     size_statements = []
     grad_sizes = {}  # input name -> sizes of its gradient's indices
     for inp in spec.inputs:
         own = {}
         for axis, (idx, ix) in enumerate(zip(steps[inp.name].indices, signature.patterns[inp.name])):
             if isinstance(ix, int):
-                own[extent(idx)] = f"n_{inp.name}_{axis}"
+                own[extent(idx)] = NAMES.axis_size(inp.name, axis)
                 size_statements.append(Assign(own[extent(idx)], Subscript(Attr(Var(inp.name), "shape"), (axis,))))
             else:
-                own[extent(idx)] = f"n_{ix}"
+                own[extent(idx)] = NAMES.extent(ix)
         grad_sizes[inp.name] = own
     all_sizes = set(sizes.values()) | {v for own in grad_sizes.values() for v in own.values()}
     reserved = (names | all_sizes | {NAMES.gradient(n) for n in names} | NAMES.reserved_in_code()
                 | {r.name for r in values.reductions} | {m.name for m in values.maxima})
 
     # backward first: it decides which forward values are saved
-    back = Lowering(names={grad_name: "goutput"}, sizes=sizes, dtype_of="goutput", reserved=reserved,
+    back = Lowering(names={grad_name: NAMES.grad_output}, sizes=sizes, dtype_of=NAMES.grad_output, reserved=reserved,
                     count_in=[s.final for s in steps.values()])
     results = []
     for inp in spec.inputs:
         step = steps[inp.name]
         back.order = list(step.indices)
         back.sizes = {**sizes, **grad_sizes[inp.name]}
-        back.assign(f"d{inp.name}", back.lower(step.final, step.indices))
-        results.append(f"d{inp.name}")
+        back.assign(NAMES.gradient(inp.name), back.lower(step.final, step.indices))
+        results.append(NAMES.gradient(inp.name))
     read = set()
     for s in back.statements:
         read |= variables(s.value)
@@ -223,11 +223,11 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
     fwd.order = list(spec.free_indices)
     fwd.assign(spec.output, fwd.lower_output(rhs, spec.out_indices))
     ranks = {i.name: i.rank for i in spec.inputs}
-    ranks.update({f"d{i.name}": i.rank for i in spec.inputs})
+    ranks.update({NAMES.gradient(i.name): i.rank for i in spec.inputs})
     ranks.update({r.name: len(r.indices) for r in values.reductions})
     ranks.update({m.name: len(m.indices) for m in values.maxima})
     ranks.update({v: 0 for v in all_sizes})
-    ranks.update({spec.output: len(spec.out_indices), "goutput": len(spec.out_indices)})
+    ranks.update({spec.output: len(spec.out_indices), NAMES.grad_output: len(spec.out_indices)})
     forward = Program(tuple(fwd.statements), (spec.output,), {**ranks, **fwd.ranks})
     backward = Program(tuple(back.statements), tuple(results), {**ranks, **back.ranks})
     saved = tuple(v for v in [*(i.name for i in spec.inputs), *(m.name for m in values.maxima),

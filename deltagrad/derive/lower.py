@@ -119,7 +119,7 @@ class Lowering:
         return self.order.index(idx)
 
     def size(self, idx):
-        key = idx if idx in self.sizes else sp.Symbol(f"n_{idx.name}", integer=True, positive=True)
+        key = idx if idx in self.sizes else NAMES.extent_symbol(idx.name)
         if key not in self.sizes:
             raise LoweringError(f"the size of index {idx} is unknown here")
         return Var(self.sizes[key])
@@ -148,7 +148,7 @@ class Lowering:
 
     def arr(self, e) -> Arr:
         shape, free = canonical(e)
-        key = (shape, tuple(self.sizes.get(sp.Symbol(f"n_{i.name}", integer=True, positive=True)) for i in free))
+        key = (shape, tuple(self.sizes.get(NAMES.extent_symbol(i.name)) for i in free))
         if key in self.memo:
             node, positions = self.memo[key]
             return Arr(node, tuple(free[p] for p in positions))
@@ -168,7 +168,7 @@ class Lowering:
                 return Arr(BinOp("/", Const(int(e.p)), Const(int(e.q))), ())
             return Arr(Const(float(e)), ())
         if isinstance(e, sp.Symbol):
-            if e.name.startswith("n_") and e.is_integer:
+            if NAMES.is_extent(e.name) and e.is_integer:
                 return Arr(self.size(e), ())
             if is_index(e):
                 raise LoweringError(f"index {e} used as a value")

@@ -60,9 +60,9 @@ def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integer
 
 def forward_env(spec: Spec, values, inputs: dict, sizes: dict, grad_name: str) -> dict:
     """The inputs, sizes and the forward's values (maxima, reductions, output) by name."""
-    env = {f"n_{s.name[2:]}": v for s, v in sizes.items()}
+    env = {s.name: v for s, v in sizes.items()}
     env.update(inputs)
-    sized = {s: f"n_{s.name[2:]}" for s in sizes}
+    sized = {s: s.name for s in sizes}
     low = Lowering(sizes=sized, dtype_of=grad_name, count_in=[values.rhs])
     for m in values.maxima:
         low.assign(m.name, max_node(m))
@@ -75,7 +75,7 @@ def forward_env(spec: Spec, values, inputs: dict, sizes: dict, grad_name: str) -
 
 def evaluate_gradient(expr, env: dict, sizes: dict, grad_indices, grad_name: str) -> np.ndarray:
     """The array of ``expr`` over ``grad_indices`` with variables from ``env``."""
-    sized = {s: f"n_{s.name[2:]}" for s in sizes}
+    sized = {s: s.name for s in sizes}
     low = Lowering(sizes=sized, dtype_of=grad_name, reserved=env, count_in=[expr])
     node = low.lower(expr, tuple(grad_indices))
     with np.errstate(all="ignore"):

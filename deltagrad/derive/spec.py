@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from deltagrad.derive.names import NAMES
 from deltagrad.errors import SpecError
 
 #: Limits that keep SymPy from running away on hostile or absurd input.
@@ -28,7 +29,7 @@ MAX_DEPTH = 60
 MAX_RANK = 8
 MAX_INDICES = 16
 #: Names the generated code uses for itself.
-RESERVED = frozenset({"xp", "context", "goutput", "self", "cls", "Op", "np", "math"})
+RESERVED = frozenset(NAMES.reserved_in_code() | {"self", "cls", "Op", "np", "math"})
 
 
 def index(name: str) -> sp.Symbol:
@@ -46,7 +47,7 @@ def extent(idx: sp.Symbol) -> sp.Symbol:
     >>> extent(index('k'))
     n_k
     """
-    return sp.Symbol(f"n_{idx.name}", integer=True, positive=True)
+    return NAMES.extent_symbol(idx.name)
 
 
 def tensor(name: str) -> sp.IndexedBase:
@@ -82,7 +83,7 @@ def is_index(sym: sp.Basic) -> bool:
     >>> is_index(index('i')), is_index(scalar('c'))
     (True, False)
     """
-    return isinstance(sym, sp.Symbol) and sym.is_integer is True and not sym.name.startswith("n_")
+    return isinstance(sym, sp.Symbol) and sym.is_integer is True and not NAMES.is_extent(sym.name)
 
 
 @dataclass(frozen=True)
@@ -219,8 +220,8 @@ def _walk(e: sp.Basic, bound: frozenset, depth: int, use: RhsUse, where: dict) -
             check_summed_index_used(k, e, where)
             new.add(k)
         _walk(e.function, frozenset(new), depth + 1, use, where)
-    elif isinstance(e, sp.Symbol) and e.name.startswith("n_") and e.is_integer:
-        use.sizes.append(e.name[2:])
+    elif isinstance(e, sp.Symbol) and NAMES.is_extent(e.name) and e.is_integer:
+        use.sizes.append(NAMES.index_of_extent(e.name))
     elif isinstance(e, sp.Symbol):
         check_index_in_brackets(e, where)
         check_name(e.name, "a scalar", use, where)
@@ -429,8 +430,8 @@ def check_index_count(use: RhsUse, lhs_names: list) -> set:
 def check_size_names_free(output: str, use: RhsUse, all_indices: set, where: dict) -> None:
     """No name is n_k for an index k: that name is the size of k."""
     for nm in list(use.kinds) + [output]:
-        if nm.startswith("n_") and nm[2:] in all_indices:
-            _fail(f"the name {nm!r} is reserved for the size of index {nm[2:]!r}; rename it", where, nm)
+        if NAMES.index_of_extent(nm) in all_indices:
+            _fail(f"the name {nm!r} is reserved for the size of index {NAMES.index_of_extent(nm)!r}; rename it", where, nm)
 
 
 def check_uses_an_input(use: RhsUse) -> None:
