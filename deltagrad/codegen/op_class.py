@@ -26,6 +26,7 @@ import jinja2
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form
 from deltagrad.codegen.python_printer import render, render_statements
+from deltagrad.codegen.text import forward_lines
 from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
 from deltagrad.derive.names import NAMES
 
@@ -89,7 +90,7 @@ def op_context(derivation, summary: str | None = None) -> dict:
         "backward_xp": scalar_output or uses_namespace(backward.statements),
         "class_name": class_name(spec.name),
         "summary": summary or f"The op {spec.name}: forward from its spec, backward derived by deltagrad.",
-        "forward_doc": f"{index_text(spec.lhs)} = {index_text(spec.rhs)}",
+        "forward_doc": "\n        ".join(forward_lines(derivation)),
         "backward_doc": backward_doc,
         "inputs": [i.name for i in spec.inputs],
         "size_kwargs": list(sig.size_kwargs),

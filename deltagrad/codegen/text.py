@@ -47,9 +47,20 @@ def _with_notes(line: str, notes: list) -> str:
     return f"{line}    ({head})"
 
 
+def forward_lines(d) -> list:
+    """The forward in index notation: one line, or one per step of a program.
+
+    >>> from deltagrad.derive.derivation import derive
+    >>> forward_lines(derive("m[i] = Sum(X[i,k], k); Y[i,j] = X[i,j] - m[i]"))
+    ['m[i] = Sum_k(X[i,k])', 'Y[i,j] = X[i,j] - m[i]']
+    """
+    specs = d.statements or (d.spec,)
+    return [f"{index_text(s.lhs)} = {index_text(s.rhs)}" for s in specs]
+
+
 def derivation_text(d, wrt: str | None = None, steps: bool = False) -> str:
     """The text ``deltagrad derive`` prints: the forward, each input's backward and its code."""
-    lines = [f"{index_text(d.spec.lhs)} = {index_text(d.spec.rhs)}", ""]
+    lines = [*forward_lines(d), ""]
     for name, st in d.steps.items():
         if wrt not in (None, name):
             continue

@@ -22,14 +22,15 @@ from deltagrad.derive.array_program import Assign, Attr, Program, Subscript, Var
 from deltagrad.derive.budget import BudgetExceeded, time_budget
 from deltagrad.derive.chain_rule import chain_rule, grad_output_name
 from deltagrad.derive.eliminate import eliminate_deltas
-from deltagrad.derive.from_sympy import spec_from_sympy
+from deltagrad.derive.from_sympy import equation_from_sympy, spec_from_sympy
 from deltagrad.derive.lower import Lowering
 from deltagrad.derive.names import NAMES
-from deltagrad.derive.parse import parse_spec
-from deltagrad.derive.forward_values import ForwardValues, forward_values, inline_reductions, max_node
-from deltagrad.derive.saved_values import agree, rewrite_through_forward
+from deltagrad.derive.parse import parse_spec, parse_statements
+from deltagrad.derive.program import ProgramSpec, build_program, program_values, reverse_mode
+from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_order, forward_values, inline_reductions, max_node
+from deltagrad.derive.saved_values import agree, rewrite_through_forward, use_output, use_reductions
 from deltagrad.derive.stabilize import stabilize
-from deltagrad.derive.simplify import simplify_index_expr
+from deltagrad.derive.simplify import cost, simplify_index_expr
 from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
 from deltagrad.errors import SpecError
 
@@ -79,6 +80,8 @@ class Derivation:
     forward: Program
     backward: Program
     saved: tuple
+    #: a program's steps, each a :class:`Spec` of its own (empty for a one-line spec)
+    statements: tuple = ()
 
     @property
     def name(self) -> str:
@@ -133,11 +136,21 @@ def _derive(spec, name, inputs) -> Derivation:
     if name is not None and (not isinstance(name, str) or not name.isidentifier()):
         raise SpecError(f"the op name {name!r} must be a Python identifier (letters, digits and _)")
     if isinstance(spec, str):
+        equations = parse_statements(spec)
+        if len(equations) > 1:
+            return _derive_program(build_program(equations, name=name, inputs=inputs, text=spec))
         spec = parse_spec(spec, name=name, inputs=inputs)
     elif isinstance(spec, tuple) and len(spec) == 2:
         spec = spec_from_sympy(*spec, name=name, inputs=inputs)
+    elif isinstance(spec, list) and spec and all(isinstance(s, tuple) and len(s) == 2 for s in spec):
+        equations = [equation_from_sympy(lhs, rhs) for lhs, rhs in spec]
+        if len(equations) > 1:
+            text = "; ".join(f"{lhs} = {rhs}" for lhs, rhs in spec)
+            return _derive_program(build_program(equations, name=name, inputs=inputs, text=text))
+        spec = spec_from_sympy(*spec[0], name=name, inputs=inputs)
     elif not isinstance(spec, Spec):
-        raise SpecError(f"a spec is text, a (lhs, rhs) pair of SymPy objects or a Spec, not {type(spec).__name__}")
+        raise SpecError("a spec is text, a (lhs, rhs) pair of SymPy objects, a list of such pairs (a program) "
+                        f"or a Spec, not {type(spec).__name__}")
     if name and spec.name != name:
         spec = replace(spec, name=name)
     # indices that run over the same axis share one size: write every extent as its class's
@@ -162,6 +175,36 @@ def _derive(spec, name, inputs) -> Derivation:
     signature = _signature(spec)
     forward, backward, saved = _programs(spec, steps, values, grad_name, signature)
     return Derivation(spec, grad_name, steps, values, signature, forward, backward, saved)
+
+
+def _derive_program(prog: ProgramSpec) -> Derivation:
+    """A program's derivation: reverse mode over its steps (:mod:`deltagrad.derive.program`)."""
+    grad_name = grad_output_name(prog.composite)
+    values, per_step = program_values(prog)
+    grads, renamed = reverse_mode(prog, per_step, grad_name)
+    spec = replace(prog.composite, extra_aliases=prog.composite.extra_aliases + tuple(renamed))
+    to_rep = {extent(index(n)): extent(index(r)) for n, r in index_aliases(spec).items() if n != r}
+    spec = replace(spec, rhs=spec.rhs.xreplace(to_rep))
+    steps = {}
+    for inp in spec.inputs:
+        indices, composed, partial = grads[inp.name]
+        composed = composed.xreplace(to_rep)
+        eliminated = eliminate_deltas(composed)
+        simplified = simplify_index_expr(eliminated)
+        final = _through_last_step(simplified, prog, per_step[-1], spec, values, inp.name, indices, grad_name)
+        steps[inp.name] = GradientSteps(inp.name, indices, partial, composed, eliminated, simplified, final)
+    signature = _signature(spec)
+    forward, backward, saved = _programs(spec, steps, values, grad_name, signature)
+    return Derivation(spec, grad_name, steps, values, signature, forward, backward, saved, statements=prog.steps)
+
+
+def _through_last_step(expr, prog: ProgramSpec, last_values, spec, values, input_name, indices, grad_name):
+    """``expr`` written through the program's output where that is cheaper (confirmed numerically)."""
+    last = prog.steps[-1]
+    candidate = use_output(use_reductions(expr, last_values), last, last_values)
+    if candidate != expr and cost(candidate) < cost(expr) and agree(expr, candidate, spec, values, input_name, indices, grad_name):
+        return candidate
+    return expr
 
 
 def _signature(spec: Spec) -> Signature:
@@ -208,18 +251,20 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
     for s in back.statements:
         read |= variables(s.value)
 
-    used_reductions = [r for r in values.reductions if r.name in read]
+    used_reductions = [r for r in values.reductions if r.name in read or r.name in values.statements]
     rhs = inline_reductions(values.rhs, [r for r in values.reductions if r not in used_reductions])
+    unused = [r for r in values.reductions if r not in used_reductions]
+    bodies = {r.name: inline_reductions(r.expr, unused) for r in used_reductions}
     fwd = Lowering(sizes=sizes, dtype_of=spec.inputs[0].name, order=spec.free_indices, reserved=reserved | read,
-                   count_in=[r.expr for r in used_reductions] + [rhs])
+                   count_in=[*bodies.values(), rhs])
     fwd.statements.extend(s for s in size_statements if s.target in read)
     computed = [rhs, *(r.expr for r in used_reductions)]
-    for m in values.maxima:
-        if m.name in read or any(_mentions(e, m.name) for e in computed):
-            fwd.assign(m.name, max_node(m))
-    for red in used_reductions:
-        body = inline_reductions(red.expr, [r for r in values.reductions if r not in used_reductions])
-        fwd.assign(red.name, fwd.lower(body, red.indices))
+    maxima = [m for m in values.maxima if m.name in read or any(_mentions(e, m.name) for e in computed)]
+    for item in computation_order(values, maxima, used_reductions):
+        if isinstance(item, Maximum):
+            fwd.assign(item.name, max_node(item))
+        else:
+            fwd.assign(item.name, fwd.lower(bodies[item.name], item.indices))
     fwd.order = list(spec.free_indices)
     fwd.assign(spec.output, fwd.lower_output(rhs, spec.out_indices))
     ranks = {i.name: i.rank for i in spec.inputs}

@@ -43,6 +43,10 @@ class ForwardValues:
     reductions: tuple
     output: sp.Expr
     maxima: tuple = ()
+    #: A program's named steps (always computed by the forward, never inlined), and the order in
+    #: which maxima, reductions and steps must be computed; empty for a single statement.
+    statements: tuple = ()
+    sequence: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,16 @@ class Maximum:
 def max_node(m: Maximum):
     """``xp.max(X, axis=k)``: the array-program node that computes ``m``."""
     return Call("max", (Var(m.tensor),), (("axis", m.axis),))
+
+
+def computation_order(values: ForwardValues, maxima, reductions) -> list:
+    """The maxima and reductions to compute, in an order where each comes after what it reads:
+    ``values.sequence`` for a program; else every maximum, then the reductions as listed (inner
+    ones first)."""
+    if not values.sequence:
+        return [*maxima, *reductions]
+    by_name = {m.name: m for m in maxima} | {r.name: r for r in reductions}
+    return [by_name[n] for n in values.sequence if n in by_name]
 
 
 def ordered_free_indices(e) -> list:
@@ -76,12 +90,13 @@ def ordered_free_indices(e) -> list:
     return out
 
 
-def forward_values(spec: Spec) -> ForwardValues:
+def forward_values(spec: Spec, taken: set | None = None) -> ForwardValues:
     """Name each reduction of the forward readably (``row_sum``, ``row_exp_sum``…), inner ones first.
 
-    An outer reduction's body refers to the inner ones by name.
+    An outer reduction's body refers to the inner ones by name. Names in ``taken`` are avoided
+    too, and the names chosen are added to it.
     """
-    used = spec_names(spec)
+    used = spec_names(spec) | (taken if taken is not None else set())
     mapping: dict = {}
 
     def walk(e):
@@ -97,6 +112,8 @@ def forward_values(spec: Spec) -> ForwardValues:
 
     rhs = walk(spec.rhs)
     output = tensor(spec.output)[spec.out_indices] if spec.out_indices else scalar(spec.output)
+    if taken is not None:
+        taken |= {r.name for r in mapping.values()}
     return ForwardValues(rhs, tuple(mapping.values()), output)
 
 

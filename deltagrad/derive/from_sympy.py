@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from deltagrad.derive.parse import FUNCTIONS
+from deltagrad.derive.parse import FUNCTIONS, Equation
 from deltagrad.derive.spec import MAX_DEPTH, Spec, check_spec, index, scalar, summed, tensor
 from deltagrad.errors import SpecError
 
@@ -27,6 +27,20 @@ def spec_from_sympy(lhs, rhs, *, name: str | None = None, inputs=None) -> Spec:
     ``lhs`` is ``Y[i, j]`` (an ``Indexed``) or a ``Symbol`` for a scalar output. Sums run over
     the whole range of their index; the limits given are not used (ranges come from shapes).
     """
+    eq = equation_from_sympy(lhs, rhs)
+    order = list(inputs) if inputs is not None else list(eq.names)
+    return check_spec(name or eq.name, eq.name, eq.indices, eq.rhs, order, text=f"{lhs} = {rhs}")
+
+
+def equation_from_sympy(lhs, rhs) -> Equation:
+    """One statement ``lhs = rhs`` of SymPy objects as an unchecked :class:`Equation` (the form a
+    program's statements take; :func:`deltagrad.derive.derivation.derive` takes a list of pairs).
+
+    >>> i, k = sp.symbols('i k', cls=sp.Idx)
+    >>> eq = equation_from_sympy(sp.IndexedBase('m')[i], sp.Sum(sp.IndexedBase('X')[i, k], (k, 0, 3)))
+    >>> eq.name, eq.indices, eq.names
+    ('m', (i,), ('X',))
+    """
     if isinstance(lhs, sp.Indexed):
         output = lhs.base.label.name
         out_indices = tuple(_index(ix) for ix in lhs.indices)
@@ -35,8 +49,7 @@ def spec_from_sympy(lhs, rhs, *, name: str | None = None, inputs=None) -> Spec:
     else:
         raise SpecError(f"the output must be an Indexed such as Y[i, j] or a Symbol, not {lhs!r}")
     canonical = _convert(sp.sympify(rhs, strict=True), 0)
-    order = list(inputs) if inputs is not None else _first_appearance(canonical)
-    return check_spec(name or output, output, out_indices, canonical, order, text=f"{lhs} = {rhs}")
+    return Equation(output, out_indices, canonical, {}, tuple(_first_appearance(canonical)))
 
 
 def _index(ix):

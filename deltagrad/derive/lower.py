@@ -66,6 +66,17 @@ class Arr:
     indices: tuple
 
 
+def _python_scalar(e) -> bool:
+    """True for an expression of sizes and numbers only: generated code holds it as a Python
+    number, and a namespace function on it would return a float64 array scalar.
+
+    >>> from deltagrad.derive.spec import extent, index, tensor
+    >>> _python_scalar(extent(index('k')) + 1), _python_scalar(tensor('X')[index('i')])
+    (True, False)
+    """
+    return not e.atoms(sp.Indexed, sp.Sum) and all(NAMES.is_extent(s.name) for s in e.free_symbols)
+
+
 class Lowering:
     """Lowers one program's expressions, sharing temporaries between them.
 
@@ -166,6 +177,8 @@ class Lowering:
                 return Arr(Const(int(e)), ())
             if e.is_Rational and abs(e.p) == 1:
                 return Arr(BinOp("/", Const(int(e.p)), Const(int(e.q))), ())
+            return Arr(Const(float(e)), ())
+        if e.is_number:  # sqrt(10), exp(2): a Python float, which keeps float32 arrays float32
             return Arr(Const(float(e)), ())
         if isinstance(e, sp.Symbol):
             if NAMES.is_extent(e.name) and e.is_integer:
@@ -294,6 +307,8 @@ class Lowering:
 
     def power(self, e) -> Arr:
         base, exp = self.arr(e.base), e.exp
+        if _python_scalar(e.base) and exp.is_Number:  # sizes stay Python numbers: n_j**0.5, not xp.sqrt
+            return Arr(BinOp("**", base.node, Const(int(exp) if exp.is_Integer else float(exp))), base.indices)
         if exp == sp.Rational(1, 2):
             return Arr(Call("sqrt", (base.node,)), base.indices)
         if exp == -sp.Rational(1, 2):

@@ -19,7 +19,7 @@ import sympy as sp
 
 from deltagrad.derive.array_program import Assign
 from deltagrad.derive.evaluate import run
-from deltagrad.derive.forward_values import max_node
+from deltagrad.derive.forward_values import Maximum, computation_order, max_node
 from deltagrad.derive.lower import Lowering
 from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
 
@@ -64,10 +64,11 @@ def forward_env(spec: Spec, values, inputs: dict, sizes: dict, grad_name: str) -
     env.update(inputs)
     sized = {s: s.name for s in sizes}
     low = Lowering(sizes=sized, dtype_of=grad_name, count_in=[values.rhs])
-    for m in values.maxima:
-        low.assign(m.name, max_node(m))
-    for red in values.reductions:
-        low.assign(red.name, low.lower(red.expr, red.indices))
+    for item in computation_order(values, values.maxima, values.reductions):
+        if isinstance(item, Maximum):
+            low.assign(item.name, max_node(item))
+        else:
+            low.assign(item.name, low.lower(item.expr, item.indices))
     low.assign(spec.output, low.lower_output(values.rhs, spec.out_indices))
     with np.errstate(all="ignore"):
         return run(low.statements, env, np)

@@ -41,6 +41,8 @@ MAX_LITERAL = 10**15
 MAX_EXPONENT = 64
 #: A decimal literal with a denominator up to this is kept exact (0.5 → 1/2); others stay floats.
 MAX_EXACT_DENOMINATOR = 1000
+#: The most statements a program (a spec of named steps) may have.
+MAX_STATEMENTS = 32
 
 
 def parse_spec(text: str, *, name: str | None = None, inputs=None) -> Spec:
@@ -138,8 +140,44 @@ def parse_equation(text: str, *, form: str = "spec", check_target=None) -> Equat
     return Equation(name, indices, rhs, dict(builder.where), tuple(builder.input_order))
 
 
+def parse_statements(text: str) -> list:
+    """Parse a program: one or more assignments ``NAME[indices] = EXPR``, separated by ``;`` or
+    newlines, each as an unchecked :class:`Equation` (checking a program needs all of them).
+
+    >>> [(e.name, e.indices) for e in parse_statements("m[i] = Sum(X[i,k], k); Y[i,j] = X[i,j] - m[i]")]
+    [('m', (i,)), ('Y', (i, j))]
+    """
+    words = _FORMS["spec"]
+    module = _guarded_module(text, words)
+    body = module.body
+    if not body or not all(isinstance(s, ast.Assign) and len(s.targets) == 1 for s in body):
+        raise SpecError("a spec is one or more assignments OUT[i,j] = EXPR, separated by ';' or new lines")
+    if len(body) > MAX_STATEMENTS:
+        raise SpecError(f"a program has at most {MAX_STATEMENTS} statements")
+    equations = []
+    for n, stmt in enumerate(body, 1):
+        builder = _Builder()
+        try:
+            name, indices = builder.target(stmt.targets[0], words)
+            rhs = builder.expr(stmt.value, 0)
+        except SpecError as err:
+            if len(body) == 1:
+                raise
+            raise SpecError(f"statement {n}: {err.message}", err.column) from None
+        equations.append(Equation(name, indices, rhs, dict(builder.where), tuple(builder.input_order)))
+    return equations
+
+
 def _guarded_assignment(text, words: _Form) -> ast.Assign:
     """The one assignment in ``text``, after the checks that keep hostile input cheap."""
+    module = _guarded_module(text, words)
+    if len(module.body) != 1 or not isinstance(module.body[0], ast.Assign) or len(module.body[0].targets) != 1:
+        raise SpecError(words.one_assignment)
+    return module.body[0]
+
+
+def _guarded_module(text, words: _Form) -> ast.Module:
+    """``text`` parsed by :mod:`ast`, after the checks that keep hostile input cheap."""
     if not isinstance(text, str):
         raise SpecError(words.not_text.format(type=type(text).__name__))
     if len(text) > MAX_TEXT:
@@ -152,12 +190,9 @@ def _guarded_assignment(text, words: _Form) -> ast.Assign:
         raise SpecError(f"{words.syntax}: {err.msg}", err.offset) from None
     except (ValueError, RecursionError, MemoryError):
         raise SpecError(f"the {words.noun} cannot be parsed (too deeply nested or not text)") from None
-    if len(module.body) != 1 or not isinstance(module.body[0], ast.Assign) or len(module.body[0].targets) != 1:
-        raise SpecError(words.one_assignment)
-    stmt = module.body[0]
-    if sum(1 for _ in ast.walk(stmt)) > MAX_NODES:
+    if sum(1 for _ in ast.walk(module)) > MAX_NODES + 1:
         raise SpecError(words.too_large)
-    return stmt
+    return module
 
 
 class _Builder:

@@ -110,6 +110,9 @@ class Spec:
     inputs: tuple[Input, ...]
     text: str = ""
     size_indices: tuple = field(default=())
+    #: (index name, index name) pairs known to run over the same axis beyond what ``rhs`` shows
+    #: (a program's indices, renamed summation indices)
+    extra_aliases: tuple = field(default=())
 
     @property
     def lhs(self) -> sp.Expr:
@@ -510,4 +513,10 @@ def index_aliases(spec: Spec) -> dict:
                 first[key] = ix.name
     for ix in spec.free_indices:
         find(ix.name)
+    for n, m in spec.extra_aliases:
+        a, b = find(m), find(n)
+        if a != b:
+            if b in out and a not in out:
+                a, b = b, a
+            parent[b] = a
     return {n: find(n) for n in parent}

@@ -42,9 +42,9 @@ def _candidate(red, spec: Spec):
     return entry.base.label.name, list(entry.indices).index(k)
 
 
-def stabilize(spec: Spec, values, finals: dict):
+def stabilize(spec: Spec, values, finals: dict, taken: set | None = None):
     """Stable forms of the forward values and of each final gradient (where the shift cancels)."""
-    used = spec_names(spec) | {r.name for r in values.reductions}
+    used = spec_names(spec) | {r.name for r in values.reductions} | (taken if taken is not None else set())
     reductions, maxima, subs_plans = [], [], []
     for red in values.reductions:
         found = _candidate(red, spec)
@@ -64,6 +64,8 @@ def stabilize(spec: Spec, values, finals: dict):
         subs_plans.append((red, m, shifted))
     if not maxima:
         return values, finals
+    if taken is not None:
+        taken |= {m.name for m in maxima} | {p[2].name for p in subs_plans}
 
     def rewrite(expr):
         out = expr

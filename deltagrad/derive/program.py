@@ -1,0 +1,325 @@
+"""Programs: a forward written as named steps, derived by reverse mode over the steps.
+
+``mu[i] = Sum(X[i,k], k)/size(k); D[i,j] = X[i,j] - mu[i]; ...; Y[i,j] = D[i,j]/sqrt(v[i] + 0.00001)``
+has intermediates (``mu``, ``D``, ``v``) that any later step may read; the inputs are the names
+never assigned, and the last step is the output. Each step is a small spec of its own: its local
+backward is derived by the chain rule with Kronecker deltas and written through its own output
+(a sigmoid step's derivative reads ``s*(1 - s)``) exactly as for a one-line spec. Reverse mode
+then runs over the steps, last first: the gradient of a step's output (``G`` for the last) is
+substituted into the local rules of the step, and the contributions to each name are summed.
+The result reads the user's own names, and a normalisation stays centred (``D``), because
+nothing is ever inlined into the forward.
+
+>>> from deltagrad.derive.parse import parse_statements
+>>> prog = build_program(parse_statements("m[i] = Sum(X[i,k], k)/size(k); Y[i,j] = X[i,j] - m[i]"))
+>>> [s.output for s in prog.steps], [i.name for i in prog.composite.inputs]
+(['m', 'Y'], ['X'])
+>>> prog.composite.rhs
+X[i, j] - Sum(X[i, k], (k, 0, n_k - 1))/n_k
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import sympy as sp
+
+from deltagrad.derive.chain_rule import chain_rule, grad_output_name
+from deltagrad.derive.eliminate import eliminate_deltas
+from deltagrad.derive.forward_values import ForwardValues, Reduction, forward_values
+from deltagrad.derive.names import NAMES
+from deltagrad.derive.saved_values import rewrite_through_forward
+from deltagrad.derive.simplify import simplify_index_expr
+from deltagrad.derive.spec import Spec, check_spec, extent, index, scalar, tensor
+from deltagrad.derive.stabilize import stabilize
+from deltagrad.errors import SpecError
+
+
+@dataclass(frozen=True)
+class ProgramSpec:
+    """A checked program: each step as a :class:`Spec` of its own (its inputs are the names it
+    reads), and ``composite``, the whole forward as one expression, which fixes the op's inputs,
+    output, signature and sizes and serves the numerical checks."""
+
+    steps: tuple
+    composite: Spec
+
+    @property
+    def intermediates(self) -> tuple:
+        return tuple(s.output for s in self.steps[:-1])
+
+
+def build_program(equations, *, name: str | None = None, inputs=None, text: str = "") -> ProgramSpec:
+    """Check the parsed statements of a program and build its steps and composite spec."""
+    _check_assignments(equations)
+    equations = _rename_apart(equations)
+    assigned = {e.name: e for e in equations}
+    steps = []
+    for n, eq in enumerate(equations, 1):
+        if eq.name != equations[-1].name and any(isinstance(i, sp.Integer) for i in eq.indices):
+            raise SpecError(f"statement {n}: an intermediate's indices must be names, as in {eq.name}[i,j]")
+        try:
+            spec = check_spec(eq.name, eq.name, eq.indices, eq.rhs, eq.names, eq.where, text)
+        except SpecError as err:
+            raise SpecError(f"statement {n} ({eq.name}): {err.message}", err.column) from None
+        for inp in spec.inputs:
+            if inp.name in assigned and inp.rank != len(assigned[inp.name].indices):
+                raise SpecError(f"statement {n} ({eq.name}): {inp.name} has {len(assigned[inp.name].indices)} "
+                                f"indices where it is assigned but {inp.rank} here")
+        steps.append(spec)
+    composite_rhs = _inline(equations)
+    last = equations[-1]
+    order = inputs
+    if order is None:
+        order = []
+        for eq in equations:
+            order += [n for n in eq.names if n not in assigned and n not in order]
+    try:
+        composite = check_spec(name or last.name, last.name, last.indices, composite_rhs, order, {}, text)
+    except SpecError as err:
+        raise SpecError(f"the program as a whole: {err.message}") from None
+    aliases = _axis_aliases(equations) + list(composite.extra_aliases)
+    composite = replace(composite, extra_aliases=tuple(aliases))
+    return ProgramSpec(tuple(steps), composite)
+
+
+def _check_assignments(equations) -> None:
+    seen = {}
+    for n, eq in enumerate(equations, 1):
+        for used in eq.names:
+            if used in seen or used == eq.name:
+                continue
+            later = next((m for m, e in enumerate(equations[n:], n + 1) if e.name == used), None)
+            if later is not None:
+                raise SpecError(f"statement {n} ({eq.name}) reads {used!r} before statement {later} assigns it")
+        if eq.name in seen:
+            raise SpecError(f"{eq.name!r} is assigned twice (statements {seen[eq.name]} and {n}); give each step its own name")
+        seen[eq.name] = n
+    for n, eq in enumerate(equations[:-1], 1):
+        if not any(eq.name in later.names for later in equations[n:]):
+            raise SpecError(f"statement {n} assigns {eq.name!r}, which no later statement reads "
+                            f"(the last statement is the output)")
+
+
+def _accesses(eq):
+    """(tensor name, axis, index) for every indexed access of a statement, left side included."""
+    out = [(eq.name, p, ix) for p, ix in enumerate(eq.indices)]
+    for node in sp.preorder_traversal(eq.rhs):
+        if isinstance(node, sp.Indexed):
+            out += [(node.base.label.name, p, ix) for p, ix in enumerate(node.indices)]
+    return [(t, p, ix) for t, p, ix in out if isinstance(ix, sp.Symbol)]
+
+
+def _union_find():
+    parent = {}
+
+    def find(x):
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    def union(a, b):
+        parent[find(a)] = find(b)
+
+    return find, union
+
+
+def _classes(equations):
+    """find(), over (statement number, index name) and (tensor, axis): which indices share an axis."""
+    find, union = _union_find()
+    for n, eq in enumerate(equations):
+        for t, p, ix in _accesses(eq):
+            union((n, ix.name), ("axis", t, p))
+    return find
+
+
+def _rename_apart(equations):
+    """Give an index name used in several statements for different axes a new name in the later
+    ones, so that one name means one axis across the program."""
+    find = _classes(equations)
+    taken = {s.name for eq in equations for s in eq.rhs.free_symbols | set(eq.indices) if isinstance(s, sp.Symbol)}
+    taken |= {lim[0].name for eq in equations for s in eq.rhs.atoms(sp.Sum) for lim in s.limits}
+    first = {}
+    out = []
+    for n, eq in enumerate(equations):
+        names = {s.name for s in eq.rhs.atoms(sp.Symbol) | set(eq.indices) if isinstance(s, sp.Symbol) and s.is_integer}
+        names |= {lim[0].name for s in eq.rhs.atoms(sp.Sum) for lim in s.limits}
+        mapping = {}
+        for nm in sorted(names):
+            if NAMES.is_extent(nm):
+                continue
+            cls = find((n, nm))
+            if first.setdefault(nm, cls) != cls:
+                new = _fresh(nm, taken)
+                first[new] = cls
+                mapping[nm] = new
+        if mapping:
+            subs = {index(a): index(b) for a, b in mapping.items()}
+            subs.update({extent(index(a)): extent(index(b)) for a, b in mapping.items()})
+            eq = replace(eq, indices=tuple(subs.get(i, i) for i in eq.indices), rhs=eq.rhs.xreplace(subs))
+        out.append(eq)
+    return out
+
+
+def _axis_aliases(equations) -> list:
+    """(index, index) pairs that run over one axis, across the statements."""
+    find = _classes(equations)
+    by_class = {}
+    for n, eq in enumerate(equations):
+        for _, _, ix in _accesses(eq):
+            by_class.setdefault(find((n, ix.name)), [])
+            if ix.name not in by_class[find((n, ix.name))]:
+                by_class[find((n, ix.name))].append(ix.name)
+    return [(m, names[0]) for names in by_class.values() for m in names[1:]]
+
+
+def _fresh(base: str, taken: set) -> str:
+    n = 1
+    while f"{base}{n}" in taken:
+        n += 1
+    taken.add(f"{base}{n}")
+    return f"{base}{n}"
+
+
+def freshen_bound(expr, avoid: set, taken: set, aliases: list):
+    """``expr`` with every summation index whose name is in ``avoid`` renamed to a new name
+    (recorded in ``aliases`` as running over the same axis as the old one).
+
+    >>> from deltagrad.derive.spec import summed
+    >>> k = index('k')
+    >>> aliases = []
+    >>> freshen_bound(summed(tensor('X')[index('i'), k], k), {'k'}, {'k'}, aliases), aliases
+    (Sum(X[i, k1], (k1, 0, n_k - 1)), [('k1', 'k')])
+    """
+    if isinstance(expr, sp.Sum):
+        body = freshen_bound(expr.function, avoid, taken, aliases)
+        mapping, limits = {}, []
+        for v, lo, hi in expr.limits:
+            if v.name in avoid:
+                new = index(_fresh(v.name, taken))
+                aliases.append((new.name, v.name))
+                mapping[v] = new
+            limits.append((mapping.get(v, v), lo, hi))
+        return sp.Sum(body.xreplace(mapping), *limits)
+    if not expr.args or isinstance(expr, sp.Indexed):
+        return expr
+    return expr.func(*[freshen_bound(a, avoid, taken, aliases) for a in expr.args])
+
+
+def _symbol_names(expr) -> set:
+    names = {s.name for s in expr.atoms(sp.Symbol)}
+    names |= {lim[0].name for s in expr.atoms(sp.Sum) for lim in s.limits}
+    return names
+
+
+def substitute(expr, name: str, indices: tuple, body, taken: set, aliases: list):
+    """Every ``name[t]`` in ``expr`` (or the scalar ``name``) replaced by ``body`` with its free
+    ``indices`` set to ``t``; ``body``'s summation indices are renamed where they would clash.
+
+    >>> i, j, k = index('i'), index('j'), index('k')
+    >>> from deltagrad.derive.spec import summed
+    >>> substitute(tensor('m')[i] * 2, 'm', (j,), summed(tensor('X')[j, k], k), set(), [])
+    2*Sum(X[i, k], (k, 0, n_k - 1))
+    """
+    avoid = _symbol_names(expr)
+    if not indices:
+        target = scalar(name)
+        if not expr.has(target):
+            return expr
+        return expr.xreplace({target: freshen_bound(body, avoid, taken, aliases)})
+    subs = {}
+    for occ in expr.atoms(sp.Indexed):
+        if occ.base.label.name == name:
+            fresh = freshen_bound(body, avoid | {s.name for s in occ.indices if isinstance(s, sp.Symbol)}, taken, aliases)
+            subs[occ] = fresh.xreplace(dict(zip(indices, occ.indices)))
+    return expr.xreplace(subs)
+
+
+def _inline(equations):
+    """The last statement's right-hand side with every intermediate written out."""
+    taken = set()
+    for eq in equations:
+        taken |= _symbol_names(eq.rhs)
+    defs = {}
+    for eq in equations:
+        rhs = eq.rhs
+        for name, (idx, body) in defs.items():
+            rhs = substitute(rhs, name, idx, body, taken, [])
+        defs[eq.name] = (eq.indices, rhs)
+    return defs[equations[-1].name][1]
+
+
+def program_values(prog: ProgramSpec) -> tuple:
+    """(forward values of the whole program, each step's own values before stabilisation).
+
+    The steps become named values that the forward always computes, in order, each after its
+    own maxima and reductions (sums of exponentials shifted by their maximum). A step's local
+    backward is rewritten through its unshifted values, as for a one-line spec.
+    """
+    taken = {s.output for s in prog.steps} | {i.name for i in prog.composite.inputs}
+    reductions, maxima, sequence, per_step = [], [], [], []
+    for spec in prog.steps:
+        plain = forward_values(spec, taken)
+        values, _ = stabilize(spec, plain, {}, taken)
+        per_step.append(plain)
+        maxima += values.maxima
+        reductions += values.reductions
+        sequence += [m.name for m in values.maxima] + [r.name for r in values.reductions]
+        if spec is not prog.steps[-1]:
+            reductions.append(Reduction(spec.output, spec.out_indices, values.rhs))
+            sequence.append(spec.output)
+    whole = ForwardValues(values.rhs, tuple(reductions), values.output, tuple(maxima),
+                          statements=prog.intermediates, sequence=tuple(sequence))
+    return whole, per_step
+
+
+def _gradient_indices(prog: ProgramSpec, rank: int, taken: set) -> tuple:
+    nice = [c for c in "abcdefghpqrstuvw" if c not in taken] + [f"a{n}" for n in range(64)]
+    return tuple(index(n) for n in nice[:rank])
+
+
+def reverse_mode(prog: ProgramSpec, per_step_values, grad_name: str) -> dict:
+    """Input name → (gradient indices, the gradient before simplification, the local partials),
+    by reverse mode over the steps with each step's local rule written through its own output."""
+    taken = set()
+    for spec in prog.steps:
+        taken |= _symbol_names(spec.rhs) | {i.name for i in spec.out_indices if isinstance(i, sp.Symbol)}
+        taken |= {i.name for i in spec.inputs} | {spec.output}
+    taken |= {grad_name}
+    names_used = set(taken)
+    aliases: list = []
+    ranks = {i.name: i.rank for s in prog.steps for i in s.inputs}
+    canon = {n: _gradient_indices(prog, r, names_used) for n, r in ranks.items()}
+    last = prog.steps[-1]
+    # the gradient of each step's output, as (indices, expression); the last one's is G itself
+    grads = {}
+    partials = {}
+    for k in range(len(prog.steps) - 1, -1, -1):
+        spec, values = prog.steps[k], per_step_values[k]
+        if k == len(prog.steps) - 1:
+            out_grad = None
+        elif spec.output in grads:
+            out_grad = grads[spec.output]
+        else:
+            continue  # an intermediate that nothing reads: no gradient flows through it
+        local_g = grad_output_name(spec)
+        for inp in spec.inputs:
+            rule = chain_rule(spec, inp.name)
+            local = simplify_index_expr(eliminate_deltas(rule.expr))
+            local = rewrite_through_forward(local, spec, values, inp.name, rule.indices, local_g)
+            partials.setdefault(inp.name, rule.partial)
+            if out_grad is None:
+                contribution = local.xreplace({tensor(local_g): tensor(grad_name), scalar(local_g): scalar(grad_name)})
+            else:
+                contribution = substitute(local, local_g, out_grad[0], out_grad[1], taken, aliases)
+            target = canon[inp.name]
+            contribution = freshen_bound(contribution, {t.name for t in target}, taken, aliases)
+            contribution = contribution.xreplace(dict(zip(rule.indices, target)))
+            previous = grads.get(inp.name, (target, sp.S.Zero))[1]
+            grads[inp.name] = (target, previous + contribution)
+    inputs = {i.name for i in prog.composite.inputs}
+    out = {}
+    for inp in prog.composite.inputs:
+        idx, expr = grads.get(inp.name, (canon.get(inp.name, ()), sp.S.Zero))
+        out[inp.name] = (idx, expr, partials.get(inp.name, sp.S.Zero))
+    return {n: v for n, v in out.items() if n in inputs}, aliases

@@ -1,0 +1,149 @@
+"""Programs: a forward as named steps, derived by reverse mode over the steps and written
+through the user's own names; every result checked against central finite differences."""
+
+import re
+
+import numpy as np
+import pytest
+import sympy as sp
+from click.testing import CliRunner
+
+from deltagrad import SpecError, derive
+from deltagrad.cli import main
+from deltagrad.derive.spec import index, summed, tensor
+from gradcheck import check_op
+
+rng = np.random.default_rng(3)
+
+
+def r(*shape, low=-2.0, high=2.0):
+    return rng.uniform(low, high, size=shape)
+
+
+def softmax(x):
+    e = np.exp(x - x.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+LAYER_NORM = ("mu[i] = Sum(X[i,k], k)/size(k); D[i,j] = X[i,j] - mu[i]; "
+              "var[i] = Sum(D[i,k]**2, k)/size(k); Y[i,j] = D[i,j]/sqrt(var[i] + 0.00001)")
+CROSS_ENTROPY = "P[i,j] = exp(X[i,j])/Sum(exp(X[i,k]), k); L = -Sum(T[i,j]*log(P[i,j]), i, j)/size(i)"
+ATTENTION = "S[i,j] = Sum(Q[i,d]*K[j,d], d); P[i,j] = exp(S[i,j])/Sum(exp(S[i,l]), l); O[i,e] = Sum(P[i,j]*V[j,e], j)"
+
+PROGRAMS = [
+    ("centre", "m[i] = Sum(X[i,k], k)/size(k); Y[i,j] = X[i,j] - m[i]",
+     lambda x: x - x.mean(1, keepdims=True), [r(3, 4)]),
+    ("cross_entropy", CROSS_ENTROPY,
+     lambda x, t: -(t * np.log(softmax(x))).sum() / x.shape[0], [r(3, 4), r(3, 4, low=0, high=1)]),
+    ("layer_norm", LAYER_NORM,
+     lambda x: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5), [r(3, 4)]),
+    ("attention", ATTENTION, lambda q, k, v: softmax(q @ k.T) @ v, [r(3, 2), r(4, 2), r(4, 5)]),
+    ("stacked_tanh", "H[i,j] = tanh(Sum(X[i,k]*W1[k,j], k) + B1[j]); Y[i,l] = tanh(Sum(H[i,j]*W2[j,l], j) + B2[l])",
+     lambda x, w1, b1, w2, b2: np.tanh(np.tanh(x @ w1 + b1) @ w2 + b2), [r(2, 3), r(3, 4), r(4), r(4, 2), r(2)]),
+    ("silu", "s[i,j] = 1/(1 + exp(-X[i,j])); Y[i,j] = X[i,j]*s[i,j]", lambda x: x / (1 + np.exp(-x)), [r(3, 4)]),
+    ("rms_norm", "ms[i] = Sum(X[i,k]**2, k)/size(k); Y[i,j] = X[i,j]/sqrt(ms[i] + 0.000001)",
+     lambda x: x / np.sqrt((x**2).mean(1, keepdims=True) + 1e-6), [r(3, 4)]),
+    ("cosine", "na[i] = sqrt(Sum(A[i,k]**2, k)); nb[i] = sqrt(Sum(B[i,k]**2, k)); c[i] = Sum(A[i,k]*B[i,k], k)/(na[i]*nb[i])",
+     lambda a, b: (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1), [r(3, 4), r(3, 4)]),
+    ("scalar_step", "s = Sum(X[i,j], i, j); Y[i,j] = X[i,j]*s", lambda x: x * x.sum(), [r(2, 3)]),
+    ("index_reuse", "a[i] = Sum(X[i,k], k); Y[k] = Sum(W[k,i]*a[i], i)", lambda x, w: w @ x.sum(1), [r(3, 4), r(5, 3)]),
+]
+
+
+@pytest.mark.parametrize("name, spec, reference, arrays", PROGRAMS, ids=[p[0] for p in PROGRAMS])
+def test_program_backward_matches_finite_differences(name, spec, reference, arrays):
+    op = derive(spec, name=name).compile()
+    check_op(op, reference, arrays)
+
+
+def test_cross_entropy_reads_the_softmax_by_its_own_name():
+    d = derive(CROSS_ENTROPY)
+    a, b, j = index("a"), index("b"), index("j")
+    P, T = tensor("P"), tensor("T")
+    G, n_i = sp.Symbol("G", real=True), sp.Symbol("n_i", integer=True, positive=True)
+    want = G * (P[a, b] * summed(T[a, j], j) - T[a, b]) / n_i
+    assert sp.simplify(d.grads["X"].xreplace({sp.Symbol("n_k", integer=True, positive=True): sp.Symbol("n_j", integer=True, positive=True)}) - want) == 0
+    assert "P" in d.saved and not re.search(r"\bX\b", d.numpy("X").split("=", 1)[1])
+
+
+def test_layer_norm_stays_centred_and_float32_accurate_at_large_means():
+    d = derive(LAYER_NORM)
+    assert {"D", "var"} <= set(d.saved) and "X" not in d.saved  # the backward reads D, var and Y, not X
+    op = d.compile()
+    x = 1e4 + rng.normal(size=(16, 64))
+    g = rng.normal(size=(16, 64))
+    grads = {}
+    for dt in (np.float64, np.float32):
+        ctx = {}
+        op.forward(ctx, x.astype(dt))
+        (grads[dt],) = op.backward(ctx, g.astype(dt))
+    assert grads[np.float32].dtype == np.float32
+    err = np.abs(grads[np.float32] - grads[np.float64]).max() / np.abs(grads[np.float64]).max()
+    assert err <= 1e-3
+
+
+def test_attention_forward_is_stable_and_uses_matmuls():
+    d = derive(ATTENTION)
+    src = d.source()
+    assert "Q @ K.T" in src and "xp.max(S, axis=1)" in src and "einsum" not in src
+    op = d.compile()
+    q, k, v = (rng.normal(size=s).astype(np.float32) * 30 for s in [(8, 4), (6, 4), (6, 3)])
+    ctx = {}
+    out = op.forward(ctx, q, k, v)
+    grads = op.backward(ctx, np.ones_like(out))
+    assert all(np.isfinite(a).all() for a in (out, *grads))
+
+
+def test_programs_are_separated_by_newlines_too():
+    one = derive("m[i] = Sum(X[i,k], k)/size(k); Y[i,j] = X[i,j] - m[i]")
+    two = derive("m[i] = Sum(X[i,k], k)/size(k)\nY[i,j] = X[i,j] - m[i]")
+    assert one.grads == two.grads
+
+
+def test_sympy_programs_are_lists_of_pairs():
+    i, j, k = sp.symbols("i j k", cls=sp.Idx)
+    X, m, Y = sp.IndexedBase("X"), sp.IndexedBase("m"), sp.IndexedBase("Y")
+    d = derive([(m[i], sp.Sum(X[i, k], (k, 0, 3))), (Y[i, j], X[i, j] - m[i])])
+    assert d.grads == derive("m[i] = Sum(X[i,k], k); Y[i,j] = X[i,j] - m[i]").grads
+
+
+def test_an_index_name_reused_for_another_axis_is_kept_apart():
+    d = derive("a[i] = Sum(X[i,k], k); Y[k] = Sum(W[k,i]*a[i], i)")  # k: X's axis 1, then W's axis 0
+    op = d.compile()
+    ctx = {}
+    y = op.forward(ctx, r(3, 4), r(5, 3))
+    assert y.shape == (5,)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("Y[i] = X[i]; Z[i] = X[i]", "which no later statement reads"),
+    ("m[i] = X[i]; m[i] = 2*X[i]", "assigned twice"),
+    ("Y[i] = m[i]*X[i]; m[i] = X[i]", "before statement 2 assigns it"),
+    ("m[i,j] = X[i,j]; Y[i] = m[i]", "m has 2 indices where it is assigned but 1 here"),
+    ("m[i] = Sum(X[i,k], k); Y[i] = m[i] + foo(X[i,0])", "statement 2: .*unknown function 'foo'"),
+    ("m[i] = X[i,j]; Y[i] = m[i]", "statement 1 \\(m\\): index 'j' is free"),
+])
+def test_bad_programs_are_refused_with_the_statement_named(spec, message):
+    with pytest.raises(SpecError, match=message):
+        derive(spec)
+
+
+def test_cli_derives_a_program_and_checks_a_claim_against_it():
+    r_ = CliRunner().invoke(main, ["derive", CROSS_ENTROPY])
+    assert r_.exit_code == 0 and "dX[a,b]" in r_.output and "P" in r_.output
+    r_ = CliRunner().invoke(main, ["derive", CROSS_ENTROPY, "--format", "numpy"])
+    assert r_.exit_code == 0 and 'context["P"] = P' in r_.output
+    silu = "s[i,j] = 1/(1 + exp(-X[i,j])); Y[i,j] = X[i,j]*s[i,j]"
+    claim = "dX[a,b] = G[a,b]*(1/(1 + exp(-X[a,b])) + X[a,b]*exp(-X[a,b])/(1 + exp(-X[a,b]))**2)"
+    r_ = CliRunner().invoke(main, ["check", silu, "--claim", claim])
+    assert r_.exit_code == 0, r_.output
+    r_ = CliRunner().invoke(main, ["check", silu, "--claim", claim.replace("X[a,b]*exp", "2*X[a,b]*exp")])
+    assert r_.exit_code == 1, r_.output
+    r_ = CliRunner().invoke(main, ["derive", "m[i] = X[i]; m[i] = X[i]"])
+    assert r_.exit_code == 2 and "Traceback" not in r_.output
+
+
+def test_codegen_takes_a_named_program(tmp_path):
+    r_ = CliRunner().invoke(main, ["codegen", f"layer_norm: {LAYER_NORM}", "-o", str(tmp_path)])
+    assert r_.exit_code == 0, r_.output
+    assert "class LayerNorm(Op):" in (tmp_path / "ops.py").read_text()
