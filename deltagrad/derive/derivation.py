@@ -30,7 +30,7 @@ from deltagrad.derive.program import ProgramSpec, build_program, program_values,
 from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_order, forward_values, inline_reductions, max_node
 from deltagrad.derive.saved_values import agree, rewrite_through_forward, use_output, use_reductions
 from deltagrad.derive.stabilize import stabilize
-from deltagrad.derive.simplify import cost, simplify_index_expr
+from deltagrad.derive.simplify import collect_linear, cost, simplify_index_expr
 from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
 from deltagrad.errors import SpecError
 
@@ -190,7 +190,7 @@ def _derive_program(prog: ProgramSpec) -> Derivation:
         indices, composed, partial = grads[inp.name]
         composed = composed.xreplace(to_rep)
         eliminated = eliminate_deltas(composed)
-        simplified = simplify_index_expr(eliminated)
+        simplified = min(simplify_index_expr(eliminated), collect_linear(eliminated, grad_name), key=cost)
         final = _through_last_step(simplified, prog, per_step[-1], spec, values, inp.name, indices, grad_name)
         steps[inp.name] = GradientSteps(inp.name, indices, partial, composed, eliminated, simplified, final)
     signature = _signature(spec)

@@ -74,6 +74,12 @@ def _functions(expr):
     return {type(f) for f in expr.atoms(sp.Function)}
 
 
+def _alpha_key(s: sp.Sum):
+    """The sum with its summation indices renamed by position (equal for sums that differ only
+    in the names of their dummies)."""
+    return s.xreplace({lim[0]: sp.Symbol(f"_bound{n}", integer=True) for n, lim in enumerate(s.limits)})
+
+
 def hide_sums(expr: sp.Expr):
     """Replace each (simplified) ``Sum`` in ``expr`` by a real placeholder symbol.
 
@@ -85,13 +91,42 @@ def hide_sums(expr: sp.Expr):
     def walk(e):
         if isinstance(e, sp.Sum):
             inner = sp.Sum(simplify_index_expr(e.function), *e.limits)
-            if inner not in by_sum:
+            key = _alpha_key(inner)  # Sum_j(G[a,j]) and Sum_j1(G[a,j1]) are one sum
+            if key not in by_sum:
                 sym = sp.Dummy(f"S{len(by_sum)}", real=True)
-                by_sum[inner] = sym
+                by_sum[key] = sym
                 placeholders[sym] = inner
-            return by_sum[inner]
+            return by_sum[key]
         if not e.args or isinstance(e, sp.Indexed):
             return e
         return e.func(*[walk(a) for a in e.args])
 
     return walk(expr), placeholders
+
+
+def collect_linear(expr: sp.Expr, grad_name: str) -> sp.Expr:
+    """``expr``, which is linear in the output gradient, as Σ coefficient · (a term of the
+    gradient: ``G[a,b]``, ``Sum_j(G[a,j])``, ``Sum_j(G[a,j]*Y[a,j])``…), each coefficient simplified
+    on its own. Reverse mode over a program's steps gives long sums of such terms; collected,
+    each gradient term is computed once and each coefficient reads only saved values.
+
+    >>> from deltagrad.derive.spec import index, tensor, summed
+    >>> a, b, j = index('a'), index('b'), index('j')
+    >>> G, Y, s = tensor('G'), tensor('Y'), tensor('s')
+    >>> collect_linear(G[a, b] / s[a] - Y[a, b] * summed(G[a, j], j) / s[a] + G[a, b] * Y[a, b] / s[a], 'G')
+    (Y[a, b] + 1)*G[a, b]/s[a] - Y[a, b]*Sum(G[a, j], (j, 0, n_j - 1))/s[a]
+    """
+    hidden, placeholders = hide_sums(expr)
+    g = sp.IndexedBase(grad_name, real=True)
+    terms = {p for p, s in placeholders.items() if s.has(g) or s.has(sp.Symbol(grad_name, real=True))}
+    terms |= {e for e in hidden.atoms(sp.Indexed) if e.base == g}
+    terms |= {s for s in hidden.atoms(sp.Symbol) if s.name == grad_name}
+    if not terms:
+        return expr
+    expanded = sp.expand(hidden, power_base=False, power_exp=False, log=False, multinomial=False)
+    parts = sp.collect(expanded, sorted(terms, key=sp.default_sort_key), evaluate=False, exact=False)
+    if any(k == 1 or not any(k.has(t) for t in terms) for k in parts):
+        return expr  # a term free of the gradient: not linear, leave it
+    out = sp.Add(*[simplify_index_expr(coeff.xreplace(placeholders)) * term.xreplace(placeholders)
+                   for term, coeff in parts.items()])
+    return out
