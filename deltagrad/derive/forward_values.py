@@ -19,6 +19,7 @@ import sympy as sp
 
 from deltagrad.derive.array_program import Call, Var
 from deltagrad.derive.names import NAMES, reduction_name
+from deltagrad.derive.simplify import alpha_key
 from deltagrad.derive.spec import Spec, is_index, scalar, tensor
 
 
@@ -104,10 +105,11 @@ def forward_values(spec: Spec, taken: set | None = None) -> ForwardValues:
             return e
         e = e.func(*[walk(a) for a in e.args])
         if isinstance(e, sp.Sum):
-            if e not in mapping:
+            key = alpha_key(e)  # Sum(X[i,k], k) and Sum(X[i,n], n) are one reduction
+            if key not in mapping:
                 kept = tuple(ordered_free_indices(e))
-                mapping[e] = Reduction(reduction_name(e, kept, used), kept, e)
-            return mapping[e].ref
+                mapping[key] = Reduction(reduction_name(e, kept, used), kept, e)
+            return mapping[key].ref
         return e
 
     rhs = walk(spec.rhs)

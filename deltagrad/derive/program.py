@@ -30,7 +30,7 @@ from deltagrad.derive.forward_values import ForwardValues, Reduction, forward_va
 from deltagrad.derive.names import NAMES
 from deltagrad.derive.saved_values import rewrite_through_forward
 from deltagrad.derive.simplify import simplify_index_expr
-from deltagrad.derive.spec import Spec, check_spec, extent, index, scalar, tensor
+from deltagrad.derive.spec import Spec, check_spec, extent, index, index_aliases, scalar, tensor
 from deltagrad.derive.stabilize import stabilize
 from deltagrad.errors import SpecError
 
@@ -54,12 +54,14 @@ def build_program(equations, *, name: str | None = None, inputs=None, text: str 
     _check_assignments(equations)
     equations = _rename_apart(equations)
     assigned = {e.name: e for e in equations}
+    program_indices = {i.name for eq in equations for e in eq.rhs.atoms(sp.Indexed) for i in e.indices
+                       if isinstance(i, sp.Symbol)} | {i.name for eq in equations for i in eq.indices if isinstance(i, sp.Symbol)}
     steps = []
     for n, eq in enumerate(equations, 1):
         if eq.name != equations[-1].name and any(isinstance(i, sp.Integer) for i in eq.indices):
             raise SpecError(f"statement {n}: an intermediate's indices must be names, as in {eq.name}[i,j]")
         try:
-            spec = check_spec(eq.name, eq.name, eq.indices, eq.rhs, eq.names, eq.where, text)
+            spec = check_spec(eq.name, eq.name, eq.indices, eq.rhs, eq.names, eq.where, text, program_indices)
         except SpecError as err:
             raise SpecError(f"statement {n} ({eq.name}): {err.message}", err.column) from None
         for inp in spec.inputs:
@@ -323,3 +325,118 @@ def reverse_mode(prog: ProgramSpec, per_step_values, grad_name: str) -> dict:
         idx, expr = grads.get(inp.name, (canon.get(inp.name, ()), sp.S.Zero))
         out[inp.name] = (idx, expr, partials.get(inp.name, sp.S.Zero))
     return {n: v for n, v in out.items() if n in inputs}, aliases
+
+
+def split_nested(spec: Spec):
+    """A one-line spec with nested reductions (a variance, a layer norm) as a program, or None.
+
+    Each reduction becomes a step under its readable name, and each centred quantity inside a
+    reduction (an input minus a reduction of it, ``X[i,m] - row_sum[i]/n_m``) becomes a step
+    ``X_centred`` that every later copy reads, so that the backward, too, works with the centred
+    values and float32 keeps its accuracy at large means.
+
+    >>> from deltagrad.derive.parse import parse_spec
+    >>> eqs = split_nested(parse_spec("y[i] = Sum((X[i,k] - Sum(X[i,m], m)/size(m))**2, k)/size(k)"))
+    >>> [(e.name, e.rhs) for e in eqs]  # doctest: +NORMALIZE_WHITESPACE
+    [('row_sum', Sum(X[i, m], (m, 0, n_m - 1))), ('X_centred', X[i, k] - row_sum[i]/n_k),
+     ('sq_sum', Sum(X_centred[i, k]**2, (k, 0, n_k - 1))), ('y', sq_sum[i]/n_k)]
+    """
+    from deltagrad.derive.parse import Equation
+    from deltagrad.derive.saved_values import replace_pattern
+
+    values = forward_values(spec)
+    names = {r.name for r in values.reductions}
+    inputs = {i.name for i in spec.inputs}
+    if not any(_centred_parts(r.expr.function, names - {r.name}, inputs) for r in values.reductions):
+        return None
+    used = {i.name for i in spec.inputs} | names | {spec.output}
+    steps = []  # (name, indices, expr), in order
+    centred = []  # (name, pattern, indices)
+
+    def use_centred(e):
+        for name, pattern, idx in centred:
+            e = replace_pattern(e, pattern, idx, lambda t, n=name: tensor(n)[t])
+        return e
+
+    for red in values.reductions:
+        body = use_centred(red.expr.function)
+        for sub in sorted(_centred_parts(body, names, inputs), key=sp.default_sort_key):
+            idx = tuple(_ordered_indices(sub))
+            base = next(e.base.label.name for e in sp.preorder_traversal(sub)
+                        if isinstance(e, sp.Indexed) and e.base.label.name in inputs)
+            name = _unique(f"{base}_centred", used)
+            steps.append((name, idx, sub))
+            centred.append((name, sub, idx))
+            body = use_centred(body)
+        steps.append((red.name, red.indices, sp.Sum(body, *red.expr.limits)))
+    rhs = use_centred(values.rhs)
+    steps.append((spec.output, spec.out_indices, rhs))
+    aliases = index_aliases(spec)
+    out = []
+    for name, idx, expr in steps:
+        expr = _local_extents(expr, idx, aliases)
+        order = []
+        for node in sp.preorder_traversal(expr):
+            nm = node.base.label.name if isinstance(node, sp.Indexed) else (
+                node.name if isinstance(node, sp.Symbol) and not node.is_integer else None)
+            if nm and nm not in order:
+                order.append(nm)
+        out.append(Equation(name, tuple(idx), expr, {}, tuple(order)))
+    return out
+
+
+def _local_extents(expr, out_indices, aliases: dict):
+    """``expr`` with each size ``n_x`` of an index it does not use written as the size of one it
+    uses on the same axis (a step must know all its sizes from its own tensors)."""
+    present = [i.name for i in out_indices if isinstance(i, sp.Symbol)]
+    present += [i.name for i in _ordered_indices(expr) if i.name not in present]
+    present += [lim[0].name for s in expr.atoms(sp.Sum) for lim in s.limits if lim[0].name not in present]
+    subs = {}
+    for sym in expr.free_symbols:
+        x = NAMES.index_of_extent(sym.name) if isinstance(sym, sp.Symbol) else None
+        if x is None or x in present:
+            continue
+        same = [y for y in present if aliases.get(y) == aliases.get(x, x)]
+        if same:
+            subs[sym] = extent(index(same[0]))
+    return expr.xreplace(subs)
+
+
+def _reads(expr, names) -> bool:
+    return any(isinstance(e, sp.Indexed) and e.base.label.name in names or
+               isinstance(e, sp.Symbol) and e.name in names for e in sp.preorder_traversal(expr))
+
+
+def _centred_parts(body, reductions: set, inputs: set) -> set:
+    """The sums inside ``body`` that subtract a reduction from an input (``X[i,m] - r[i]/n``)."""
+    found = set()
+    for node in sp.preorder_traversal(body):
+        if (isinstance(node, sp.Add) and _reads(node, inputs) and not node.has(sp.Sum)
+                and any(_is_scaled_reduction(t, reductions) for t in node.args)):
+            if not any(node != f and node.has(f) for f in found):
+                found = {f for f in found if not f.has(node)} | {node}
+    return found
+
+
+def _is_scaled_reduction(term, reductions: set) -> bool:
+    """True for ``c*r[i]`` or ``r[i]/n_k``: a reduction times numbers and sizes (a mean)."""
+    rest = [f for f in sp.Mul.make_args(term) if not (f.is_number or (f.free_symbols and all(
+        NAMES.is_extent(s.name) for s in f.free_symbols)))]
+    return len(rest) == 1 and _reads(rest[0], reductions) and isinstance(rest[0], (sp.Indexed, sp.Symbol))
+
+
+def _ordered_indices(expr) -> list:
+    out = []
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Indexed):
+            out += [i for i in node.indices if isinstance(i, sp.Symbol) and i not in out]
+    return out
+
+
+def _unique(base: str, used: set) -> str:
+    name, n = base, 1
+    while name in used:
+        n += 1
+        name = f"{base}_{n}"
+    used.add(name)
+    return name

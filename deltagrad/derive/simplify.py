@@ -74,7 +74,7 @@ def _functions(expr):
     return {type(f) for f in expr.atoms(sp.Function)}
 
 
-def _alpha_key(s: sp.Sum):
+def alpha_key(s: sp.Sum):
     """The sum with its summation indices renamed by position (equal for sums that differ only
     in the names of their dummies)."""
     return s.xreplace({lim[0]: sp.Symbol(f"_bound{n}", integer=True) for n, lim in enumerate(s.limits)})
@@ -91,7 +91,7 @@ def hide_sums(expr: sp.Expr):
     def walk(e):
         if isinstance(e, sp.Sum):
             inner = sp.Sum(simplify_index_expr(e.function), *e.limits)
-            key = _alpha_key(inner)  # Sum_j(G[a,j]) and Sum_j1(G[a,j1]) are one sum
+            key = alpha_key(inner)  # Sum_j(G[a,j]) and Sum_j1(G[a,j1]) are one sum
             if key not in by_sum:
                 sym = sp.Dummy(f"S{len(by_sum)}", real=True)
                 by_sum[key] = sym

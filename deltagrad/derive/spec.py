@@ -134,12 +134,13 @@ class Spec:
         raise SpecError(f"{name!r} is not an input of {self.name} (inputs: {', '.join(i.name for i in self.inputs)})")
 
 
-def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, text="") -> Spec:
+def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, text="", known_sizes=()) -> Spec:
     """Check a canonical forward spec and return it as a :class:`Spec`.
 
     ``where`` maps a name (tensor, scalar or index) to the column where the text first uses
     it, so that errors can point at it. ``inputs_order`` fixes the order of the inputs;
-    by default it is the order of first appearance in ``rhs``. The rules are the ``check_*``
+    by default it is the order of first appearance in ``rhs``; ``known_sizes`` are index names
+    whose sizes are known from elsewhere (another step of a program). The rules are the ``check_*``
     functions below, run in this order; the first that fails raises its :class:`SpecError`.
 
     >>> i, j = index('i'), index('j')
@@ -159,7 +160,7 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
     check_output_rank(out_indices)
     check_free_indices_on_left(output, use, lhs_names, where)
     check_summed_not_on_left(rhs, lhs_names, where)
-    check_sizes_known(rhs, use, lhs_names, where)
+    check_sizes_known(rhs, use, [*lhs_names, *known_sizes], where)
     all_indices = check_index_count(use, lhs_names)
     check_size_names_free(output, use, all_indices, where)
     check_uses_an_input(use)
