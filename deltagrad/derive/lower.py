@@ -66,6 +66,22 @@ class Arr:
     indices: tuple
 
 
+def _softplus_argument(e):
+    """``u`` when ``e`` is ``log(1 + exp(u))``, else None.
+
+    >>> from deltagrad.derive.spec import index, tensor
+    >>> x = tensor('X')[index('i')]
+    >>> _softplus_argument(sp.log(1 + sp.exp(x))), _softplus_argument(sp.log(2 + sp.exp(x)))
+    (X[i], None)
+    """
+    if not isinstance(e, sp.log) or not isinstance(e.args[0], sp.Add) or len(e.args[0].args) != 2:
+        return None
+    one, other = sorted(e.args[0].args, key=lambda a: a != 1)
+    if one == 1 and isinstance(other, sp.exp):
+        return other.args[0]
+    return None
+
+
 def _python_scalar(e) -> bool:
     """True for an expression of sizes and numbers only: generated code holds it as a Python
     number, and a namespace function on it would return a float64 array scalar.
@@ -209,6 +225,10 @@ class Lowering:
                 nodes, idx = self.combine([acc, nxt])
                 acc = Arr(Call(fn, tuple(nodes)), idx)
             return acc
+        softplus = _softplus_argument(e)
+        if softplus is not None:  # log(1 + exp(u)) = logaddexp(0, u): no overflow at u = 1000
+            u = self.arr(softplus)
+            return Arr(Call("logaddexp", (Call("zeros_like", (u.node,)), u.node)), u.indices)
         for func, name in _ELEMENTWISE.items():
             if isinstance(e, func):
                 x = self.arr(e.args[0])

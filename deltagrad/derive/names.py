@@ -121,17 +121,23 @@ def reduction_name(expr: sp.Sum, kept: tuple, used: set) -> str:
     elif isinstance(body, sp.Pow) and body.exp == 2:
         word, body = "sq_sum", body.base
     entries = sorted(body.atoms(sp.Indexed), key=str)
-    where = axis_word(entries[0].indices, kept) if len({e.base.label.name for e in entries}) == 1 else ""
-    return unique(f"{where}_{word}" if where else word, used)
+    tensors = list(dict.fromkeys(e.base.label.name for e in sorted(body.atoms(sp.Indexed), key=sp.default_sort_key)))
+    if len(tensors) == 1:
+        where = axis_word(entries[0].indices, kept)
+        return unique(f"{where}_{word}" if where else f"{tensors[0]}_{word}", used)
+    if word == "sum" and 1 < len(tensors) <= 3:  # a contraction: Q_K_sum
+        return unique("_".join(tensors) + "_sum", used)
+    return unique(word if word not in _BUILTINS else f"{word}_", used)
 
 
 def maximum_name(entry_indices: tuple, kept: tuple, used: set) -> str:
-    """``row_max`` (or ``col_max``, ``total_max``, ``max``) for the maximum a sum of exponentials
-    is shifted by."""
+    """``row_max`` (or ``col_max``, ``total_max``, ``axis_max``) for the maximum a sum of
+    exponentials is shifted by."""
     where = axis_word(entry_indices, kept)
-    return unique(f"{where}_max" if where else "max", used)
+    return unique(f"{where}_max" if where else "axis_max", used)
 
 
+_BUILTINS = {"sum", "max", "min", "abs"}
 _WORDS = {"+": "plus", "-": "minus", "*": "times", "/": "over", "@": "at"}
 
 

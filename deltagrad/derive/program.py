@@ -26,7 +26,7 @@ import sympy as sp
 
 from deltagrad.derive.chain_rule import chain_rule, grad_output_name
 from deltagrad.derive.eliminate import eliminate_deltas
-from deltagrad.derive.forward_values import ForwardValues, Reduction, forward_values
+from deltagrad.derive.forward_values import ForwardValues, Reduction, forward_values, inline_reductions
 from deltagrad.derive.names import NAMES
 from deltagrad.derive.saved_values import rewrite_through_forward
 from deltagrad.derive.simplify import simplify_index_expr
@@ -330,8 +330,9 @@ def reverse_mode(prog: ProgramSpec, per_step_values, grad_name: str) -> dict:
 def split_nested(spec: Spec):
     """A one-line spec with nested reductions (a variance, a layer norm) as a program, or None.
 
-    Each reduction becomes a step under its readable name, and each centred quantity inside a
-    reduction (an input minus a reduction of it, ``X[i,m] - row_sum[i]/n_m``) becomes a step
+    Each reduction read inside another becomes a step under its readable name (so a sum of
+    exponentials of a reduction, as in attention scores, is max-shifted in the output's
+    statement like any softmax), and each centred quantity inside a reduction (an input minus a reduction of it, ``X[i,m] - row_sum[i]/n_m``) becomes a step
     ``X_centred`` that every later copy reads, so that the backward, too, works with the centred
     values and float32 keeps its accuracy at large means.
 
@@ -339,7 +340,7 @@ def split_nested(spec: Spec):
     >>> eqs = split_nested(parse_spec("y[i] = Sum((X[i,k] - Sum(X[i,m], m)/size(m))**2, k)/size(k)"))
     >>> [(e.name, e.rhs) for e in eqs]  # doctest: +NORMALIZE_WHITESPACE
     [('row_sum', Sum(X[i, m], (m, 0, n_m - 1))), ('X_centred', X[i, k] - row_sum[i]/n_k),
-     ('sq_sum', Sum(X_centred[i, k]**2, (k, 0, n_k - 1))), ('y', sq_sum[i]/n_k)]
+     ('y', Sum(X_centred[i, k]**2, (k, 0, n_k - 1))/n_k)]
     """
     from deltagrad.derive.parse import Equation
     from deltagrad.derive.saved_values import replace_pattern
@@ -347,19 +348,25 @@ def split_nested(spec: Spec):
     values = forward_values(spec)
     names = {r.name for r in values.reductions}
     inputs = {i.name for i in spec.inputs}
-    if not any(_centred_parts(r.expr.function, names - {r.name}, inputs) for r in values.reductions):
+    if not any(_centred_parts(r.expr.function, names - {r.name}, inputs) or _exp_of_reduction(r.expr.function, names)
+               for r in values.reductions):
         return None
     used = {i.name for i in spec.inputs} | names | {spec.output}
+    # reductions read inside another reduction become steps; the outermost stay in the output's
+    # statement (a softmax keeps its sum of exponentials, and is max-shifted there)
+    inner = {r.name for r in values.reductions
+             if any(o is not r and _reads(o.expr.function, {r.name}) for o in values.reductions)}
     steps = []  # (name, indices, expr), in order
     centred = []  # (name, pattern, indices)
+    made = []  # (name, pattern, indices) of the reductions that became steps
 
-    def use_centred(e):
-        for name, pattern, idx in centred:
-            e = replace_pattern(e, pattern, idx, lambda t, n=name: tensor(n)[t])
+    def use_steps(e):
+        for name, pattern, idx in centred + made:
+            e = replace_pattern(e, pattern, idx, lambda t, n=name: tensor(n)[t] if t else scalar(n))
         return e
 
     for red in values.reductions:
-        body = use_centred(red.expr.function)
+        body = use_steps(red.expr.function)
         for sub in sorted(_centred_parts(body, names, inputs), key=sp.default_sort_key):
             idx = tuple(_ordered_indices(sub))
             base = next(e.base.label.name for e in sp.preorder_traversal(sub)
@@ -367,10 +374,13 @@ def split_nested(spec: Spec):
             name = _unique(f"{base}_centred", used)
             steps.append((name, idx, sub))
             centred.append((name, sub, idx))
-            body = use_centred(body)
-        steps.append((red.name, red.indices, sp.Sum(body, *red.expr.limits)))
-    rhs = use_centred(values.rhs)
+            body = use_steps(body)
+        if red.name in inner:
+            steps.append((red.name, red.indices, sp.Sum(body, *red.expr.limits)))
+            made.append((red.name, red.expr, red.indices))
+    rhs = use_steps(inline_reductions(values.rhs, [r for r in values.reductions if r.name not in inner]))
     steps.append((spec.output, spec.out_indices, rhs))
+    steps = _output_order(steps, spec.out_indices)
     aliases = index_aliases(spec)
     out = []
     for name, idx, expr in steps:
@@ -383,6 +393,25 @@ def split_nested(spec: Spec):
                 order.append(nm)
         out.append(Equation(name, tuple(idx), expr, {}, tuple(order)))
     return out
+
+
+def _output_order(steps, out_indices) -> list:
+    """The steps with each intermediate's indices in the output's order where they share names
+    (``scores[i,j]``, not ``scores[j,i]``), every reference to it permuted to match."""
+    rank = {ix: n for n, ix in enumerate(out_indices)}
+    perms = {}
+    for name, idx, _ in steps[:-1]:
+        new = tuple(sorted(idx, key=lambda ix: (rank.get(ix, len(rank)), idx.index(ix))))
+        if new != tuple(idx):
+            perms[name] = [tuple(idx).index(ix) for ix in new]
+
+    def permute(expr):
+        subs = {occ: tensor(occ.base.label.name)[tuple(occ.indices[p] for p in perms[occ.base.label.name])]
+                for occ in expr.atoms(sp.Indexed) if occ.base.label.name in perms}
+        return expr.xreplace(subs)
+
+    return [(name, tuple(idx[p] for p in perms[name]) if name in perms else idx, permute(expr))
+            for name, idx, expr in steps]
 
 
 def _local_extents(expr, out_indices, aliases: dict):
@@ -400,6 +429,12 @@ def _local_extents(expr, out_indices, aliases: dict):
         if same:
             subs[sym] = extent(index(same[0]))
     return expr.xreplace(subs)
+
+
+def _exp_of_reduction(body, names: set) -> bool:
+    """True when ``body`` takes exp of a reduction (attention scores ``exp(Sum(Q*K, d))``): as a
+    step of its own, the reduction's sum of exponentials is max-shifted like any softmax."""
+    return any(isinstance(f, sp.exp) and _reads(f.args[0], names) for f in body.atoms(sp.exp))
 
 
 def _reads(expr, names) -> bool:
