@@ -28,7 +28,7 @@ from deltagrad.derive.names import NAMES
 from deltagrad.derive.parse import parse_spec, parse_statements
 from deltagrad.derive.program import ProgramSpec, build_program, program_values, reverse_mode, split_nested
 from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_order, forward_values, inline_reductions, max_node
-from deltagrad.derive.saved_values import agree, rewrite_through_forward, use_output, use_reductions
+from deltagrad.derive.saved_values import adds_poles, agree, rewrite_through_forward, use_output, use_reductions
 from deltagrad.derive.stabilize import stabilize
 from deltagrad.derive.simplify import collect_linear, cost, simplify_index_expr
 from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
@@ -205,7 +205,8 @@ def _through_last_step(expr, prog: ProgramSpec, last_values, spec, values, input
     """``expr`` written through the program's output where that is cheaper (confirmed numerically)."""
     last = prog.steps[-1]
     candidate = use_output(use_reductions(expr, last_values), last, last_values)
-    if candidate != expr and cost(candidate) < cost(expr) and agree(expr, candidate, spec, values, input_name, indices, grad_name):
+    if (candidate != expr and cost(candidate) < cost(expr) and not adds_poles(candidate, expr)
+            and agree(expr, candidate, spec, values, input_name, indices, grad_name)):
         return candidate
     return expr
 

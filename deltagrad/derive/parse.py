@@ -36,6 +36,9 @@ FUNCTIONS = {
     "Max": (sp.Max, None),
     "Min": (sp.Min, None),
 }
+#: What a claim may call besides a spec's functions, because the derived rules print it:
+#: ``sign(x)`` and ``delta(a,b)`` (the Kronecker delta of two indices, built in ``_Builder.call``).
+CLAIM_FUNCTIONS = {"sign": (sp.sign, 1)}
 MAX_TEXT = 10_000
 MAX_LITERAL = 10**15
 MAX_EXPONENT = 64
@@ -132,7 +135,7 @@ def parse_equation(text: str, *, form: str = "spec", check_target=None) -> Equat
     """
     words = _FORMS[form]
     stmt = _guarded_assignment(text, words)
-    builder = _Builder()
+    builder = _Builder(claim=form == "claim")
     name, indices = builder.target(stmt.targets[0], words)
     if check_target is not None:
         check_target(name, indices)
@@ -198,7 +201,8 @@ def _guarded_module(text, words: _Form) -> ast.Module:
 class _Builder:
     """Turns whitelisted ``ast`` nodes into canonical SymPy objects, remembering columns."""
 
-    def __init__(self):
+    def __init__(self, claim: bool = False):
+        self.claim = claim  # a claim also reads sign, delta and rational exponents such as **(3/2)
         self.where: dict[str, int] = {}
         self.kinds: dict[str, str] = {}
         self.input_order: list[str] = []
@@ -274,9 +278,27 @@ class _Builder:
             if abs(value) > MAX_EXPONENT:
                 self.fail(f"the exponent {value} is too large (at most {MAX_EXPONENT} in magnitude)", node)
             return value
+        fraction = self.fraction(node) if self.claim else None
+        if fraction is not None:  # a claim may copy a printed rule's V**(3/2)
+            if abs(fraction) > MAX_EXPONENT:
+                self.fail(f"the exponent {fraction} is too large (at most {MAX_EXPONENT} in magnitude)", node)
+            return fraction
         if not any(isinstance(n, ast.Name) for n in ast.walk(node)):
             self.fail("write a constant exponent as a plain number", node)
         return self.expr(node, 1)
+
+    def fraction(self, node):
+        """``p/q`` of integer literals (signs allowed) as a Rational; None for anything else."""
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            inner = self.fraction(node.operand)
+            return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+        if isinstance(node, ast.Constant) and type(node.value) is int and abs(node.value) <= MAX_LITERAL:
+            return sp.Integer(node.value)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            p, q = self.fraction(node.left), self.fraction(node.right)
+            if p is not None and q is not None and q != 0 and p.is_Integer and q.is_Integer:
+                return sp.Rational(p, q)
+        return None
 
     def expr(self, node, depth):
         if depth > MAX_DEPTH:
@@ -337,10 +359,15 @@ class _Builder:
                 self.fail("size takes one index name: size(k) is the number of values k runs over", node)
             self.note(node.args[0].id, node.args[0], "an index")
             return extent(index(node.args[0].id))
-        if fname not in FUNCTIONS:
-            allowed = ", ".join(sorted([*FUNCTIONS, "Sum", "size"]))
+        if self.claim and fname == "delta":
+            if len(node.args) != 2:
+                self.fail("delta takes two indices: delta(a,b) is 1 where a = b, else 0", node)
+            return sp.KroneckerDelta(*self.subscript(ast.Subscript(value=node.func, slice=ast.Tuple(elts=node.args))))
+        table = {**FUNCTIONS, **CLAIM_FUNCTIONS} if self.claim else FUNCTIONS
+        if fname not in table:
+            allowed = ", ".join(sorted([*table, "Sum", "size", *(["delta"] if self.claim else [])]))
             self.fail(f"unknown function {fname!r} (allowed: {allowed})", node.func)
-        make, arity = FUNCTIONS[fname]
+        make, arity = table[fname]
         args = [self.expr(a, depth) for a in node.args]
         if arity is None and len(args) < 2:
             self.fail(f"{fname} takes two or more arguments", node)

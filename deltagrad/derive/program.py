@@ -348,7 +348,8 @@ def split_nested(spec: Spec):
     values = forward_values(spec)
     names = {r.name for r in values.reductions}
     inputs = {i.name for i in spec.inputs}
-    if not any(_centred_parts(r.expr.function, names - {r.name}, inputs) or _exp_of_reduction(r.expr.function, names)
+    sources = {r.name: {e.base.label.name for e in r.expr.atoms(sp.Indexed)} & inputs for r in values.reductions}
+    if not any(_centred_parts(r.expr.function, names - {r.name}, inputs, sources) or _exp_of_reduction(r.expr.function, names)
                for r in values.reductions):
         return None
     used = {i.name for i in spec.inputs} | names | {spec.output}
@@ -367,7 +368,7 @@ def split_nested(spec: Spec):
 
     for red in values.reductions:
         body = use_steps(red.expr.function)
-        for sub in sorted(_centred_parts(body, names, inputs), key=sp.default_sort_key):
+        for sub in sorted(_centred_parts(body, names, inputs, sources), key=sp.default_sort_key):
             idx = tuple(_ordered_indices(sub))
             base = next(e.base.label.name for e in sp.preorder_traversal(sub)
                         if isinstance(e, sp.Indexed) and e.base.label.name in inputs)
@@ -442,15 +443,27 @@ def _reads(expr, names) -> bool:
                isinstance(e, sp.Symbol) and e.name in names for e in sp.preorder_traversal(expr))
 
 
-def _centred_parts(body, reductions: set, inputs: set) -> set:
-    """The sums inside ``body`` that subtract a reduction from an input (``X[i,m] - r[i]/n``)."""
+def _centred_parts(body, reductions: set, inputs: set, sources: dict | None = None) -> set:
+    """The sums inside ``body`` that subtract a reduction from an input (``X[i,m] - r[i]/n``);
+    with ``sources`` (reduction name → the inputs it sums), only a reduction of that input."""
     found = set()
     for node in sp.preorder_traversal(body):
         if (isinstance(node, sp.Add) and _reads(node, inputs) and not node.has(sp.Sum)
-                and any(_is_scaled_reduction(t, reductions) for t in node.args)):
+                and any(_is_scaled_reduction(t, reductions) and _same_source(t, node, sources) for t in node.args)):
             if not any(node != f and node.has(f) for f in found):
                 found = {f for f in found if not f.has(node)} | {node}
     return found
+
+
+def _same_source(term, node, sources) -> bool:
+    """True when the reduction in ``term`` sums an input that the rest of ``node`` reads."""
+    if sources is None:
+        return True
+    ref = next(e for e in sp.preorder_traversal(term) if isinstance(e, (sp.Indexed, sp.Symbol))
+               and (e.base.label.name if isinstance(e, sp.Indexed) else e.name) in sources)
+    name = ref.base.label.name if isinstance(ref, sp.Indexed) else ref.name
+    others = {e.base.label.name for a in node.args if a is not term for e in a.atoms(sp.Indexed)}
+    return bool(sources[name] & others)
 
 
 def _is_scaled_reduction(term, reductions: set) -> bool:

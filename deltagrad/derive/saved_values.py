@@ -168,6 +168,23 @@ def agree(first, second, spec: Spec, values: ForwardValues, input_name: str, gra
     return result[0] is True
 
 
+def denominators(expr) -> set:
+    """The bases that ``expr`` divides by (``Z`` in ``G/Z**2``); numbers are left out.
+
+    >>> from deltagrad.derive.spec import index, tensor
+    >>> Z, G = tensor('Z')[index('a')], tensor('G')[index('a')]
+    >>> sorted(denominators(G / Z**2 + 1 / (1 + sp.exp(Z))), key=str)
+    [Z[a], exp(Z[a]) + 1]
+    """
+    return {p.base for p in expr.atoms(sp.Pow) if p.exp.is_negative and not p.base.is_number}
+
+
+def adds_poles(candidate, original) -> bool:
+    """True when ``candidate`` divides by something ``original`` does not (``Y/X``): such a
+    rewrite can be undefined where the forward is defined (at ``X = 0``), so it is not kept."""
+    return bool(denominators(candidate) - denominators(original))
+
+
 def rewrite_through_forward(expr, spec: Spec, values: ForwardValues, input_name: str, grad_indices, grad_name: str):
     """The cheapest form of one gradient that reads saved forward values and is confirmed numerically."""
     base = use_output(use_reductions(expr, values), spec, values)
@@ -175,9 +192,16 @@ def rewrite_through_forward(expr, spec: Spec, values: ForwardValues, input_name:
     best = expr
     for cand in candidates:
         if cost(cand) < cost(best) or (cost(cand) == cost(best) and cand != best and _reads_fewer_inputs(cand, best, spec)):
-            if agree(expr, cand, spec, values, input_name, grad_indices, grad_name):
+            if not _new_input_poles(cand, expr, spec) and agree(expr, cand, spec, values, input_name, grad_indices, grad_name):
                 best = cand
     return best
+
+
+def _new_input_poles(candidate, original, spec) -> bool:
+    """True when ``candidate`` newly divides by an expression of an input (``Y/X`` for ``X*t``)."""
+    names = {i.name for i in spec.inputs}
+    return any(any(isinstance(e, sp.Indexed) and e.base.label.name in names or isinstance(e, sp.Symbol) and e.name in names
+                   for e in sp.preorder_traversal(d)) for d in denominators(candidate) - denominators(original))
 
 
 def _reads_fewer_inputs(new, old, spec) -> bool:
