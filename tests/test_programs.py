@@ -193,3 +193,15 @@ def test_softplus_does_not_overflow():
     np.testing.assert_allclose(y, [[1000.0, 0.0, np.log1p(np.exp(0.5))]], rtol=1e-6)
     np.testing.assert_allclose(dx, [[1.0, 0.0, 1 / (1 + np.exp(-0.5))]], rtol=1e-6)
     assert y.dtype == np.float32 and dx.dtype == np.float32
+
+
+def test_generated_source_is_the_same_under_any_hash_seed():
+    import subprocess
+    import sys
+
+    code = ("import deltagrad\n"
+            f"for s in {[LAYER_NORM, CROSS_ENTROPY, ATTENTION, 'Y[i] = Sum(Max(V[m,0],V[m,i],V[1,i]), m)']!r}:\n"
+            "    print(deltagrad.derive(s).source())\n")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(outs) == 1

@@ -466,14 +466,21 @@ def check_gradient_names_free(order: list, output: str, use: RhsUse, where: dict
 
 
 def input_pattern(spec: Spec, name: str) -> tuple:
-    """The indices of the first occurrence of input ``name`` on the right-hand side.
+    """The indices of input ``name`` on the right-hand side: of its occurrence with the most
+    index names (the first in SymPy's canonical order among those).
 
     >>> from deltagrad.derive.parse import parse_spec
     >>> input_pattern(parse_spec("Y[i,j] = X[i,0,j] * W[j]"), "X")
     (i, 0, j)
     """
-    return next((e.indices for e in sp.preorder_traversal(spec.rhs)
-                 if isinstance(e, sp.Indexed) and e.base.label.name == name), ())
+    found = [e for e in sp.preorder_traversal(spec.rhs) if isinstance(e, sp.Indexed) and e.base.label.name == name]
+    if not found:
+        return ()
+    # the same choice under any hash seed: the occurrence with the most named indices, then
+    # the first in SymPy's canonical order (preorder follows Max's argument order, which varies)
+    best = max(sum(isinstance(i, sp.Symbol) for i in e.indices) for e in found)
+    return min((e for e in found if sum(isinstance(i, sp.Symbol) for i in e.indices) == best),
+               key=sp.default_sort_key).indices
 
 
 def index_aliases(spec: Spec) -> dict:
