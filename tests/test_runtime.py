@@ -181,7 +181,8 @@ def test_short_mnist_run_learns_and_same_seed_gives_same_numbers(tmp_path, mnist
     assert strip == [{k: v for k, v in m.items() if k != "seconds"} for m in second.metrics]
     for name in ("metrics.json", "metrics.csv", "config.json", "loss.png", "accuracy.png", "model.npz"):
         assert (tmp_path / "a" / name).stat().st_size > 0
-    assert json.loads((tmp_path / "a" / "metrics.json").read_text())[-1]["epoch"] == 3
+    doc = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert doc["status"] == "complete" and doc["epochs"][-1]["epoch"] == 3
     assert evaluate(tmp_path / "a" / "model.npz") == pytest.approx(first.metrics[-1]["test_accuracy"])
 
 
@@ -199,7 +200,9 @@ def test_cli_train_compare_and_evaluate(tmp_path):
                                   "--compare", "activation=sigmoid,relu", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "activation=sigmoid" in r.output and "activation=relu" in r.output
-    assert (out / "compare_loss.png").exists() and (out / "compare_accuracy.png").exists()
+    for name in ("compare_train_loss.png", "compare_val_accuracy.png", "compare_test_accuracy.png", "summary.csv",
+                 "summary.md"):
+        assert (out / name).exists(), name
     r = CliRunner().invoke(main, ["evaluate", str(out / "activation=relu")])
     assert r.exit_code == 0 and r.output.startswith("test accuracy")
 

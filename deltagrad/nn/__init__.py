@@ -3,10 +3,13 @@
 - ``graph``: ``Tensor`` and ``OpNode``, ``apply`` and ``backward`` (the autodiff walker);
 - ``functions``: one function per generated op (``add``, ``linear``, ``relu``, ...); it also
   gives ``Tensor`` its operators ``+ - * / @`` and unary ``-``;
-- ``modules``: ``Linear`` and ``MLP``;  ``optim``: ``SGD`` (with momentum) and ``Adam``;
+- ``modules``: ``Linear`` and ``MLP``;  ``optim``: ``SGD`` (with momentum), ``Adam`` and ``RMSProp``;
 - ``data``: MNIST (verified IDX files) and a synthetic stand-in;  ``backend``: NumPy, CuPy or
   array-api-strict by device name;
-- ``train``: the training loop, run folders, comparisons and ``parse_hidden``.
+- ``config``: ``TrainConfig``, presets, and the checks every setting passes before any data is read;
+- ``train``: the training loop (interrupts keep the last epoch; runs resume) and ``evaluate``;
+- ``runs``: a run folder's files;  ``plots``: its figures;  ``grid``: experiment grids and their
+  summaries;  ``signals``: Ctrl-C and SIGTERM as an exception, held while an epoch is saved.
 
 Importing ``deltagrad.nn`` (or any of its modules) loads only ``graph``, ``functions`` and the
 generated ops; matplotlib and tqdm are imported by the functions that plot or show progress.

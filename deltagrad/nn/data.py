@@ -53,7 +53,7 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class Split:
-    """Images as float32 rows in [0, 1] and integer labels."""
+    """Images as rows (float32 in [0, 1], or uint8 pixels) and integer labels."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -129,16 +129,23 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def load_mnist(data_dir=None, download: bool = True, mirrors=MIRRORS) -> dict:
-    """``{'train': Split, 'test': Split}`` from verified IDX files."""
-    arrays = {k: read_idx(find_file(stem, data_dir, download, mirrors)) for k, stem in FILES.items()}
+def load_mnist(data_dir=None, download: bool = True, mirrors=MIRRORS, raw: bool = False,
+               splits=("train", "test")) -> dict:
+    """``{'train': Split, 'test': Split}`` from verified IDX files (only the ``splits`` asked for).
+
+    Images are float32 rows in [0, 1], or with ``raw=True`` the files' uint8 pixels (0-255).
+    """
     out = {}
-    for split in ("train", "test"):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+    for split in splits:
+        if split not in ("train", "test"):
+            raise ValueError(f"unknown MNIST split {split!r}")
+        prefix = "t10k" if split == "test" else "train"
+        images = read_idx(find_file(f"{prefix}-images-idx3-ubyte", data_dir, download, mirrors))
+        labels = read_idx(find_file(f"{prefix}-labels-idx1-ubyte", data_dir, download, mirrors))
         if len(images) != len(labels):
             raise DataError(f"MNIST {split}: {len(images)} images but {len(labels)} labels")
-        out[split] = Split((images.reshape(len(images), -1) / np.float32(255)).astype(np.float32),
-                           labels.astype(np.int64))
+        flat = images.reshape(len(images), -1)
+        out[split] = Split(flat if raw else (flat / np.float32(255)).astype(np.float32), labels.astype(np.int64))
     return out
 
 

@@ -1,100 +1,96 @@
 """Train an MLP on MNIST (or a synthetic stand-in) with nothing but generated ops.
 
-Per epoch: a progress bar, then train loss, validation and test accuracy and seconds, written
-to ``metrics.json`` and ``metrics.csv``; at the end PNG plots and ``model.npz`` (atomic writes).
+Per epoch: a progress bar, then train loss, validation and test accuracy and seconds. With a run
+folder, each finished epoch's model, optimiser state, metrics are written there (atomically, in a
+section that a stop signal does not cut); at the end, or on Ctrl-C or SIGTERM, the plots too, and
+the run's status (``complete``, ``interrupted``) in ``metrics.json``. ``train(..., resume=True)``
+continues a run from its last finished epoch, with the numbers an uninterrupted run gives.
 The same seed gives the same numbers.
+
+The settings, their checks and presets live in :mod:`deltagrad.nn.config`, the run folder's
+files in :mod:`deltagrad.nn.runs`, the plots in :mod:`deltagrad.nn.plots` and experiment grids in
+:mod:`deltagrad.nn.grid`; the names are imported here too.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from deltagrad.nn import functions as F
-from deltagrad.nn.backend import namespace, to_numpy
-from deltagrad.files import write_atomic
+from deltagrad.nn.backend import namespace
+from deltagrad.nn.config import (  # noqa: F401 - the public names of the training API
+    COMPARABLE, DEFAULT_LR, EVAL_BATCH, OPTIMIZERS, PRESETS, ConfigError, TrainConfig, check_config,
+    config_dict, make_config, parse_compare, parse_hidden, resolve, split_sizes,
+)
 from deltagrad.nn.graph import Tensor
 from deltagrad.nn.modules import MLP
 from deltagrad.nn.optim import make_optimizer
+from deltagrad.nn.plots import plot_run
+from deltagrad.nn.runs import (  # noqa: F401
+    CHECKPOINT, METRICS, MODEL, PLOTS, RunFileError, RunResult, load_checkpoint, load_model, read_metrics,
+    read_model_file, save_checkpoint, save_model, write_metrics,
+)
+from deltagrad.nn.signals import StopSignals, signal_name, signal_of
 
 
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """Hidden widths from text: positive integers separated by ``,``, ``-`` or ``x``.
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run; its last finished epoch was kept (``result``)."""
 
-    The one grammar of ``--hidden 300,100`` and of ``--compare hidden=100,300-100`` (where the
-    comma separates runs, so a run's widths are joined by ``-`` or ``x``). Spaces around a width
-    and empty parts between separators are ignored; anything else is a ``ValueError``.
-
-    >>> parse_hidden("300"), parse_hidden("300,100"), parse_hidden("300-100"), parse_hidden("64x64x32")
-    ((300,), (300, 100), (300, 100), (64, 64, 32))
-    >>> parse_hidden("300,abc")
-    Traceback (most recent call last):
-    ...
-    ValueError: '300,abc': give widths such as 300 or 300,100
-    >>> parse_hidden("0")
-    Traceback (most recent call last):
-    ...
-    ValueError: '0': give at least one positive width
-    """
-    parts = text.replace("x", ",").replace("-", ",").split(",")
-    try:
-        sizes = tuple(int(p) for p in parts if p.strip())
-    except ValueError:
-        raise ValueError(f"{text!r}: give widths such as 300 or 300,100") from None
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"{text!r}: give at least one positive width")
-    return sizes
+    def __init__(self, result: RunResult, signum: int):
+        super().__init__(signal_name(signum))
+        self.result, self.signum = result, signum
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run depends on."""
+class Diverged(RuntimeError):
+    """The training loss stopped being a finite number; the last finished epoch was kept."""
 
-    hidden: tuple = (300,)
-    activation: str = "relu"
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.0
-    epochs: int = 5
-    batch_size: int = 128
-    init: str = "glorot"
-    residual: bool = False
-    device: str = "cpu"
-    seed: int = 0
-    data: str = "mnist"  # or "synthetic"
-    data_dir: str | None = None
-    val_size: int = 5000
-    limit: int | None = None  # use only the first N training images, validation included (quick runs)
+    def __init__(self, result: RunResult):
+        super().__init__(result.message)
+        self.result = result
 
 
-@dataclass
-class RunResult:
-    config: TrainConfig
-    metrics: list = field(default_factory=list)
-    model: MLP | None = None
+class _NonFinite(Exception):
+    pass
 
 
-def load_data(config: TrainConfig) -> dict:
+# ---- data ------------------------------------------------------------------------------------
+
+def load_data(config: TrainConfig, splits=("train", "test")) -> dict:
+    """The data a config names: MNIST's uint8 pixels, or the synthetic stand-in (floats in [0, 1])."""
     from deltagrad.nn.data import load_mnist, load_synthetic
 
     if config.data == "synthetic":
         return load_synthetic(seed=config.seed)
-    return load_mnist(config.data_dir)
+    return load_mnist(config.data_dir, raw=True, splits=splits)
 
 
-def one_hot(labels: np.ndarray, classes: int = 10) -> np.ndarray:
-    out = np.zeros((len(labels), classes), dtype=np.float32)
+def prepare_images(images: np.ndarray, config: TrainConfig) -> np.ndarray:
+    """Images as the config wants them: pixels in [0, 1] or raw 0-255, in its float dtype.
+
+    >>> prepare_images(np.array([[0, 51, 255]], dtype=np.uint8), TrainConfig()).tolist()
+    [[0.0, 0.20000000298023224, 1.0]]
+    >>> prepare_images(np.array([[0, 51, 255]], dtype=np.uint8), TrainConfig(pixels="raw", dtype="float64")).tolist()
+    [[0.0, 51.0, 255.0]]
+    """
+    dtype = np.dtype(config.dtype)
+    if images.dtype == np.uint8:
+        return images.astype(dtype) if config.pixels == "raw" else (images / dtype.type(255)).astype(dtype)
+    return (images * 255 if config.pixels == "raw" else images).astype(dtype)  # synthetic: floats in [0, 1]
+
+
+def one_hot(labels: np.ndarray, classes: int = 10, dtype=np.float32) -> np.ndarray:
+    out = np.zeros((len(labels), classes), dtype=dtype)
     out[np.arange(len(labels)), labels] = 1
     return out
 
 
-def accuracy(model: MLP, images, labels, xp, batch: int = 2000) -> float:
+def accuracy(model: MLP, images, labels, xp, batch: int = EVAL_BATCH) -> float:
     """Fraction of ``images`` whose arg-max logit is the label (no graph is recorded)."""
     correct = 0
     n = images.shape[0]
@@ -107,171 +103,229 @@ def accuracy(model: MLP, images, labels, xp, batch: int = 2000) -> float:
 
 def build_model(config: TrainConfig, xp, features: int = 784, classes: int = 10) -> MLP:
     rng = np.random.default_rng(config.seed)
-    return MLP([features, *config.hidden, classes], config.activation, config.init, config.residual, rng, xp)
+    return MLP([features, *config.hidden, classes], config.activation, config.init, config.residual, rng, xp,
+               config.dtype)
 
 
-def train(config: TrainConfig, out_dir=None, progress: bool = True, data: dict | None = None) -> RunResult:
-    """Train one MLP; write metrics, plots and the model into ``out_dir`` when given."""
+def _splits(data: dict, config: TrainConfig, xp):
+    """(x_train, one-hot y_train, x_val, y_val, x_test, y_test) on the device."""
+    images, labels = data["train"].images, data["train"].labels
+    if config.limit:  # the first N training images; the validation set is taken from them too
+        images, labels = images[: config.limit], labels[: config.limit]
+    val = min(config.val_size, len(images) // 10)
+    if val < 1 or len(images) - val < 1:
+        raise ConfigError(f"{len(images)} training images leave none for validation or for training")
+    x = prepare_images(images, config)
+    return (xp.asarray(x[:-val]), xp.asarray(one_hot(labels[:-val], dtype=config.dtype)),
+            xp.asarray(x[-val:]), xp.asarray(labels[-val:]),
+            xp.asarray(prepare_images(data["test"].images, config)), xp.asarray(data["test"].labels))
+
+
+# ---- the run folder --------------------------------------------------------------------------
+
+def _clear_run(out: Path) -> None:
+    """A fresh run in a folder replaces the run there: its model, checkpoint and plots go."""
+    for name in (MODEL, CHECKPOINT, *PLOTS):
+        try:
+            (out / name).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _resume_point(out: Path, config: TrainConfig) -> dict | None:
+    """What a resumed run starts from: the last finished epoch's weights, optimiser and generator
+    states and metrics rows; None when the run stopped before its first epoch finished."""
+    doc = read_metrics(out)
+    if doc["status"] == "diverged":
+        raise RunFileError(f"{out} diverged ({doc.get('message', 'its loss was not finite')}); resuming would "
+                           "repeat the same steps: start a new run with other settings")
+    if not (out / CHECKPOINT).exists() and not (out / MODEL).exists():
+        return None
+    ck = load_checkpoint(out / CHECKPOINT)
+    arrays, model_config, meta = read_model_file(out / MODEL)
+    if meta.get("epoch") != ck["epoch"]:
+        raise RunFileError(f"{out}: {MODEL} is from epoch {meta.get('epoch')} but {CHECKPOINT} "
+                           f"from epoch {ck['epoch']}")
+    ignore = ("epochs", "data_dir", "device")
+    a, b = config_dict(model_config), config_dict(config)
+    differ = [k for k in a if k not in ignore and a[k] != b[k]]
+    if differ:
+        raise RunFileError(f"{out}: {MODEL} and config.json disagree on {', '.join(differ)}")
+    rows = doc["epochs"]
+    if len(rows) < ck["epoch"]:
+        raise RunFileError(f"{out}: metrics.json has {len(rows)} epochs but the checkpoint is from epoch {ck['epoch']}")
+    if config.shuffle and not ck["rng"]:
+        raise RunFileError(f"{out}/{CHECKPOINT} lacks the shuffling generator's state")
+    return {"epoch": ck["epoch"], "arrays": arrays, "state": ck["state"], "optimizer": ck["optimizer"],
+            "rng": ck["rng"], "rows": rows[: ck["epoch"]]}
+
+
+def _snapshot(model: MLP, xp) -> list:
+    """Copies of the parameters (to put back what an interrupted epoch changed)."""
+    try:
+        return [xp.asarray(p.value, copy=True) for p in model.parameters()]
+    except TypeError:  # pragma: no cover - a namespace whose asarray has no copy argument
+        return [p.value.copy() for p in model.parameters()]
+
+
+def _restore(model: MLP, snapshot: list) -> None:
+    for p, v in zip(model.parameters(), snapshot):
+        p.value = v
+
+
+# ---- training --------------------------------------------------------------------------------
+
+def train(config: TrainConfig, out_dir=None, progress: bool = True, data: dict | None = None, *,
+          resume: bool = False, label: str = "", on_batch=None, handle_signals: bool = True) -> RunResult:
+    """Train one MLP; with ``out_dir``, write its run folder (see :mod:`deltagrad.nn.runs`).
+
+    ``resume=True`` continues the run in ``out_dir`` from its last finished epoch. Ctrl-C or
+    SIGTERM (``handle_signals``) raise :class:`RunInterrupted` after the last finished epoch's
+    model, metrics and plots are written; a loss that stops being finite raises :class:`Diverged`.
+    ``on_batch(epoch, batch)`` is called after every step. A bad setting is a ``ConfigError``,
+    raised before any data is read.
+    """
     from tqdm import tqdm
 
+    config = resolve(config)
+    check_config(config)
     xp = namespace(config.device)
+    out = Path(out_dir) if out_dir is not None else None
+    start = None
+    if resume:
+        if out is None:
+            raise ValueError("resume=True needs the run's folder")
+        start = _resume_point(out, config)
     data = data or load_data(config)
-    train_x, train_y = data["train"].images, data["train"].labels
-    if config.limit:  # the first N training images; the validation set is taken from them too
-        train_x, train_y = train_x[: config.limit], train_y[: config.limit]
-    val = min(config.val_size, len(train_x) // 10)
-    x_tr, y_tr = xp.asarray(train_x[:-val]), xp.asarray(one_hot(train_y[:-val]))
-    x_val, y_val = xp.asarray(train_x[-val:]), xp.asarray(train_y[-val:])
-    x_te, y_te = xp.asarray(data["test"].images), xp.asarray(data["test"].labels)
-    model = build_model(config, xp, train_x.shape[1])
+    x_tr, y_tr, x_val, y_val, x_te, y_te = _splits(data, config, xp)
+    model = build_model(config, xp, x_tr.shape[1])
     opt = make_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum)
-    rng = np.random.default_rng(config.seed + 1)
-    result = RunResult(config, [], model)
+    rng = np.random.default_rng(config.seed + 1) if config.shuffle else None
+    result = RunResult(config, [], model, "running", out_dir=out)
+    if start is not None:
+        if start["optimizer"] != type(opt).__name__:
+            raise RunFileError(f"{out}/{CHECKPOINT} holds a {start['optimizer']} state, not {type(opt).__name__}'s")
+        for n, layer in enumerate(model.layers):
+            layer.W.value = xp.asarray(start["arrays"][f"W{n}"].astype(config.dtype, copy=False))
+            layer.b.value = xp.asarray(start["arrays"][f"b{n}"].astype(config.dtype, copy=False))
+        try:
+            opt.load_state_dict(start["state"], xp)
+        except (KeyError, ValueError) as err:
+            raise RunFileError(f"{out}/{CHECKPOINT}: {err}") from None
+        if rng is not None:
+            rng.bit_generator.state = start["rng"]
+        result.metrics = list(start["rows"])
+        if result.epochs_done >= config.epochs:
+            result.status = "complete"
+            return result
+    elif out is not None:
+        _clear_run(out)
+    if out is not None:
+        write_metrics(out, result)
+
     n = x_tr.shape[0]
-    for epoch in range(1, config.epochs + 1):
-        start = time.perf_counter()
-        order = xp.asarray(rng.permutation(n))
-        total, batches = 0.0, 0
-        bar = tqdm(total=n, desc=f"epoch {epoch}/{config.epochs}", unit="img", disable=not progress, leave=True)
-        for s in range(0, n, config.batch_size):
-            idx = order[s:min(s + config.batch_size, n)]
-            xb, yb = xp.take(x_tr, idx, axis=0), xp.take(y_tr, idx, axis=0)
-            loss = F.softmax_cross_entropy(model(Tensor(xb)), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.value)
-            batches += 1
-            bar.update(int(idx.shape[0]))
-            if batches % 50 == 0:
-                bar.set_postfix(loss=f"{total / batches:.4f}")
-        seconds = time.perf_counter() - start
-        row = {"epoch": epoch, "train_loss": total / batches,
-               "val_accuracy": accuracy(model, x_val, y_val, xp), "test_accuracy": accuracy(model, x_te, y_te, xp),
-               "seconds": seconds}
-        bar.set_postfix(loss=f"{row['train_loss']:.4f}", val=f"{row['val_accuracy']:.4f}")
-        bar.close()
-        result.metrics.append(row)
-        if out_dir:
-            write_metrics(out_dir, result)
-    if out_dir:
-        save_model(Path(out_dir) / "model.npz", model, config)
-        plot_run(out_dir, result)
+    bs = config.batch_size
+    snapshot = _snapshot(model, xp)
+    stop = StopSignals(handle_signals)
+    bar = None
+    # exp overflowing in a saturated sigmoid is harmless; a loss that is not finite is reported as divergence
+    errstate = np.errstate(over="ignore", under="ignore", invalid="ignore") if xp is np else nullcontext()
+    try:
+        with stop, errstate:
+            for epoch in range(result.epochs_done + 1, config.epochs + 1):
+                began = time.perf_counter()
+                order = xp.asarray(rng.permutation(n)) if rng is not None else None
+                total, batches = 0.0, 0
+                desc = f"{label + ' ' if label else ''}epoch {epoch}/{config.epochs}"
+                bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=True)
+                for s in range(0, n, bs):
+                    e = min(s + bs, n)
+                    if order is None:
+                        xb, yb = x_tr[s:e, ...], y_tr[s:e, ...]
+                    else:
+                        idx = order[s:e]
+                        xb, yb = xp.take(x_tr, idx, axis=0), xp.take(y_tr, idx, axis=0)
+                    if config.loss == "sum":  # the generated mean cross-entropy of targets scaled by the batch size
+                        yb = yb * float(e - s)
+                    loss = F.softmax_cross_entropy(model(Tensor(xb)), yb)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    value = float(loss.value)
+                    if not math.isfinite(value):
+                        raise _NonFinite(f"the training loss became {value} in epoch {epoch}, batch {batches + 1}: "
+                                         "lower --lr")
+                    total += value
+                    batches += 1
+                    bar.update(e - s)
+                    if batches % 50 == 0:
+                        bar.set_postfix(loss=f"{total / (e if config.loss == 'sum' else batches):.4f}")
+                    if on_batch is not None:
+                        on_batch(epoch, batches)
+                seconds = time.perf_counter() - began
+                row = {"epoch": epoch, "train_loss": total / n if config.loss == "sum" else total / batches,
+                       "val_accuracy": accuracy(model, x_val, y_val, xp),
+                       "test_accuracy": accuracy(model, x_te, y_te, xp), "seconds": seconds}
+                bar.set_postfix(loss=f"{row['train_loss']:.4f}", val=f"{row['val_accuracy']:.4f}")
+                bar.close()
+                with stop.deferred():
+                    result.metrics.append(row)
+                    snapshot = _snapshot(model, xp)
+                    if epoch == config.epochs:
+                        result.status = "complete"
+                    if out is not None:
+                        save_model(out / MODEL, model, config, epoch)
+                        save_checkpoint(out / CHECKPOINT, opt, rng, epoch)
+                        write_metrics(out, result)
+            result.status = "complete"
+            if out is not None:
+                with stop.deferred(raise_pending=False):
+                    plot_run(out, result)
+    except KeyboardInterrupt as err:
+        if bar is not None:
+            bar.close()  # end the progress bar's line before the messages that follow
+        signum = signal_of(err)
+        _restore(model, snapshot)
+        result.status, result.interrupted_by = "interrupted", signal_name(signum)
+        _finish(out, result, handle_signals)
+        raise RunInterrupted(result, signum) from None
+    except _NonFinite as err:
+        if bar is not None:
+            bar.close()
+        _restore(model, snapshot)
+        result.status, result.message = "diverged", str(err)
+        _finish(out, result, handle_signals)
+        raise Diverged(result) from None
     return result
 
 
-def write_metrics(out_dir, result: RunResult) -> None:
-    out = Path(out_dir)
-    write_atomic(out / "config.json", json.dumps(asdict(result.config), indent=2) + "\n")
-    write_atomic(out / "metrics.json", json.dumps(result.metrics, indent=2) + "\n")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(result.metrics[0]))
-    writer.writeheader()
-    writer.writerows(result.metrics)
-    write_atomic(out / "metrics.csv", buf.getvalue())
+def _finish(out, result: RunResult, handle_signals: bool) -> None:
+    """Write the metrics (with the run's status) and plots of a run that stopped early."""
+    if out is None:
+        return
+    with StopSignals(handle_signals) as again, again.deferred(raise_pending=False):
+        write_metrics(out, result)
+        plot_run(out, result)
 
 
-def save_model(path, model: MLP, config: TrainConfig) -> None:
-    """``model.npz``: the parameters W0, b0, W1, ... and the config as JSON; written atomically."""
-    arrays = {}
-    for n, layer in enumerate(model.layers):
-        arrays[f"W{n}"] = to_numpy(layer.W.value)
-        arrays[f"b{n}"] = to_numpy(layer.b.value)
-    buf = io.BytesIO()
-    np.savez(buf, config=np.array(json.dumps(asdict(config))), **arrays)
-    write_atomic(path, buf.getvalue())
-
-
-def load_model(path, device: str | None = None):
-    """(model, config) from a ``model.npz`` that :func:`save_model` wrote."""
-    with np.load(path, allow_pickle=False) as f:
-        raw = json.loads(str(f["config"]))
-        raw["hidden"] = tuple(raw["hidden"])
-        config = TrainConfig(**raw)
-        if device:
-            config = replace(config, device=device)
-        xp = namespace(config.device)
-        model = build_model(config, xp, f["W0"].shape[0], f[f"W{len(config.hidden)}"].shape[1])
-        for n, layer in enumerate(model.layers):
-            layer.W.value = xp.asarray(f[f"W{n}"])
-            layer.b.value = xp.asarray(f[f"b{n}"])
-    return model, config
-
+# ---- evaluation ------------------------------------------------------------------------------
 
 def evaluate(path, data_dir=None, device: str | None = None) -> float:
-    """Test accuracy of a saved model."""
+    """Test accuracy of a saved model (only the test images are read)."""
     model, config = load_model(path, device)
     if data_dir:
-        config = replace(config, data_dir=data_dir)
-    data = load_data(config)
+        config = replace(config, data_dir=str(Path(data_dir).resolve()))
+    data = load_data(config, splits=("test",))
     xp = namespace(config.device)
-    return accuracy(model, xp.asarray(data["test"].images), xp.asarray(data["test"].labels), xp)
+    images = xp.asarray(prepare_images(data["test"].images, config))
+    with np.errstate(over="ignore", under="ignore"):
+        return accuracy(model, images, xp.asarray(data["test"].labels), xp)
 
 
-def plot_run(out_dir, result: RunResult) -> None:
-    plot_runs(Path(out_dir), {"": result}, prefix="")
+# ---- kept for callers of the earlier API -----------------------------------------------------
 
+def plot_runs(out_dir, runs: dict, prefix: str = "compare") -> list:
+    """Overlay plots of ``{label: RunResult}`` (one figure per metric)."""
+    from deltagrad.nn.plots import overlay_figures, save_figures
 
-def plot_runs(out_dir: Path, runs: dict, prefix: str = "compare") -> list:
-    """Loss and accuracy plots; one line per run (an overlay when there are several)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    paths = []
-    for key, ylabel, name in (("train_loss", "train loss", "loss"), ("val_accuracy", "validation accuracy", "accuracy")):
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-        for label, res in runs.items():
-            epochs = [m["epoch"] for m in res.metrics]
-            ax.plot(epochs, [m[key] for m in res.metrics], marker="o", label=label or None)
-            if key == "val_accuracy" and not prefix:
-                ax.plot(epochs, [m["test_accuracy"] for m in res.metrics], marker="s", label="test accuracy")
-                ax.legend()
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        if prefix:
-            ax.legend()
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        plt.close(fig)
-        path = out_dir / (f"{prefix}_{name}.png" if prefix else f"{name}.png")
-        write_atomic(path, buf.getvalue())
-        paths.append(path)
-    return paths
-
-
-COMPARABLE = {
-    "activation": str, "hidden": parse_hidden,
-    "momentum": float, "init": str, "lr": float, "optimizer": str, "batch_size": int, "residual": lambda v: v in ("1", "true", "yes"),
-}
-
-
-def parse_compare(text: str):
-    """``key=v1,v2`` → (key, [values]); e.g. ``hidden=100,300,300-100``."""
-    key, sep, values = text.partition("=")
-    key = key.strip().replace("-", "_")
-    if not sep or key not in COMPARABLE:
-        raise ValueError(f"--compare takes KEY=V1,V2,... with KEY one of {', '.join(COMPARABLE)}")
-    return key, [COMPARABLE[key](v.strip()) for v in values.split(",") if v.strip()]
-
-
-def compare(config: TrainConfig, key: str, values: list, out_dir, progress: bool = True) -> dict:
-    """One run per value of ``key`` (same seed), each in its own folder, and overlay plots."""
-    out = Path(out_dir)
-    runs = {}
-    data = load_data(config)
-    for v in values:
-        cfg = replace(config, **{key: v})
-        if key == "momentum":  # momentum is a property of SGD: every run uses SGD, from 0 (plain) up
-            cfg = replace(cfg, optimizer="sgd")
-        label = f"{key}={'-'.join(map(str, v)) if isinstance(v, tuple) else v}"
-        runs[label] = train(cfg, out / label, progress, data)
-    plot_runs(out, runs)
-    summary = {label: r.metrics[-1] for label, r in runs.items()}
-    write_atomic(out / "compare.json", json.dumps(summary, indent=2) + "\n")
-    return runs
+    return save_figures(out_dir, overlay_figures([(label, [r]) for label, r in runs.items()]))

@@ -1,0 +1,99 @@
+"""RMSProp against finite differences of one step; every optimiser's state round trip."""
+
+import numpy as np
+import pytest
+
+from deltagrad.nn import functions as F
+from deltagrad.nn.graph import Tensor
+from deltagrad.nn.modules import MLP
+from deltagrad.nn.optim import SGD, Adam, RMSProp, make_optimizer
+
+
+def small_problem(seed=0):
+    rng = np.random.default_rng(seed)
+    net = MLP([5, 4, 3], activation="tanh", rng=rng, dtype="float64")
+    for p in net.parameters():
+        p.value += rng.normal(scale=0.3, size=p.value.shape)
+    x = rng.normal(size=(6, 5))
+    t = np.eye(3)[[0, 2, 1, 0, 1, 2]]
+    return net, x, t
+
+
+def numeric_gradients(net, x, t, h=1e-6):
+    """Central differences of the loss for every parameter entry."""
+    def loss():
+        return float(F.softmax_cross_entropy(net(Tensor(x)), t).value)
+
+    grads = []
+    for p in net.parameters():
+        g = np.zeros_like(p.value)
+        flat, gflat = p.value.reshape(-1), g.reshape(-1)
+        for n in range(flat.size):
+            old = flat[n]
+            flat[n] = old + h
+            up = loss()
+            flat[n] = old - h
+            down = loss()
+            flat[n] = old
+            gflat[n] = (up - down) / (2 * h)
+        grads.append(g)
+    return grads
+
+
+@pytest.mark.parametrize("eps", [1e-8, 0.05])
+def test_one_rmsprop_step_matches_the_step_from_finite_differences(eps):
+    net, x, t = small_problem()
+    before = [p.value.copy() for p in net.parameters()]
+    numeric = numeric_gradients(net, x, t)
+    lr, alpha = 0.01, 0.99
+    opt = RMSProp(net.parameters(), lr=lr, alpha=alpha, eps=eps)
+    opt.zero_grad()
+    F.softmax_cross_entropy(net(Tensor(x)), t).backward()
+    opt.step()
+    for p, p0, g in zip(net.parameters(), before, numeric):
+        expected = p0 - lr * g / (np.sqrt((1 - alpha) * g * g) + eps)  # v starts at 0: v = (1 - alpha) g^2
+        np.testing.assert_allclose(p.value, expected, rtol=0, atol=1e-8)
+    assert any(np.abs(p.value - p0).max() > 1e-3 for p, p0 in zip(net.parameters(), before))
+
+
+def test_rmsprop_keeps_a_running_mean_of_squared_gradients():
+    w = Tensor(np.array([1.0, -1.0]), requires_grad=True)
+    opt = RMSProp([w], lr=0.1, alpha=0.9, eps=0.0)
+    w.grad = np.array([2.0, 1.0])
+    opt.step()
+    w.grad = np.array([1.0, 1.0])
+    opt.step()
+    v = 0.9 * 0.1 * np.array([4.0, 1.0]) + 0.1 * np.array([1.0, 1.0])
+    np.testing.assert_allclose(w.value, np.array([1.0, -1.0]) - 0.1 * np.sqrt(10.0) * np.array([1, 1])
+                               - 0.1 * np.array([1.0, 1.0]) / np.sqrt(v), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "rmsprop"])
+def test_an_optimiser_restored_from_its_state_takes_the_same_steps(name):
+    net_a, x, t = small_problem(1)
+    net_b, _, _ = small_problem(1)
+    a = make_optimizer(name, net_a.parameters(), 0.01)
+    for _ in range(3):
+        a.zero_grad()
+        F.softmax_cross_entropy(net_a(Tensor(x)), t).backward()
+        a.step()
+    for p, q in zip(net_b.parameters(), net_a.parameters()):
+        p.value = q.value.copy()
+    b = make_optimizer(name, net_b.parameters(), 0.01)
+    state = a.state_dict()
+    b.load_state_dict({"arrays": {k: [None if v is None else v.copy() for v in vs] for k, vs in state["arrays"].items()},
+                       "numbers": dict(state["numbers"])})
+    for net, opt in ((net_a, a), (net_b, b)):
+        opt.zero_grad()
+        F.softmax_cross_entropy(net(Tensor(x)), t).backward()
+        opt.step()
+    for p, q in zip(net_a.parameters(), net_b.parameters()):
+        np.testing.assert_array_equal(p.value, q.value)
+
+
+def test_a_state_of_the_wrong_shape_is_refused():
+    w = Tensor(np.zeros(3), requires_grad=True)
+    with pytest.raises(ValueError, match="shape"):
+        Adam([w]).load_state_dict({"arrays": {"m": [np.zeros(2)], "v": [np.zeros(2)]}, "numbers": {"t": 1}})
+    with pytest.raises(ValueError, match="entries"):
+        SGD([w]).load_state_dict({"arrays": {"velocity": []}, "numbers": {}})
