@@ -2,7 +2,10 @@
 claim in index notation and as a hand-written Op class; batches; exit codes."""
 
 import json
+import re
+import shlex
 import textwrap
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -66,7 +69,6 @@ def test_numerical_decision_is_said_when_sympy_cannot_decide():
 @pytest.mark.parametrize("claim, message", [
     ("dQ[a,b] = G[a,b]", r"the left side must be d \+ an input \(dX, dZ\)"),
     ("dX[a] = G[a,b]", "dX needs 2 index"),
-    ("dX[a,b] = Y[a,b]", "not the output Y"),
     ("dX[a,b] = H[a,b]", "unknown name 'H'"),
     ("dX[a,b] = G[a]", "G has 2 index"),
     ("dX[a,b] = __import__('os')", "unknown function '__import__'"),
@@ -181,7 +183,7 @@ class DivideUndefinedName:
 # (class, spec, expected text in the first failing verdict, fixed class)
 CODE_MISTAKES = [
     ("SigmoidKeyTypo", SIGMOID, "KeyError: 'sigx'", "Sigmoid"),
-    ("MatmulWrongVariable", MATMUL, "shape", "Matmul"),
+    ("MatmulWrongVariable", MATMUL, "this is the gradient of X: the wrong variable is returned", "Matmul"),
     ("MatmulTransposed", MATMUL, "transposed", "Matmul"),
     ("ExpandNotSummed", "Y[i,j] = x[i]", "summed back to the input's shape", "Expand"),
     ("DivideSignFlip", DIV, "the sign is flipped", "Divide"),
@@ -221,10 +223,19 @@ def test_wrong_variable_with_square_shapes_is_named(tmp_path):
             @staticmethod
             def backward(context, g):
                 return g * context["x"], g * context["z"]
+
+        class MulOneWrong(Mul):
+            @staticmethod
+            def backward(context, g):
+                return g * context["z"], g * context["z"]
     '''))
     op, file = load_op(f"{path}:Mul")
     bad = [verdict_dict(v) for v in check_code(derive("Y[i,j] = X[i,j] * Z[i,j]"), op, file) if not v.correct]
-    assert bad and "this is the gradient of Z: the wrong variable is returned" in bad[0]["diagnosis"]
+    assert bad and "the gradients are in the wrong order: backward returns them as (dZ, dX)" in bad[0]["diagnosis"]
+    op, file = load_op(f"{path}:MulOneWrong")
+    bad = [verdict_dict(v) for v in check_code(derive("Y[i,j] = X[i,j] * Z[i,j]"), op, file) if not v.correct]
+    assert len(bad) == 1 and bad[0]["claim"] == "MulOneWrong.backward: dZ"
+    assert "this is the gradient of X: the wrong variable is returned" in bad[0]["diagnosis"]
 
 
 def test_cli_exit_codes_and_json(student):
@@ -308,7 +319,7 @@ def test_verdicts_are_data_and_the_cli_words_them():
     from deltagrad.check.verdict import Diagnosis
 
     v = check_claim(derive(MATMUL), "dW[a,b] = Sum(G[i,a]*X[i,b], i)")
-    assert (v.status, v.method) == ("incorrect", "symbolic_and_numeric")
+    assert (v.status, v.method) == ("incorrect", "claim_shapes")  # dW of shape (j, k): decided by its indices
     assert v.diagnosis == Diagnosis("swapped_indices", {"a": "a", "b": "b"})
     assert set(v.counterexample.inputs) == {"X", "W"} and v.counterexample.want.shape == (4, 3)
     assert verdict_dict(v)["diagnosis"].startswith("transposed: the claim is the derived rule with a and b swapped")
@@ -324,3 +335,162 @@ def test_claims_get_the_same_input_guard_as_specs():
         check_claim(d, "dX[a,b] = " + "+".join(["G[a,b]"] * 300))
     with pytest.raises(SpecError, match="a claim is a line of text"):
         check_claim(d, 3)
+
+
+SCALE = "Y[i,j] = X[i,j]*c"
+
+# The most common student mistakes: claims whose indices do not fit the input's shape.
+# (spec, wrong claim, expected diagnosis, fixed claim)
+SHAPE_MISTAKES = [
+    ("missing transpose", MATMUL, "dX[a,b] = Sum(G[a,j]*W[j,b], j)",
+     "transposed: W[j,b] should be W[b,j] (with that, the claim is right)", "dX[a,b] = Sum(G[a,j]*W[b,j], j)"),
+    ("gradient of the wrong shape", MATMUL, "dW[a,b] = X[a,b]",
+     "the claim has shape (i, k) but dW has the shape of W, (k, j)", "dW[a,b] = Sum(X[i,a]*G[i,b], i)"),
+    ("Hadamard reading", DIV, "dX[a,b] = G[a,b]/Z[b,a]**2", "transposed: Z[b,a] should be Z[a,b]",
+     "dX[a,b] = G[a,b]/Z[a,b]"),
+    ("a constant too many", MATMUL, "dX[a,b] = Sum(G[a,j]*W[b,j], j) + 1", "a term is too many: 1",
+     "dX[a,b] = Sum(G[a,j]*W[b,j], j)"),
+    ("transposed inside a full sum", SCALE, "dc = Sum(G[i,j]*X[j,i], i, j)",
+     "transposed: X[j,i] should be X[i,j] (with that, the claim is right)", "dc = Sum(G[i,j]*X[i,j], i, j)"),
+    ("whole claim transposed", DIV, "dX[a,b] = G[b,a]/Z[b,a]**2",
+     "the claim has shape (j, i) but dX has the shape of X, (i, j) (transposed)", "dX[a,b] = G[a,b]/Z[a,b]"),
+    ("one index, two sizes", MATMUL, "dX[a,b] = Sum(G[a,j]*W[b,j]*X[a,j], j)",
+     "index j runs over axes of different sizes: axis 2 of G (j) and axis 2 of X (k)",
+     "dX[a,b] = Sum(G[a,j]*W[b,j], j)"),
+    ("delta of two sizes", DIV, "dX[a,b] = G[a,b]*delta(a,b)/Z[a,b]",
+     "delta(a,b) compares indices over axes of different sizes (i and j)", "dX[a,b] = G[a,b]/Z[a,b]"),
+    ("transposed entry of a square operand", "Y[i,k] = Sum(X[i,j]*X[j,k], j)",
+     "dX[a,b] = Sum(G[a,k]*X[k,b], k) + Sum(G[i,b]*X[i,a], i)",
+     "transposed: X[k,b] should be X[b,k] (with that, the claim is right)",
+     "dX[a,b] = Sum(G[a,k]*X[b,k], k) + Sum(G[i,b]*X[i,a], i)"),
+]
+
+
+@pytest.mark.parametrize("what, spec, wrong, diagnosis, fixed", SHAPE_MISTAKES, ids=[m[0] for m in SHAPE_MISTAKES])
+def test_shape_mistakes_get_a_verdict_never_a_traceback(what, spec, wrong, diagnosis, fixed):
+    d = derive(spec)
+    bad = check_claim(d, wrong)
+    assert not bad.correct and verdict_dict(bad)["diagnosis"] == diagnosis
+    assert check_claim(d, fixed).correct
+    for fmt in ("text", "json"):
+        r = CliRunner().invoke(main, ["check", spec, "--claim", wrong, "--claim", fixed, "--format", fmt])
+        assert r.exit_code == 1 and "Traceback" not in r.output
+        assert diagnosis in r.output
+        if fmt == "json":
+            out = json.loads(r.output)
+            assert [v["status"] for v in out] == ["incorrect", "correct"]
+
+
+# What the derived rules print is accepted in claims: (spec, claim), each correct.
+PRINTED_FORMS = [
+    ("Sum_j(...)", MATMUL, "dX[a,b] = Sum_j(G[a,j]*W[b,j])"),
+    ("Sum_i,j(...)", SCALE, "dc = Sum_i,j(G[i,j]*X[i,j])"),
+    ("Sum_{i,j}(...)", SCALE, "dc = Sum_{i,j}(X[i,j]*G[i,j])"),
+    ("delta(a,b)", "Y[i] = X[i,0]", "dX[a,b] = G[a]*delta(0,b)"),
+    ("delta(a,b) summed", DIV, "dX[a,b] = Sum(G[a,j]*delta(j,b), j)/Z[a,b]"),
+    ("V**(3/2)", "Y[i,j] = 1/sqrt(X[i,j])", "dX[a,b] = -G[a,b]/(2*X[a,b]**(3/2))"),
+    ("Heaviside", "Y[i,j] = Max(X[i,j], 0)", "dX[a,b] = Heaviside(X[a,b])*G[a,b]"),
+    ("sign", "Y[i,j] = Abs(X[i,j])", "dX[a,b] = G[a,b]*sign(X[a,b])"),
+    ("the output", SIGMOID, "dX[a,b] = G[a,b]*Y[a,b]*(1 - Y[a,b])"),
+    ("a saved reduction", NORMALIZE, "dX[a,b] = (G[a,b] - Sum_j(G[a,j]*Y[a,j]))/row_sum[a]"),
+    ("a saved reduction, written out", NORMALIZE, "dX[a,b] = (G[a,b] - Sum_j(G[a,j]*X[a,j])/row_sum[a])/row_sum[a]"),
+    ("n_k", "Y[i] = Sum(X[i,k], k)/size(k)", "dX[a,b] = G[a]/n_k"),
+    ("size(b)", "Y[i] = Sum(X[i,k], k)/size(k)", "dX[a,b] = G[a]/size(b)"),
+    ("n_k with an index named k", "Y[i] = Sum(X[i,k], k)/size(k)", "dX[k,b] = G[k]/n_k"),
+]
+
+
+@pytest.mark.parametrize("what, spec, claim", PRINTED_FORMS, ids=[m[0] for m in PRINTED_FORMS])
+def test_claims_accept_what_the_derived_rules_print(what, spec, claim):
+    v = check_claim(derive(spec), claim)
+    assert v.correct, verdict_dict(v)
+
+
+def test_every_printed_rule_is_a_correct_claim():
+    from deltagrad.codegen.index_printer import index_text
+
+    for spec in (MATMUL, LINEAR, NORMALIZE, SIGMOID, DIV, SCALE, "Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)",
+                 "L = -Sum(T[i,j]*log(P[i,j]), i, j)", "Y[i] = X[i,0]", "Y[i,j] = X[i,j] - Sum(X[i,k],k)/size(k)"):
+        d = derive(spec)
+        for name, st in d.steps.items():
+            idx = ",".join(i.name for i in st.indices)
+            claim = f"d{name}[{idx}] = {index_text(st.final)}" if idx else f"d{name} = {index_text(st.final)}"
+            assert check_claim(d, claim).correct, claim
+
+
+def test_a_wrong_claim_in_printed_notation_is_still_wrong():
+    d = derive("Y[i] = X[i,0]")
+    v = check_claim(d, "dX[a,b] = G[a]*delta(1,b)")
+    assert not v.correct and v.counterexample is not None
+    v = check_claim(derive(NORMALIZE), "dX[a,b] = (G[a,b] + Sum_j(G[a,j]*Y[a,j]))/row_sum[a]")
+    assert not v.correct
+
+
+@pytest.mark.parametrize("claim, message", [
+    ("dX[a,b] = Sum_j(G[a,b])", "Sum over j: j appears nowhere in what is summed"),
+    ("dX[a,b] = delta(a)", "delta takes two indices"),
+    ("dX[a,b] = G[a,b]/Z[a,b] + Sum_j(G[a,j]", "column 32: syntax error in claim: '(' was never closed"),
+    ("dX[a,b] = Sum_j(G[a,j]*foo(Z[b,j]))", "column 24: unknown function 'foo'"),
+    ("dX[a,b] = row_max[a]", "unknown name 'row_max'"),
+])
+def test_bad_claims_in_printed_notation_are_errors(claim, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        check_claim(derive(DIV), claim)
+
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+VUGRAD_EXPAND = '''
+import numpy as np
+
+
+class Expand:
+    @staticmethod
+    def forward(context, input, *, dim, repeats):
+        context['dim'] = dim
+        assert input.shape[dim] == 1, 'Can only expand singleton dimensions'
+        return np.repeat(input, repeats, axis=dim)
+
+    @staticmethod
+    def backward(context, goutput):
+        dim = context['dim']
+        return goutput.sum(axis=dim, keepdims=True)
+'''
+
+README_SIGMOID = '''import numpy as np
+
+class Sigmoid:
+    @staticmethod
+    def forward(context, x):
+        context['sig'] = 1 / (1 + np.exp(-x))
+        return context['sig']
+
+    @staticmethod
+    def backward(context, goutput):
+        s = context['sigx']
+        return goutput * s * (1 - s)
+'''
+
+
+def _readme_console(command_start):
+    """The command and the output lines of the README console example that starts so."""
+    at = README.index("$ deltagrad check " + command_start)
+    block = README[at:README.index("```", at)].strip().splitlines()
+    return shlex.split(block[0][2:])[1:], block[1:]
+
+
+def test_readme_check_examples_are_current(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args, shown = _readme_console('"Y[i,j] = Sum(X[i,k]*W[k,j], k)" --claim')
+    out = CliRunner().invoke(main, args).output.splitlines()
+    assert [line for line in shown if line.strip() != "..."] == [line for line in out if line in shown]
+    (tmp_path / "my_ops.py").write_text(README_SIGMOID)
+    args, shown = _readme_console('"Y[i,j] = 1/(1+exp(-X[i,j]))" --code my_ops.py:Sigmoid')
+    assert CliRunner().invoke(main, args).output.splitlines() == shown
+    (tmp_path / "vugrad").mkdir()
+    (tmp_path / "vugrad" / "ops.py").write_text(VUGRAD_EXPAND)
+    commands = [line for line in README.splitlines() if line.startswith("deltagrad check") and "Expand" in line]
+    assert len(commands) == 2
+    for line in commands:
+        r = CliRunner().invoke(main, shlex.split(line)[1:])
+        assert r.exit_code == 0 and "INCORRECT" not in r.output, r.output

@@ -6,10 +6,13 @@ says how it was decided, one of:
 
 * claims: ``'symbolic'`` (SymPy shows the claim equals the derived rule), ``'numeric'``
   (SymPy could not decide; ``draws`` random draws agree), ``'symbolic_and_numeric'`` (SymPy
-  finds a difference and the numbers confirm it), ``'no_finite_values'``, ``'unbound_index'``;
-* code: ``'forward_raised'``, ``'forward_compared'``, ``'backward_raised'``,
-  ``'gradients_counted'``, ``'value_checked'``, ``'shapes'``, ``'shapes_and_values'``,
-  ``'random_inputs'`` (compared with the derived backward on random inputs).
+  finds a difference and the numbers confirm it), ``'claim_shapes'`` (the claim's indices do
+  not fit the arrays' shapes, so it cannot equal the rule), ``'no_finite_values'``,
+  ``'not_evaluable'``, ``'unbound_index'``;
+* code: ``'forward_raised'``, ``'forward_compared'``, ``'backward_raised'``, ``'stopped'``
+  (timed out, or the process ended), ``'gradients_counted'``, ``'gradients_compared'``,
+  ``'value_checked'``, ``'shapes'``, ``'shapes_and_values'``, ``'random_inputs'`` (compared
+  with the derived backward on random inputs).
 
 A :class:`Diagnosis` names a mistake by ``kind``, with the parameters the words need:
 
@@ -22,18 +25,32 @@ factor              factor: a SymPy number, claim = factor * derived
 swapped_indices     a, b: the claim is the derived rule with these two indices swapped
 dropped_sum         index, kept: the claim keeps only the term index = kept of a sum
 missing_term        term: a SymPy expression, a term of the derived rule the claim lacks
+extra_term          term: a SymPy expression, a term of the claim the rule lacks
+transposed_entries  fixes: ((entry, fixed entry), ...) as text; right_when_fixed: bool
+claim_shape         shape, gradient, input, input_shape: the claim's axes and the input's
+mixed_index         index, axes: ((array, axis number, size name), ...): one index, two sizes
+unequal_delta       delta, first, second: a delta of indices over axes of different sizes
+zero                (none): the claim is 0 everywhere, the rule is not
 differs             (none): no simpler explanation
 not_finite          (none): neither claim nor rule is finite on any test values
+not_evaluable       (none): the claim could not be evaluated on test values
 forward             cause: a Diagnosis (sign or factor) or None: forward is not the spec
 forward_shape       got, want: the shapes forward returned and the spec gives
 gradient_count      returned, expected, inputs: backward returned the wrong number of arrays
 none                (none): backward returned None for this input
 transposed_shape    shape, input, input_shape: the gradient's transpose is right
-shape               shape, input, input_shape, broadcast: the gradient has the wrong shape
+shape               shape, input, input_shape, broadcast, other: the gradient has the wrong
+                    shape (``other``: the input whose shape it has, if any)
 transposed          (none): the values are the transpose of the right ones
 wrong_variable      other: the values are the gradient of input ``other``
+gradient_order      returned, inputs: backward returned the right gradients in another order
 values_differ       (none): no simpler explanation
-exception           type, message, file, line, source, context_keys: the user's code raised
+forward_type        what: forward returned this (None, a str...) instead of an array
+not_array           what: backward returned this instead of an array for the input
+timeout             seconds, phase: the code ran past its time limit and was killed
+ended               code, phase: the code ended the Python process (exit code)
+exception           type, message, file, line, source, context_keys, calling, hint: the
+                    user's code raised (``SystemExit`` and ``KeyboardInterrupt`` included)
 ==================  ======================================================================
 """
 

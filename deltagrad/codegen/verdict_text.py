@@ -23,6 +23,8 @@ METHODS = {
     "symbolic": "SymPy shows the claim equals the derived rule",
     "numeric": "SymPy could not decide; random numerical tests ({draws} draws) agree",
     "no_finite_values": "no finite test values found",
+    "not_evaluable": "SymPy could not decide and the claim could not be evaluated",
+    "claim_shapes": "the claim's indices do not fit the shapes of the arrays",
     "symbolic_and_numeric": "SymPy finds a difference and numbers confirm it",
     "forward_raised": "your forward raised an exception",
     "forward_compared": "compared with the spec on random inputs",
@@ -31,6 +33,8 @@ METHODS = {
     "value_checked": "checked the returned value",
     "shapes_and_values": "compared shapes and values",
     "shapes": "compared shapes",
+    "gradients_compared": "compared the returned gradients with the derived ones",
+    "stopped": "your code was stopped",
     "random_inputs": ("compared with the derived backward on random inputs",
                       "agrees with the derived backward on random inputs"),
 }
@@ -44,7 +48,14 @@ DIAGNOSES = {
     "swapped_indices": "transposed: the claim is the derived rule with {a} and {b} swapped "
                        "(a transpose on the wrong side?)",
     "dropped_sum": "missing sum over {index}: the claim keeps only the {index} = {kept} term",
+    "transposed_entries": "transposed: {fixes}{right}",
+    "claim_shape": "the claim has shape ({shape}) but {gradient} has the shape of {input}, ({input_shape}){hint}",
+    "mixed_index": "index {index} runs over axes of different sizes: {axes}",
+    "unequal_delta": "{delta} compares indices over axes of different sizes ({first} and {second})",
+    "not_evaluable": "the claim could not be evaluated on test values",
     "missing_term": "a term is missing: {term}",
+    "extra_term": "a term is too many: {term}",
+    "zero": "the claim is 0 everywhere, the derived rule is not",
     "differs": "the claim and the derived rule differ (see the difference and the counterexample)",
     "not_finite": "the claim or the rule is not finite on any test values",
     "forward_shape": "forward returned shape {got}, the spec gives {want}",
@@ -56,6 +67,12 @@ DIAGNOSES = {
     "transposed": "transposed",
     "wrong_variable": "this is the gradient of {other}: the wrong variable is returned",
     "values_differ": "the values differ from the derived backward",
+    "gradient_order": "the gradients are in the wrong order: backward returns them as {returned}, "
+                      "but must return {expected}, in the order forward takes its inputs",
+    "forward_type": "forward returned {what}, not an array",
+    "not_array": "it is {what}, not an array",
+    "timeout": "it did not finish within {seconds:g} s and was stopped (in {phase}): an endless loop?",
+    "ended": "it ended the Python process in {phase}{code}",
 }
 
 #: Labels of the compared values in a counterexample, by the verdict's source.
@@ -104,13 +121,32 @@ def diagnosis_text(diag) -> str:
         return f"forward: {diagnosis_text(p['cause'])}" if p.get("cause") else "forward does not compute the spec"
     if diag.kind == "unbound_index":
         return DIAGNOSES["unbound_index"].format(indices=", ".join(p["indices"]))
-    if diag.kind == "missing_term":
-        return DIAGNOSES["missing_term"].format(term=index_text(p["term"]))
+    if diag.kind == "transposed_entries":
+        fixes = "; ".join(f"{was} should be {right}" for was, right in p["fixes"])
+        return DIAGNOSES["transposed_entries"].format(
+            fixes=fixes, right=" (with that, the claim is right)" if p.get("right_when_fixed") else "")
+    if diag.kind == "claim_shape":
+        hint = " (transposed)" if len(p["shape"]) == 2 and tuple(p["shape"]) == tuple(p["input_shape"])[::-1] else ""
+        return DIAGNOSES["claim_shape"].format(shape=", ".join(p["shape"]), gradient=p["gradient"], input=p["input"],
+                                               input_shape=", ".join(p["input_shape"]), hint=hint)
+    if diag.kind == "mixed_index":
+        axes = " and ".join(f"axis {n} of {name} ({label})" for name, n, label in p["axes"])
+        return DIAGNOSES["mixed_index"].format(index=p["index"], axes=axes)
+    if diag.kind in ("missing_term", "extra_term"):
+        return DIAGNOSES[diag.kind].format(term=index_text(p["term"]))
     if diag.kind == "gradient_count":
         return DIAGNOSES["gradient_count"].format(**{**p, "inputs": ", ".join(p["inputs"])})
     if diag.kind == "shape":
         extra = " (a broadcast input's gradient must be summed back to the input's shape)" if p["broadcast"] else ""
+        if p.get("other"):
+            extra = f" (that is {p['other']}'s shape: a gradient of the wrong input, or in the wrong order?)"
         return DIAGNOSES["shape"].format(**{**p, "broadcast": extra})
+    if diag.kind == "gradient_order":
+        names = lambda xs: "(" + ", ".join(NAMES.gradient(x) for x in xs) + ")"  # noqa: E731
+        return DIAGNOSES["gradient_order"].format(returned=names(p["returned"]), expected=names(p["inputs"]))
+    if diag.kind == "ended":
+        code = f" (exit code {p['code']})" if p.get("code") is not None else ""
+        return DIAGNOSES["ended"].format(phase=p["phase"], code=code)
     return DIAGNOSES[diag.kind].format(**p)
 
 
@@ -126,8 +162,12 @@ def exception_text(diag) -> str:
     text = f"{p['type']}: {p['message']}"
     if p.get("file") is not None:
         text += f" ({p['file']}, line {p['line']}: {p['source']})"
+    elif p.get("calling"):
+        text += f" (calling {p['calling']})"
     if p.get("context_keys") is not None:
         text += f"; forward stored context keys {p['context_keys']}"
+    if p.get("hint"):
+        text += f": {p['hint']}"
     return text
 
 
@@ -203,6 +243,14 @@ def batch_result_dict(r) -> dict:
     return {"entry": r.entry, "status": r.status, **verdict_dict(r.verdict)}
 
 
+def result_dict(r) -> dict:
+    """One result of ``deltagrad check SPEC ... --format json``: the verdict with its status, or
+    the error that kept a claim or the code from being checked."""
+    if r.verdict is None:
+        return {"claim": r.subject, "status": r.status, "correct": False, "error": r.message}
+    return {**verdict_dict(r.verdict), "status": r.status}
+
+
 def batch_line(r) -> str:
     """One batch result on one line: ``entry: claim: status (what is wrong)``."""
     d = batch_result_dict(r)
@@ -220,5 +268,5 @@ def batch_summary_text(counts: dict) -> str:
     return f"{total} checks: {counts['correct']} correct, {counts['incorrect']} incorrect, {counts['error']} errors"
 
 
-__all__ = ["batch_line", "batch_result_dict", "batch_summary_text", "diagnosis_text", "exception_text",
+__all__ = ["batch_line", "batch_result_dict", "result_dict", "batch_summary_text", "diagnosis_text", "exception_text",
            "format_array", "method_text", "verdict_dict", "verdict_text"]
