@@ -53,7 +53,7 @@ def rewrite_table():
     path = Path(__file__).resolve().parents[1] / "README.md"
     text = path.read_text()
     head = "|---|---|---|---|\n"
-    start = text.index(head) + len(head)
+    start = text.index(head, text.index("## Derived rules")) + len(head)
     end = text.index("\n## ", start)
     text = text[:start] + "\n".join(table_rows()) + "\n" + text[end:]
     for args in EXAMPLES:

@@ -1,11 +1,16 @@
 """Print index expressions as one readable line: ``Sum_j(...)``, ``delta(a,b)``, ``X[a,b]``,
-and positive terms before negative ones.
+and positive terms before negative ones. With ``order`` (the spec's input names), the factors of
+a product are put in reading order, as the generated code and the LaTeX write-ups put them:
+scalars, the output's gradient, Kronecker deltas, tensors in the order of ``order`` (then the
+output, then saved values), functions, brackets, and sums last.
 
 >>> from deltagrad.derive.spec import index, tensor, summed
 >>> a, j = index('a'), index('j')
 >>> G, Y = tensor('G'), tensor('Y')
 >>> index_text(Y[a, j] * (G[a, j] - summed(G[a, j] * Y[a, j], j)))
 '(G[a,j] - Sum_j(G[a,j]*Y[a,j]))*Y[a,j]'
+>>> index_text((1 - Y[a, j]) * G[a, j] * Y[a, j], order=("X",))
+'G[a,j]*Y[a,j]*(1 - Y[a,j])'
 """
 
 from __future__ import annotations
@@ -15,8 +20,50 @@ from sympy.printing.precedence import precedence
 from sympy.printing.str import StrPrinter
 
 
+def reading_key(f, grad_name: str = "G", output: str = "Y", order=()):
+    """Sort key of a factor of a product in reading order (see the module's docstring)."""
+    rank = {n: k for k, n in enumerate(order)}
+
+    def name_key(name):
+        if name in rank:
+            return (0, rank[name], name)
+        return (1, 0, name) if name == output else (2, 0, name)
+
+    base = f.base if isinstance(f, sp.Pow) and f.exp.is_Number and f.exp > 0 else f
+    is_grad = (isinstance(base, sp.Indexed) and base.base.label.name == grad_name) or (
+        isinstance(base, sp.Symbol) and base.name == grad_name)
+    if isinstance(base, sp.Symbol) and not is_grad:
+        return (-1, *name_key(base.name))
+    if is_grad:
+        return (0,)
+    if isinstance(f, sp.KroneckerDelta):
+        return (1,)
+    if isinstance(base, sp.Indexed):
+        return (2, *name_key(base.base.label.name), f is not base)
+    if isinstance(f, sp.Sum):
+        return (6,)
+    if isinstance(f, sp.Add):
+        return (5,)
+    return (4,)
+
+
 class IndexPrinter(StrPrinter):
     """SymPy's string printer with index-notation conventions."""
+
+    def __init__(self, settings=None, order=None, grad_name="G", output="Y"):
+        super().__init__(settings)
+        self.reading = order
+        self.grad_name = grad_name
+        self.output = output
+
+    def _print_Mul(self, expr):
+        if self.reading is None:
+            return super()._print_Mul(expr)
+        coeff, rest = expr.as_coeff_Mul()
+        factors = sorted(sp.Mul.make_args(rest), key=lambda f: reading_key(f, self.grad_name, self.output, self.reading))
+        if coeff != 1:
+            factors.insert(0, coeff)
+        return super()._print_Mul(sp.Mul(*factors, evaluate=False))
 
     def _print_Sum(self, expr):
         ks = ",".join(lim[0].name for lim in expr.limits)
@@ -42,7 +89,9 @@ class IndexPrinter(StrPrinter):
         return ("" if first == "+" else first) + " ".join(out)
 
 
-def index_text(expr) -> str:
-    """``expr`` in the index notation of deltagrad's text output."""
+def index_text(expr, order=None, grad_name: str = "G", output: str = "Y") -> str:
+    """``expr`` in the index notation of deltagrad's text output; with ``order`` (input names),
+    the factors of products in reading order."""
     # Indexed prints itself (its own _sympystr) as X[a, b]; tighten it to X[a,b].
-    return IndexPrinter({"order": "none"}).doprint(sp.sympify(expr)).replace(", ", ",")
+    printer = IndexPrinter({"order": "none"}, order=order, grad_name=grad_name, output=output)
+    return printer.doprint(sp.sympify(expr)).replace(", ", ",")

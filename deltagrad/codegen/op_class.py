@@ -22,11 +22,11 @@ import linecache
 from functools import lru_cache
 
 import jinja2
+import sympy as sp
 
 from deltagrad.codegen.index_printer import index_text
-from deltagrad.codegen.matrix_form import matrix_form
+from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
-from deltagrad.codegen.text import forward_lines
 from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
 from deltagrad.derive.names import NAMES
 
@@ -76,12 +76,25 @@ def op_context(derivation, summary: str | None = None) -> dict:
         }
     saved_arrays = [n for n in derivation.saved if not NAMES.is_extent(n)]
     results = [NAMES.gradient(i.name) for i in spec.inputs]
+    order = [i.name for i in spec.inputs]
+    grad = derivation.grad_name
+
+    def text(e):
+        return index_text(e, order=order, grad_name=grad, output=spec.output)
+
     backward_doc = []
     for name, step in derivation.steps.items():
         idx = ",".join(i.name for i in step.indices)
         lhs = f"{NAMES.gradient(name)}[{idx}]" if idx else NAMES.gradient(name)
-        backward_doc.append(f"{lhs} = {index_text(step.final)}")
-        backward_doc.append(f"    {matrix_form(derivation, name) or '(no plain matrix form: see the index form)'}")
+        backward_doc.append(f"{lhs} = {text(step.final)}")
+        form = matrix_form(derivation, name)
+        if form is None:
+            form = f"(no matrix form: {no_matrix_form_reason(derivation, name, style='unicode')})"
+        backward_doc.append(f"    {form}")
+    if any(st.final.has(sp.Heaviside) for st in derivation.steps.values()):
+        backward_doc.append("Heaviside(0) = 1/2, so the code's (xp.sign(x) + 1) / 2 is 0, 1/2 or 1.")
+    first = next((i.name for i in spec.inputs if i.rank), spec.inputs[0].name)
+    forward_doc = [f"{text(s.lhs)} = {text(s.rhs)}" for s in (derivation.statements or (spec,))]
     # a Python float stays a weak scalar (float32 stays float32); only dtype look-ups need an array
     scalar_output = not spec.out_indices and reads_attribute(backward.statements, NAMES.grad_output, "dtype")
     skippable = len(results) > 1
@@ -90,8 +103,10 @@ def op_context(derivation, summary: str | None = None) -> dict:
         "backward_xp": scalar_output or uses_namespace(backward.statements),
         "class_name": class_name(spec.name),
         "summary": summary or f"The op {spec.name}: forward from its spec, backward derived by deltagrad.",
-        "forward_doc": "\n        ".join(forward_lines(derivation)),
+        "forward_doc": "\n        ".join(forward_doc),
         "backward_doc": backward_doc,
+        "grad_symbol": grad,
+        "first_input": first,
         "inputs": [i.name for i in spec.inputs],
         "size_kwargs": list(sig.size_kwargs),
         "shapes": shapes,

@@ -47,11 +47,12 @@ class Divide(Op):
 
     Forward:
         Y[i,j] = X[i,j]/Z[i,j]
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G[a,b]/Z[a,b]
-            X∇ = G ⊘ Z
+            dX = G ⊘ Z
         dZ[a,b] = -G[a,b]*Y[a,b]/Z[a,b]
-            Z∇ = -G ⊙ Y ⊘ Z
+            dZ = -G ⊙ Y ⊘ Z
     """
 
     @staticmethod
@@ -77,11 +78,12 @@ class Multiply(Op):
 
     Forward:
         Y[i,j] = X[i,j]*Z[i,j]
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G[a,b]*Z[a,b]
-            X∇ = G ⊙ Z
+            dX = G ⊙ Z
         dZ[a,b] = G[a,b]*X[a,b]
-            Z∇ = G ⊙ X
+            dZ = G ⊙ X
     """
 
     @staticmethod
@@ -107,11 +109,12 @@ class Add(Op):
 
     Forward:
         Y[i,j] = X[i,j] + Z[i,j]
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G[a,b]
-            X∇ = G
+            dX = G
         dZ[a,b] = G[a,b]
-            Z∇ = G
+            dZ = G
     """
 
     @staticmethod
@@ -133,11 +136,12 @@ class Subtract(Op):
 
     Forward:
         Y[i,j] = X[i,j] - Z[i,j]
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G[a,b]
-            X∇ = G
+            dX = G
         dZ[a,b] = -G[a,b]
-            Z∇ = -G
+            dZ = -G
     """
 
     @staticmethod
@@ -159,11 +163,12 @@ class Scale(Op):
 
     Forward:
         Y[i,j] = c*X[i,j]
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dc = Sum_i,j(G[i,j]*X[i,j])
-            c∇ = 𝟏ᵀ(G ⊙ X)𝟏
+            dc = 𝟏ᵀ(G ⊙ X)𝟏
         dX[a,b] = c*G[a,b]
-            X∇ = G c
+            dX = c G
     """
 
     @staticmethod
@@ -189,12 +194,13 @@ class Matmul(Op):
     """Matrix product XW.
 
     Forward:
-        Y[i,j] = Sum_k(W[k,j]*X[i,k])
-    Backward (index form, then matrix form; G is the gradient of Y):
+        Y[i,j] = Sum_k(X[i,k]*W[k,j])
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = Sum_j(G[a,j]*W[b,j])
-            X∇ = G Wᵀ
+            dX = G Wᵀ
         dW[a,b] = Sum_i(G[i,b]*X[i,a])
-            W∇ = Xᵀ G
+            dW = Xᵀ G
     """
 
     @staticmethod
@@ -219,14 +225,15 @@ class Linear(Op):
     """Linear layer: XW plus a bias row.
 
     Forward:
-        Y[i,j] = B[j] + Sum_k(W[k,j]*X[i,k])
-    Backward (index form, then matrix form; G is the gradient of Y):
+        Y[i,j] = B[j] + Sum_k(X[i,k]*W[k,j])
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = Sum_j(G[a,j]*W[b,j])
-            X∇ = G Wᵀ
+            dX = G Wᵀ
         dW[a,b] = Sum_i(G[i,b]*X[i,a])
-            W∇ = Xᵀ G
+            dW = Xᵀ G
         dB[a] = Sum_i(G[i,a])
-            B∇ = Gᵀ𝟏
+            dB = Gᵀ𝟏
     """
 
     @staticmethod
@@ -262,9 +269,10 @@ class Sigmoid(Op):
 
     Forward:
         Y[i,j] = 1/(1 + exp(-X[i,j]))
-    Backward (index form, then matrix form; G is the gradient of Y):
-        dX[a,b] = (1 - Y[a,b])*G[a,b]*Y[a,b]
-            X∇ = G ⊙ Y ⊙ (1 - Y)
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,b] = G[a,b]*Y[a,b]*(1 - Y[a,b])
+            dX = G ⊙ Y ⊙ (1 - Y)
     """
 
     @staticmethod
@@ -287,9 +295,11 @@ class Relu(Op):
 
     Forward:
         Y[i,j] = Max(0,X[i,j])
-    Backward (index form, then matrix form; G is the gradient of Y):
-        dX[a,b] = Heaviside(X[a,b])*G[a,b]
-            X∇ = G ⊙ (sign[X] + 1) / 2
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,b] = G[a,b]*Heaviside(X[a,b])
+            dX = G ⊙ Heaviside(X)
+        Heaviside(0) = 1/2, so the code's (xp.sign(x) + 1) / 2 is 0, 1/2 or 1.
     """
 
     @staticmethod
@@ -313,9 +323,10 @@ class Tanh(Op):
 
     Forward:
         Y[i,j] = tanh(X[i,j])
-    Backward (index form, then matrix form; G is the gradient of Y):
-        dX[a,b] = (1 - Y[a,b]**2)*G[a,b]
-            X∇ = G ⊙ (1 - Y^∘2)
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,b] = G[a,b]*(1 - Y[a,b]**2)
+            dX = G ⊙ (1 - Y^∘2)
     """
 
     @staticmethod
@@ -338,9 +349,10 @@ class Exp(Op):
 
     Forward:
         Y[i,j] = exp(X[i,j])
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G[a,b]*Y[a,b]
-            X∇ = G ⊙ Y
+            dX = G ⊙ Y
     """
 
     @staticmethod
@@ -363,9 +375,10 @@ class Log(Op):
 
     Forward:
         Y[i,j] = log(X[i,j])
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G[a,b]/X[a,b]
-            X∇ = G ⊘ X
+            dX = G ⊘ X
     """
 
     @staticmethod
@@ -388,9 +401,10 @@ class Sum(Op):
 
     Forward:
         s = Sum_i,j(X[i,j])
-    Backward (index form, then matrix form; G is the gradient of s):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of s, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G
-            X∇ = G 𝟏𝟏ᵀ
+            dX = G 𝟏𝟏ᵀ
     """
 
     @staticmethod
@@ -416,9 +430,10 @@ class RowSum(Op):
 
     Forward:
         y[i] = Sum_j(X[i,j])
-    Backward (index form, then matrix form; G is the gradient of y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G[a]
-            X∇ = G𝟏ᵀ
+            dX = G𝟏ᵀ
     """
 
     @staticmethod
@@ -444,9 +459,10 @@ class Mean(Op):
 
     Forward:
         m = Sum_i,j(X[i,j])/(n_i*n_j)
-    Backward (index form, then matrix form; G is the gradient of m):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of m, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G/(n_i*n_j)
-            X∇ = G / (n_i n_j) 𝟏𝟏ᵀ
+            dX = (G / (n_i n_j)) 𝟏𝟏ᵀ
     """
 
     @staticmethod
@@ -472,9 +488,10 @@ class RowMean(Op):
 
     Forward:
         y[i] = Sum_j(X[i,j])/n_j
-    Backward (index form, then matrix form; G is the gradient of y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G[a]/n_j
-            X∇ = (G / n_j)𝟏ᵀ
+            dX = (G / n_j)𝟏ᵀ
     """
 
     @staticmethod
@@ -500,9 +517,10 @@ class Expand(Op):
 
     Forward:
         Y[i,j] = x[i]
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dx is that of x, x∇ in the LaTeX write-up):
         dx[a] = Sum_j(G[a,j])
-            x∇ = G𝟏
+            dx = G𝟏
     """
 
     @staticmethod
@@ -524,9 +542,10 @@ class Normalize(Op):
 
     Forward:
         Y[i,j] = X[i,j]/Sum_k(X[i,k])
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = (G[a,b] - Sum_j(G[a,j]*Y[a,j]))/row_sum[a]
-            X∇ = (G - (G ⊙ Y)𝟏𝟏ᵀ) ⊘ row_sum𝟏ᵀ
+            dX = (G - (G ⊙ Y)𝟏𝟏ᵀ) ⊘ (row_sum𝟏ᵀ)
     """
 
     @staticmethod
@@ -553,9 +572,10 @@ class Squeeze(Op):
 
     Forward:
         Y[i,j] = X[i,0,j]
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b,c] = G[a,c]*delta(0,b)
-            (no plain matrix form: see the index form)
+            dX[:, 0, :] = G, other slices 0
     """
 
     @staticmethod
@@ -579,9 +599,10 @@ class Unsqueeze(Op):
 
     Forward:
         Y[i,0,j] = X[i,j]
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G[a,0,b]
-            (no plain matrix form: see the index form)
+            dX = G[:, 0, :]
     """
 
     @staticmethod
@@ -601,9 +622,10 @@ class Transpose(Op):
 
     Forward:
         Y[i,j] = X[j,i]
-    Backward (index form, then matrix form; G is the gradient of Y):
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = G[b,a]
-            X∇ = Gᵀ
+            dX = Gᵀ
     """
 
     @staticmethod
@@ -623,9 +645,10 @@ class Softmax(Op):
 
     Forward:
         Y[i,j] = exp(X[i,j])/Sum_k(exp(X[i,k]))
-    Backward (index form, then matrix form; G is the gradient of Y):
-        dX[a,b] = (G[a,b] - Sum_j(G[a,j]*Y[a,j]))*Y[a,b]
-            X∇ = Y ⊙ (G - (G ⊙ Y)𝟏𝟏ᵀ)
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,b] = Y[a,b]*(G[a,b] - Sum_j(G[a,j]*Y[a,j]))
+            dX = Y ⊙ (G - (G ⊙ Y)𝟏𝟏ᵀ)
     """
 
     @staticmethod
@@ -652,9 +675,10 @@ class LogSoftmax(Op):
 
     Forward:
         Y[i,j] = X[i,j] - log(Sum_k(exp(X[i,k])))
-    Backward (index form, then matrix form; G is the gradient of Y):
-        dX[a,b] = G[a,b] - Sum_j(G[a,j])*exp(Y[a,b])
-            X∇ = G - G𝟏𝟏ᵀ ⊙ exp[Y]
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,b] = G[a,b] - exp(Y[a,b])*Sum_j(G[a,j])
+            dX = G - (G𝟏𝟏ᵀ) ⊙ exp(Y)
     """
 
     @staticmethod
@@ -678,12 +702,13 @@ class SoftmaxCrossEntropy(Op):
     """Mean cross-entropy of row-wise softmax(X) against target rows T (one-hot or probabilities).
 
     Forward:
-        L = -Sum_i,j((X[i,j] - log(Sum_k(exp(X[i,k]))))*T[i,j])/n_i
-    Backward (index form, then matrix form; G is the gradient of L):
-        dX[a,b] = -G*(T[a,b] - Sum_j(T[a,j])*exp(X[a,b] - row_max[a])/shifted_exp_sum[a])/n_i
-            X∇ = -G (T - T𝟏𝟏ᵀ ⊙ exp[X - row_max𝟏ᵀ] ⊘ shifted_exp_sum𝟏ᵀ) / n_i
+        L = -Sum_i,j(T[i,j]*(X[i,j] - log(Sum_k(exp(X[i,k])))))/n_i
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of L, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,b] = -G*(T[a,b] - exp(X[a,b] - row_max[a])*Sum_j(T[a,j])/shifted_exp_sum[a])/n_i
+            dX = -G (T - (T𝟏𝟏ᵀ) ⊙ exp(X - row_max𝟏ᵀ) ⊘ (shifted_exp_sum𝟏ᵀ)) / n_i
         dT[a,b] = G*(row_max[a] + log(shifted_exp_sum[a]) - X[a,b])/n_i
-            T∇ = G (row_max𝟏ᵀ + log[shifted_exp_sum]𝟏ᵀ - X) / n_i
+            dT = G (row_max𝟏ᵀ + log(shifted_exp_sum)𝟏ᵀ - X) / n_i
     """
 
     @staticmethod
