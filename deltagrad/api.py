@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from deltagrad.codegen.jax_target import compile_jax
 from deltagrad.codegen.latex import render_latex, repr_latex
 from deltagrad.codegen.op_class import compile_op, op_source
 from deltagrad.codegen.python_printer import backward_source
+from deltagrad.codegen.targets import MissingFramework
+from deltagrad.codegen.torch_target import compile_torch
 from deltagrad.derive.derivation import DERIVE_SECONDS, Derivation
 from deltagrad.derive.derivation import derive as derive_data
 
-__all__ = ["DerivedOp", "derive"]
+__all__ = ["DerivedOp", "MissingFramework", "TARGETS", "derive"]
 
 
 @dataclass(frozen=True)
@@ -44,19 +47,43 @@ class DerivedOp(Derivation):
     def _repr_latex_(self) -> str:
         return repr_latex(self)
 
-    def compile(self) -> type:
-        """The op as a class with static ``forward(context, *arrays, **sizes)`` and ``backward``
-        (built once per derivation)."""
-        cached = self.__dict__.get("_compiled")
+    def compile(self, target: str = "numpy"):
+        """The op, built once per derivation and target.
+
+        ``"numpy"``: a class with static ``forward(context, *arrays, **sizes)`` and ``backward``
+        (NumPy, CuPy or any array-API library); ``"vugrad"``: the same class, also a
+        ``vugrad.core.Op``, so ``Op.do_forward(*nodes)`` builds vugrad's graph; ``"torch"``: a
+        function ``f(*inputs, **sizes)`` backed by a generated ``torch.autograd.Function``
+        (``f.Function``); ``"jax"``: a function built on ``jax.custom_vjp``. A framework that is
+        not installed gives one line that names the extra to install (``MissingFramework``).
+        """
+        if target not in TARGETS:
+            raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+        key = "_compiled" if target == "numpy" else f"_compiled_{target}"
+        cached = self.__dict__.get(key)
         if cached is None:
-            cached = compile_op(self)
-            object.__setattr__(self, "_compiled", cached)
+            cached = TARGETS[target](self)
+            object.__setattr__(self, key, cached)
         return cached
 
     @classmethod
     def of(cls, derivation: Derivation) -> "DerivedOp":
         """The same derivation, with the conveniences."""
         return cls(**{f.name: getattr(derivation, f.name) for f in fields(Derivation)})
+
+
+def _compile_vugrad(derived: DerivedOp) -> type:
+    """The NumPy op class, also a subclass of ``vugrad.core.Op`` (vugrad must be importable)."""
+    try:
+        from vugrad.core import Op as VugradOp
+    except ImportError:
+        raise MissingFramework("target 'vugrad' needs the vugrad package importable (its folder on sys.path)") from None
+    base = derived.compile()
+    return type(base.__name__, (base, VugradOp), {"__doc__": base.__doc__, "__module__": base.__module__})
+
+
+#: compile target → builder of the op
+TARGETS = {"numpy": compile_op, "vugrad": _compile_vugrad, "torch": compile_torch, "jax": compile_jax}
 
 
 def derive(spec, *, name: str | None = None, inputs=None, budget: float | None = DERIVE_SECONDS) -> DerivedOp:

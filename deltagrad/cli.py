@@ -41,8 +41,9 @@ def _fail(err: Exception, code: int):
 @main.command(epilog=DERIVE_EXAMPLES)
 @click.argument("spec")
 @click.option("--wrt", help="Only the gradient of this input.")
-@click.option("--format", "fmt", type=click.Choice(["text", "numpy"]), default="text", show_default=True,
-              help="text: index notation and the numpy it lowers to; numpy: the generated Op class.")
+@click.option("--format", "fmt", type=click.Choice(["text", "numpy", "torch", "jax"]), default="text", show_default=True,
+              help="text: index notation and the numpy it lowers to; numpy: the generated Op class; torch: a "
+                   "torch.autograd.Function and its function; jax: a jax.custom_vjp function.")
 @click.option("--name", help="The op's name (default: the output's name).")
 @click.option("--inputs", help="Comma-separated argument order (default: order of first appearance).")
 @click.option("--steps", is_flag=True, help="Also print the chain rule and the delta-elimination steps.")
@@ -60,6 +61,11 @@ def derive(spec, wrt, fmt, name, inputs, steps, budget, as_latex):
         return
     from deltagrad.codegen.text import derivation_text
 
+    if fmt in ("torch", "jax"):
+        with _exit_on_spec_errors():
+            text = render_target(d, fmt, wrt)
+        click.echo(text)
+        return
     click.echo(derivation_text(d, wrt, steps) if fmt == "text" else render_numpy(d, wrt))
 
 
@@ -120,6 +126,8 @@ Examples:
   deltagrad codegen "softplus: Y[i,j] = log(1 + exp(X[i,j]))" -o myops
   deltagrad codegen standard "gelu: Y[i,j] = X[i,j] / (1 + exp(-1.702*X[i,j]))" -o myops
   deltagrad codegen --latex docs/derivations        # one .tex per standard op + all.tex
+  deltagrad codegen --target torch -o torch_ops      # the standard table as torch.autograd.Functions
+  deltagrad codegen --target jax "gelu: Y[i,j] = X[i,j]/(1 + exp(-1.702*X[i,j]))" -o jax_ops
 
 \b
 Each SPEC may be prefixed by a name and a colon (NAME: SPEC); the word 'standard'
@@ -149,17 +157,28 @@ def parse_entries(items):
 @main.command(epilog=CODEGEN_EXAMPLES)
 @click.argument("specs", nargs=-1)
 @click.option("-o", "--out", "outdir", type=click.Path(file_okay=False), help="Write the Python package here.")
+@click.option("--target", type=click.Choice(["numpy", "torch", "jax"]), default="numpy", show_default=True,
+              help="numpy: vugrad-style Op classes; torch: torch.autograd.Functions; jax: jax.custom_vjp functions.")
 @click.option("--latex", "latexdir", type=click.Path(file_okay=False), help="Write one .tex per op and all.tex here.")
-def codegen(specs, outdir, latexdir):
-    """Render ops (the standard table by default) as Python Op classes and/or LaTeX."""
+def codegen(specs, outdir, target, latexdir):
+    """Render ops (the standard table by default) as Python Op classes (or PyTorch / JAX ops)
+    and/or LaTeX."""
     from deltagrad.codegen.module import render_package, standard_package, write_package
 
     if not outdir and not latexdir:
         _fail(click.UsageError("give -o DIR for the Python package and/or --latex DIR for the write-ups"), 2)
     with _exit_on_spec_errors():
         entries = parse_entries(specs)
-        if outdir:
-            files = standard_package() if not specs or list(specs) == ["standard"] else render_package(
+        standard = not specs or list(specs) == ["standard"]
+        if outdir and target != "numpy":
+            from deltagrad.codegen.framework_package import render_target_package, standard_target_package
+
+            files = standard_target_package(target) if standard else render_target_package(
+                entries, target, source="specs given to `deltagrad codegen`")
+            for path in write_package(files, outdir):
+                click.echo(f"wrote {path}")
+        elif outdir:
+            files = standard_package() if standard else render_package(
                 entries, source="specs given to `deltagrad codegen`",
                 how_to_regenerate="rerun `deltagrad codegen` with the same specs.")
             for path in write_package(files, outdir):
@@ -177,111 +196,288 @@ Examples:
   deltagrad train --hidden 300 --activation relu --optimizer adam --lr 1e-3 \\
       --epochs 5 --batch-size 128 --device cpu --seed 0 --out runs/relu
   deltagrad train --epochs 3 --compare activation=sigmoid,relu --out runs/act
-  deltagrad train --optimizer sgd --lr 0.05 --compare momentum=0,0.5,0.9 --out runs/mom
-  deltagrad train --compare init=glorot,normal,zeros --out runs/init
-  deltagrad train --compare hidden=100,300,300-100 --out runs/width
+  deltagrad train --compare activation=sigmoid,relu --compare hidden=100,300-100 \\
+      --seeds 3 --out runs/grid
+  deltagrad train --compare optimizer=sgd,momentum,adam,rmsprop --out runs/opt
+  deltagrad train --preset vugrad --epochs 1 --out runs/vugrad
+  deltagrad train --resume runs/relu
   deltagrad evaluate runs/relu
 
 \b
+Every option is checked before any data is read (exit 2 with one line).
+--compare KEY=V1,V2 may be given several times: every combination runs, each in
+its own folder, with overlay plots and summary.csv/summary.md in --out.
+Ctrl-C or SIGTERM keeps the last finished epoch's model, metrics and plots;
+--resume FOLDER continues the run (or grid) with the numbers it would have had.
 MNIST is read from --data-dir, $DELTAGRAD_DATA or the cache folder, and downloaded
 (and checked against its SHA-256) when missing. --synthetic trains on a quick
 synthetic stand-in instead.
 """
 
 
-def _hidden(text: str) -> tuple:
-    from deltagrad.nn.train import parse_hidden
+class _OneLineErrors(click.Command):
+    """A command whose usage errors (a bad type, an unknown option) are one line and exit 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as err:
+            _fail(err.format_message(), 2)
+
+
+#: What ``--resume`` accepts beside the run folder; the rest comes from the run.
+RESUME_OPTIONS = ("resume", "epochs", "data_dir", "quiet")
+
+
+@main.command(cls=_OneLineErrors, epilog=TRAIN_EXAMPLES)
+@click.option("--hidden", help="Hidden widths, e.g. 300 or 300,100.  [default: 300]")
+@click.option("--activation", help="sigmoid, relu or tanh (those with a generated op).  [default: relu]")
+@click.option("--optimizer", help="sgd, momentum (SGD with 0.9), adam or rmsprop.  [default: adam]")
+@click.option("--lr", type=float, help="Learning rate.  [default: the optimiser's: sgd 0.1, momentum 0.01, "
+              "adam 0.001, rmsprop 0.001]")
+@click.option("--momentum", type=float, help="SGD momentum, in [0, 1).  [default: 0; 0.9 for --optimizer momentum]")
+@click.option("--epochs", type=int, help="[default: 5]")
+@click.option("--batch-size", type=int, help="[default: 128]")
+@click.option("--init", help="glorot (uniform), glorot_normal, normal or zeros.  [default: glorot]")
+@click.option("--residual/--no-residual", default=None, help="Skip connections between hidden layers of equal width.")
+@click.option("--loss", help="The batch's cross-entropy: mean or sum.  [default: mean]")
+@click.option("--pixels", help="unit (0 to 1) or raw (0 to 255).  [default: unit]")
+@click.option("--dtype", help="float32 or float64.  [default: float32]")
+@click.option("--shuffle/--no-shuffle", default=None, help="A new order of the training images each epoch, or "
+              "the files' order.  [default: shuffle]")
+@click.option("--preset", help="Defaults from other code, under explicit options: vugrad (784-3136-10 sigmoid, "
+              "SGD lr 1e-4, summed loss, raw pixels, float64, no shuffling, Glorot-normal init, 55k/5k split).")
+@click.option("--device", help="cpu, cuda or array-api-strict.  [default: cpu]")
+@click.option("--seed", type=int, help="[default: 0]")
+@click.option("--seeds", type=int, default=1, show_default=True,
+              help="Repeat each setting with N seeds (--seed, --seed + 1, ...); plots show mean ± s.d.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the MNIST IDX files.")
+@click.option("--synthetic", is_flag=True, help="Train on a synthetic stand-in for MNIST.")
+@click.option("--limit", type=int, help="Use only the first N training images (a tenth of them for validation).")
+@click.option("--compare", "compares", multiple=True,
+              help="KEY=V1,V2,...: one run per value; several --compare: every combination.")
+@click.option("--resume", type=click.Path(file_okay=False),
+              help="Continue the run or grid in this folder from its last finished epoch (with --epochs: train on).")
+@click.option("--out", "out", type=click.Path(file_okay=False), default="runs/latest", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(hidden, activation, optimizer, lr, momentum, epochs, batch_size, init, residual, loss, pixels, dtype,
+          shuffle, preset, device, seed, seeds, data_dir, synthetic, limit, compares, resume, out, quiet):
+    """Train an MLP on MNIST with the generated ops only (or a grid of them)."""
+    from click.core import ParameterSource
+
+    from deltagrad.nn.backend import DeviceError, namespace
+    from deltagrad.nn.config import ConfigError, check_config, make_config, option, resolve
+    from deltagrad.nn.grid import plan_grid
+    from deltagrad.nn.runs import RunFileError
+
+    ctx = click.get_current_context()
+    explicit = [n for n in ctx.params if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)]
+    try:
+        if resume:
+            others = [option(n) for n in explicit if n not in RESUME_OPTIONS]
+            if others:
+                raise ConfigError(f"--resume continues {resume} with its own settings: leave out {', '.join(others)} "
+                                  "(only --epochs, --data-dir and --quiet go with it)")
+            plan, single, out = _resume_plan(resume, epochs, data_dir)
+        else:
+            config = make_config(
+                preset, hidden=None if hidden is None else _widths(hidden), activation=activation,
+                optimizer=optimizer, lr=lr, momentum=momentum, epochs=epochs, batch_size=batch_size, init=init,
+                residual=residual, loss=loss, pixels=pixels, dtype=dtype, shuffle=shuffle, device=device, seed=seed,
+                data="synthetic" if synthetic else None, data_dir=data_dir, limit=limit)
+            if compares or seeds != 1:
+                plan, single = plan_grid(config, compares, seeds), None
+            else:
+                plan, single = None, resolve(config)
+                check_config(single)
+        namespace((single or (plan and plan.base)).device)
+    except (ConfigError, RunFileError) as err:
+        _fail(err, 2)
+    except DeviceError as err:
+        _fail(err, 1)
+    if plan is not None:
+        _train_grid(plan, out, quiet, bool(resume))
+    else:
+        _train_one(single, out, quiet, bool(resume))
+
+
+def _widths(text: str) -> tuple:
+    from deltagrad.nn.config import ConfigError, parse_hidden
 
     try:
         return parse_hidden(text)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from None
+    except ConfigError as err:
+        raise ConfigError(f"--hidden {err}") from None
 
 
-@main.command(epilog=TRAIN_EXAMPLES)
-@click.option("--hidden", default="300", show_default=True, help="Hidden widths, e.g. 300 or 300,100.")
-@click.option("--activation", type=click.Choice(["relu", "sigmoid", "tanh"]), default="relu", show_default=True)
-@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="adam", show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD momentum (0.9 for --optimizer momentum).")
-@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--init", type=click.Choice(["glorot", "normal", "zeros"]), default="glorot", show_default=True)
-@click.option("--residual", is_flag=True, help="Add skip connections between hidden layers of equal width.")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "array-api-strict"]), default="cpu", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the MNIST IDX files.")
-@click.option("--synthetic", is_flag=True, help="Train on a synthetic stand-in for MNIST.")
-@click.option("--limit", type=click.IntRange(1), help="Use only the first N training images (validation included).")
-@click.option("--compare", "compare_spec", help="KEY=V1,V2,...: one run per value, one overlay plot.")
-@click.option("--out", "out", type=click.Path(file_okay=False), default="runs/latest", show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(hidden, activation, optimizer, lr, momentum, epochs, batch_size, init, residual, device, seed,
-          data_dir, synthetic, limit, compare_spec, out, quiet):
-    """Train an MLP on MNIST with the generated ops only."""
+def _resume_plan(folder, epochs, data_dir):
+    """(grid plan or None, single config or None, folder) of a folder to resume, overrides applied."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from deltagrad.nn.config import check_config, make_config
+    from deltagrad.nn.grid import GRID, plan_grid, read_grid
+    from deltagrad.nn.runs import CONFIG, RunFileError, read_config
+
+    path = Path(folder)
+    changes = {k: v for k, v in (("epochs", epochs), ("data_dir", data_dir)) if v is not None}
+    if "data_dir" in changes:
+        changes["data_dir"] = make_config(data_dir=data_dir).data_dir
+    if (path / GRID).exists():
+        g = read_grid(path)
+        return plan_grid(replace(g["base"], **changes), g["compare"], g["seeds"]), None, path
+    if (path / CONFIG).exists():
+        config = replace(read_config(path), **changes)
+        check_config(config)
+        return None, config, path
+    raise RunFileError(f"{path} is not a run folder (no {CONFIG}) nor a grid folder (no {GRID}): nothing to resume")
+
+
+def _stopped(err, out) -> None:
+    """The lines and exit status of a run stopped by Ctrl-C or SIGTERM (128 + the signal)."""
+    r = err.result
+    name = r.interrupted_by or "interrupted"
+    if r.epochs_done:
+        click.echo(f"interrupted ({name}) after epoch {r.epochs_done} of {r.config.epochs}: kept its model, metrics "
+                   f"and plots in {r.out_dir}", err=True)
+    else:
+        click.echo(f"interrupted ({name}) before the first epoch finished: nothing to keep in {r.out_dir}", err=True)
+    click.echo(f"continue with: deltagrad train --resume {out}", err=True)
+    sys.exit(128 + int(err.signum))
+
+
+def _train_one(config, out, quiet, resume) -> None:
     from deltagrad.nn import train as T
-    from deltagrad.nn.backend import DeviceError, namespace
     from deltagrad.nn.data import DataError
+    from deltagrad.nn.runs import RunFileError, read_metrics
 
-    config = T.TrainConfig(hidden=_hidden(hidden), activation=activation, optimizer=optimizer, lr=lr,
-                           momentum=momentum, epochs=epochs, batch_size=batch_size, init=init, residual=residual,
-                           device=device, seed=seed, data="synthetic" if synthetic else "mnist", data_dir=data_dir,
-                           limit=limit)
     try:
-        namespace(device)
-        if compare_spec:
-            key, values = T.parse_compare(compare_spec)
-            runs = T.compare(config, key, values, out, progress=not quiet)
-            for label, r in runs.items():
-                m = r.metrics[-1]
-                click.echo(f"{label}: train loss {m['train_loss']:.4f}, val {m['val_accuracy']:.4f}, "
-                           f"test {m['test_accuracy']:.4f}")
-            click.echo(f"overlay plots: {out}/compare_loss.png, {out}/compare_accuracy.png")
-        else:
-            r = T.train(config, out, progress=not quiet)
-            m = r.metrics[-1]
-            click.echo(f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}, val accuracy {m['val_accuracy']:.4f}, "
-                       f"test accuracy {m['test_accuracy']:.4f} ({m['seconds']:.1f} s/epoch)")
-            click.echo(f"wrote {out}/metrics.json, metrics.csv, loss.png, accuracy.png, model.npz")
-    except (DeviceError, DataError, ValueError) as err:
+        if resume:
+            done = len(read_metrics(out)["epochs"])
+            if done >= config.epochs:
+                click.echo(f"nothing to train: {out} has finished {done} epochs of {config.epochs} "
+                           "(give --epochs N to train on)")
+                return
+        r = T.train(config, out, progress=not quiet, resume=resume)
+    except T.RunInterrupted as err:
+        _stopped(err, out)
+    except T.Diverged as err:
+        kept = f"; {out}/model.npz holds epoch {err.result.epochs_done}" if err.result.epochs_done else ""
+        _fail(f"{err}{kept}", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted before training started", 130)
+    except RunFileError as err:
+        _fail(err, 2)
+    except (DataError, OSError) as err:
         _fail(err, 1)
+    m = r.metrics[-1] if r.metrics else None
+    if m is None:  # pragma: no cover - a finished run has an epoch
+        _fail(f"{out}: no epoch finished", 1)
+    click.echo(f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}, val accuracy {m['val_accuracy']:.4f}, "
+               f"test accuracy {m['test_accuracy']:.4f} ({m['seconds']:.1f} s/epoch)")
+    click.echo(f"wrote {out}/metrics.json, metrics.csv, loss.png, accuracy.png, model.npz")
 
 
-@main.command()
-@click.argument("run", type=click.Path(exists=True))
+def _train_grid(plan, out, quiet, resume) -> None:
+    from pathlib import Path
+
+    from deltagrad.nn import train as T
+    from deltagrad.nn.data import DataError
+    from deltagrad.nn.grid import SUMMARY_CSV, SUMMARY_MD, run_grid
+    from deltagrad.nn.plots import OVERLAYS
+    from deltagrad.nn.runs import RunFileError
+
+    def echo_run(run, r):
+        if r.status == "diverged":
+            click.echo(f"{run.folder}: diverged ({r.message})")
+        elif r.metrics:
+            m = r.metrics[-1]
+            click.echo(f"{run.folder}: train loss {m['train_loss']:.4f}, val {m['val_accuracy']:.4f}, "
+                       f"test {m['test_accuracy']:.4f} ({m['seconds']:.1f} s/epoch)")
+
+    try:
+        run_grid(plan, out, progress=not quiet, resume=resume, on_run=echo_run)
+    except T.RunInterrupted as err:
+        click.echo(f"the grid's plots and summary so far: {Path(out) / SUMMARY_MD}", err=True)
+        _stopped(err, out)
+    except KeyboardInterrupt:
+        _fail("interrupted before training started", 130)
+    except RunFileError as err:
+        _fail(err, 2)
+    except (DataError, OSError) as err:
+        _fail(err, 1)
+    click.echo((Path(out) / SUMMARY_MD).read_text(encoding="utf-8").rstrip())
+    plots = ", ".join(str(Path(out) / name) for name, _ in OVERLAYS.values())
+    click.echo(f"wrote {plots}, {Path(out) / SUMMARY_CSV}, {Path(out) / SUMMARY_MD}")
+
+
+@main.command(cls=_OneLineErrors)
+@click.argument("run", type=click.Path())
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the MNIST IDX files.")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "array-api-strict"]), help="Override the run's device.")
+@click.option("--device", help="Override the run's device: cpu, cuda or array-api-strict.")
 def evaluate(run, data_dir, device):
     """Test accuracy of a saved model (a run folder or its model.npz)."""
     from pathlib import Path
 
     from deltagrad.nn import train as T
     from deltagrad.nn.backend import DeviceError
+    from deltagrad.nn.config import ConfigError, check_value
     from deltagrad.nn.data import DataError
+    from deltagrad.nn.grid import GRID
+    from deltagrad.nn.runs import MODEL, RunFileError, read_metrics
 
     path = Path(run)
-    path = path / "model.npz" if path.is_dir() else path
     try:
+        if device is not None:
+            try:
+                check_value("device", device)
+            except ConfigError as err:
+                raise ConfigError(f"--device {err}") from None
+        if not path.exists():
+            raise RunFileError(f"{path} does not exist")
+        if path.is_dir():
+            if (path / MODEL).exists():
+                path = path / MODEL
+            elif (path / GRID).exists():
+                raise RunFileError(f"{path} is a grid folder: evaluate one of its runs (the folders in it)")
+            else:
+                raise RunFileError(f"{path} has no {MODEL}: it is not a run folder, or its run stopped before "
+                                   "the first epoch finished")
         acc = T.evaluate(path, data_dir, device)
-    except (DeviceError, DataError, ValueError, OSError, KeyError) as err:
+    except (RunFileError, ConfigError) as err:
+        _fail(err, 2)
+    except (DeviceError, DataError, OSError) as err:
         _fail(err, 1)
-    click.echo(f"test accuracy {acc:.4f} ({path})")
+    note = ""
+    try:
+        doc = read_metrics(path.parent)
+        if doc["status"] != "complete":
+            note = f"; run {doc['status']} after epoch {len(doc['epochs'])} of {doc.get('epochs_planned', '?')}"
+    except RunFileError:
+        pass
+    click.echo(f"test accuracy {acc:.4f} ({path}{note})")
 
 
 CHECK_EXAMPLES = """
 \b
 Examples:
   deltagrad check "Y[i,j] = X[i,j] / Z[i,j]" --claim "dZ[a,b] = -G[a,b]*X[a,b]/Z[a,b]**2"
-  deltagrad check "Y[i,j] = Sum(X[i,k]*W[k,j], k)" --claim "dW[a,b] = Sum(X[i,a]*G[i,b], i)"
+  deltagrad check "Y[i,j] = Sum(X[i,k]*W[k,j], k)" --claim "dW[a,b] = Sum_i(X[i,a]*G[i,b])"
   deltagrad check "Y[i,j] = 1/(1+exp(-X[i,j]))" --code my_ops.py:Sigmoid
+  deltagrad check "Y[i,j] = X[i,0]" --code vugrad/ops.py:Expand --kwargs dim=1,repeats=16
   deltagrad check --batch homework.toml --format json
 
 \b
 A claim names an input's gradient on the left (d + the input's name, its indices
-bound by position) and may use G (the output's gradient; --grad-name changes the
-letter), the spec's inputs, Sum and the spec functions on the right.
---code FILE.py:ClassName IMPORTS AND RUNS your file (as python would), then runs the
-class's forward and backward on random inputs and compares them with the derived op.
+bound by position) and may use on the right what the derived rules print: G (the
+output's gradient; --grad-name changes the letter), the inputs, the output and the
+forward's saved values, sizes (n_k), Sum(..., k) or Sum_k(...), delta(a,b), sign
+and the spec functions.
+--code FILE.py:ClassName IMPORTS AND RUNS your file (as python would) in a separate
+process, stopped after --timeout seconds, then runs the class's forward and backward
+on random inputs and compares them with the derived op. --kwargs NAME=VALUE,...
+passes keyword arguments to forward; a VALUE that names an index of SPEC passes
+that index's size (repeats=j).
 Exit code: 0 every claim correct, 1 one is not, 2 a bad claim, spec or file.
 """
 
@@ -292,21 +488,43 @@ Exit code: 0 every claim correct, 1 one is not, 2 a bad claim, spec or file.
 @click.option("--code", "code", help="FILE.py:ClassName of a hand-written Op (runs that file).")
 @click.option("--grad-name", default="G", show_default=True, help="The letter claims use for the output's gradient.")
 @click.option("--inputs", help="Comma-separated argument order (for --code).")
+@click.option("--kwargs", "kwargs", help="Keyword arguments for --code's forward: NAME=VALUE,... (dim=0,repeats=16).")
+@click.option("--timeout", type=float, default=10.0, show_default=True,
+              help="Seconds --code's class may run (import, forward and backward) before it is stopped "
+                   "(in --batch: for entries without a timeout).")
 @click.option("--batch", type=click.Path(dir_okay=False), help="A TOML or YAML file of (spec, claims/code) entries.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check(spec, claims, code, grad_name, inputs, batch, fmt):
+def check(spec, claims, code, grad_name, inputs, kwargs, timeout, batch, fmt):
     """Check hand-derived gradients (claims or code) against the derived backward of SPEC."""
     import json
 
+    from deltagrad.check.batch import count_statuses, exit_code, run_batch, run_entry
     from deltagrad.codegen import verdict_text as words
 
-    if batch:
-        from deltagrad.check.batch import count_statuses, run_batch
+    def stop(message: str):
+        if fmt == "json":
+            doc = {"error": message, "results": [], "summary": count_statuses([])} if batch else \
+                [{"status": "error", "correct": False, "error": message}]
+            click.echo(json.dumps(doc, indent=2))
+            sys.exit(2)
+        _fail(message, 2)
 
-        try:
-            results = run_batch(batch)
-        except (SpecError, OSError) as err:
-            _fail(err, 2)
+    if not 0 < timeout <= 600:
+        stop(f"--timeout is a number of seconds above 0 and at most 600, not {timeout:g}")
+    try:
+        if batch:
+            results = run_batch(batch, timeout)
+        elif not spec or not (claims or code):
+            stop("give SPEC with --claim and/or --code, or --batch FILE")
+        else:
+            entry = {"spec": spec, "claims": list(claims), "grad_name": grad_name, "timeout": timeout}
+            entry.update({k: v for k, v in (("code", code), ("inputs", inputs), ("kwargs", kwargs)) if v})
+            results = run_entry(entry, "")
+    except SpecError as err:
+        stop(str(err))
+    except Exception as err:  # noqa: BLE001 - check never prints a traceback
+        stop(f"deltagrad could not check this ({type(err).__name__}: {err}); please report it")
+    if batch:
         counts = count_statuses(results)
         if fmt == "json":
             click.echo(json.dumps({"results": [words.batch_result_dict(r) for r in results], "summary": counts},
@@ -315,26 +533,24 @@ def check(spec, claims, code, grad_name, inputs, batch, fmt):
             for r in results:
                 click.echo(words.batch_line(r))
             click.echo(words.batch_summary_text(counts))
-        sys.exit(2 if counts["error"] else 1 if counts["incorrect"] else 0)
-    if not spec or not (claims or code):
-        _fail(click.UsageError("give SPEC with --claim and/or --code, or --batch FILE"), 2)
-    from deltagrad.check.claims import check_claim
-    from deltagrad.check.code import check_code, load_op
-
-    d = _derive_or_exit(spec, None, inputs)
-    verdicts = []
-    with _exit_on_spec_errors():
-        for c in claims:
-            verdicts.append(check_claim(d, c, grad_name))
-        if code:
-            op, file = load_op(code)
-            verdicts += check_code(d, op, file)
-    if fmt == "json":
-        click.echo(json.dumps([words.verdict_dict(v) for v in verdicts], indent=2))
+    elif fmt == "json":
+        click.echo(json.dumps([words.result_dict(r) for r in results], indent=2))
     else:
-        for v in verdicts:
-            click.echo(words.verdict_text(v))
-    sys.exit(0 if all(v.correct for v in verdicts) else 1)
+        for r in results:
+            if r.verdict is None:
+                click.echo(f"error: {r.message}", err=True)
+            else:
+                click.echo(words.verdict_text(r.verdict))
+    sys.exit(exit_code(results))
+
+
+def render_target(d, target: str, wrt=None) -> str:
+    """The generated PyTorch or JAX module of one op, or only the backward lines of one input."""
+    if target == "torch":
+        from deltagrad.codegen.torch_target import torch_backward_source as lines, torch_module_source as source
+    else:
+        from deltagrad.codegen.jax_target import jax_backward_source as lines, jax_module_source as source
+    return lines(d, wrt) if wrt is not None else source(d)
 
 
 def render_numpy(d, wrt=None) -> str:
