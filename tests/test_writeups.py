@@ -19,7 +19,7 @@ from deltagrad.op_table import STANDARD_OPS
 from test_ops_numeric import CASES
 
 #: Specs beyond the table and the README: roots, norms, bilinear forms, attention, layers,
-#: kinks, call-time sizes. (Programs, several named steps, are not here yet.)
+#: kinks, call-time sizes, and programs (several named steps).
 FURTHER = [
     ("sqrt_divide", "Y[i,j] = X[i,j]/sqrt(Z[i,j])"),
     ("cosine_similarity", "y[i] = Sum(X[i,k]*Z[i,k], k)/sqrt(Sum(X[i,k]**2, k)*Sum(Z[i,k]**2, k))"),
@@ -45,6 +45,12 @@ FURTHER = [
     ("weighted_sum", "y[i] = Sum(w[k]*X[i,k], k)"),
     ("sigmoid_bce", "L = -Sum(T[i,j]*log(1/(1 + exp(-X[i,j]))) + (1 - T[i,j])*log(1 - 1/(1 + exp(-X[i,j]))), i, j)"
                     "/size(i)"),
+    ("program_layer_norm", "mu[i] = Sum(X[i,k], k)/size(k); D[i,j] = X[i,j] - mu[i]; "
+                           "var[i] = Sum(D[i,k]**2, k)/size(k); Y[i,j] = D[i,j]/sqrt(var[i] + 0.00001)"),
+    ("program_cross_entropy", "P[i,j] = exp(X[i,j])/Sum(exp(X[i,k]), k); L = -Sum(T[i,j]*log(P[i,j]), i, j)/size(i)"),
+    ("program_attention", "S[i,j] = Sum(Q[i,d]*K[j,d], d); P[i,j] = exp(S[i,j])/Sum(exp(S[i,l]), l); "
+                          "O[i,e] = Sum(P[i,j]*V[j,e], j)"),
+    ("program_mlp", "H[i,j] = tanh(Sum(X[i,k]*W1[k,j], k) + B1[j]); Y[i,l] = Sum(H[i,j]*W2[j,l], j) + B2[l]"),
 ]
 
 SPECS = ([(e.name, e.spec, e.inputs) for e in STANDARD_OPS] + [(c[0], c[1], None) for c in CASES]
