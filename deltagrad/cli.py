@@ -346,30 +346,41 @@ def _stopped(err, out) -> None:
     sys.exit(128 + int(err.signum))
 
 
-def _train_one(config, out, quiet, resume) -> None:
-    from deltagrad.nn import train as T
+@contextmanager
+def _training_errors():
+    """What ends a run or a grid before or outside its epochs: Ctrl-C before training (130), a bad
+    run file (2), missing data or a file system error (1)."""
     from deltagrad.nn.data import DataError
-    from deltagrad.nn.runs import RunFileError, read_metrics
+    from deltagrad.nn.runs import RunFileError
 
     try:
-        if resume:
-            done = len(read_metrics(out)["epochs"])
-            if done >= config.epochs:
-                click.echo(f"nothing to train: {out} has finished {done} epochs of {config.epochs} "
-                           "(give --epochs N to train on)")
-                return
-        r = T.train(config, out, progress=not quiet, resume=resume)
-    except T.RunInterrupted as err:
-        _stopped(err, out)
-    except T.Diverged as err:
-        kept = f"; {out}/model.npz holds epoch {err.result.epochs_done}" if err.result.epochs_done else ""
-        _fail(f"{err}{kept}", 1)
+        yield
     except KeyboardInterrupt:
         _fail("interrupted before training started", 130)
     except RunFileError as err:
         _fail(err, 2)
     except (DataError, OSError) as err:
         _fail(err, 1)
+
+
+def _train_one(config, out, quiet, resume) -> None:
+    from deltagrad.nn import train as T
+    from deltagrad.nn.runs import read_metrics
+
+    with _training_errors():
+        if resume:
+            done = len(read_metrics(out)["epochs"])
+            if done >= config.epochs:
+                click.echo(f"nothing to train: {out} has finished {done} epochs of {config.epochs} "
+                           "(give --epochs N to train on)")
+                return
+        try:
+            r = T.train(config, out, progress=not quiet, resume=resume)
+        except T.RunInterrupted as err:
+            _stopped(err, out)
+        except T.Diverged as err:
+            kept = f"; {out}/model.npz holds epoch {err.result.epochs_done}" if err.result.epochs_done else ""
+            _fail(f"{err}{kept}", 1)
     m = r.metrics[-1] if r.metrics else None
     if m is None:  # pragma: no cover - a finished run has an epoch
         _fail(f"{out}: no epoch finished", 1)
@@ -382,10 +393,8 @@ def _train_grid(plan, out, quiet, resume) -> None:
     from pathlib import Path
 
     from deltagrad.nn import train as T
-    from deltagrad.nn.data import DataError
     from deltagrad.nn.grid import SUMMARY_CSV, SUMMARY_MD, run_grid
     from deltagrad.nn.plots import OVERLAYS
-    from deltagrad.nn.runs import RunFileError
 
     def echo_run(run, r):
         if r.status == "diverged":
@@ -395,17 +404,12 @@ def _train_grid(plan, out, quiet, resume) -> None:
             click.echo(f"{run.folder}: train loss {m['train_loss']:.4f}, val {m['val_accuracy']:.4f}, "
                        f"test {m['test_accuracy']:.4f} ({m['seconds']:.1f} s/epoch)")
 
-    try:
-        run_grid(plan, out, progress=not quiet, resume=resume, on_run=echo_run)
-    except T.RunInterrupted as err:
-        click.echo(f"the grid's plots and summary so far: {Path(out) / SUMMARY_MD}", err=True)
-        _stopped(err, out)
-    except KeyboardInterrupt:
-        _fail("interrupted before training started", 130)
-    except RunFileError as err:
-        _fail(err, 2)
-    except (DataError, OSError) as err:
-        _fail(err, 1)
+    with _training_errors():
+        try:
+            run_grid(plan, out, progress=not quiet, resume=resume, on_run=echo_run)
+        except T.RunInterrupted as err:
+            click.echo(f"the grid's plots and summary so far: {Path(out) / SUMMARY_MD}", err=True)
+            _stopped(err, out)
     click.echo((Path(out) / SUMMARY_MD).read_text(encoding="utf-8").rstrip())
     plots = ", ".join(str(Path(out) / name) for name, _ in OVERLAYS.values())
     click.echo(f"wrote {plots}, {Path(out) / SUMMARY_CSV}, {Path(out) / SUMMARY_MD}")

@@ -46,10 +46,8 @@ _normalize.defvjp(_normalize_fwd, _normalize_bwd)
 from __future__ import annotations
 
 from deltagrad.codegen.op_class import environment, op_context
-from deltagrad.codegen.python_printer import PythonPrinter
+from deltagrad.codegen.python_printer import PythonPrinter, backward_source
 from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require
-from deltagrad.derive.array_program import needed
-from deltagrad.derive.names import NAMES
 
 HEADER = "import jax\nimport jax.numpy as jnp\n\nfrom deltagrad.op_base import check_shapes\n"
 
@@ -113,9 +111,7 @@ def jax_source(derivation, summary: str | None = None) -> str:
 
 def jax_backward_source(derivation, input_name: str | None = None) -> str:
     """The backward's JAX lines that compute one input's gradient (all when None)."""
-    statements = derivation.backward.statements
-    need = needed(statements, NAMES.gradient(input_name)) if input_name else {s.target for s in statements}
-    return "\n".join(assignments(JaxPrinter(), [s for s in statements if s.target in need]))
+    return backward_source(derivation, input_name, JaxPrinter())
 
 
 def compile_jax(derivation):

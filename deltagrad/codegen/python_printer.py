@@ -80,26 +80,27 @@ def render(node) -> str:
     return PythonPrinter().visit(node)
 
 
-def render_statements(statements) -> list[str]:
+def render_statements(statements, printer=None) -> list[str]:
     """One line of Python per :class:`~deltagrad.derive.array_program.Assign`.
 
     >>> from deltagrad.derive.array_program import Assign, BinOp, Var
     >>> render_statements([Assign('Y', BinOp('/', Var('X'), Var('Z')))])
     ['Y = X / Z']
     """
-    printer = PythonPrinter()
+    printer = printer or PythonPrinter()
     return [f"{s.target} = {printer.visit(s.value)}" for s in statements]
 
 
-def backward_source(derivation, input_name: str | None = None) -> str:
-    """The backward's Python lines that compute one input's gradient (all when None).
+def backward_source(derivation, input_name: str | None = None, printer=None) -> str:
+    """The backward's lines that compute one input's gradient (all when None), printed by
+    ``printer`` (the NumPy/array-API printer by default; the torch and JAX targets pass theirs).
 
     >>> from deltagrad.derive.derivation import derive
     >>> print(backward_source(derive("Y[i,j] = Sum(X[i,k]*W[k,j], k)"), "W"))
     dW = X.T @ goutput
     """
     statements = derivation.backward.statements
-    lines = render_statements(statements)
+    lines = render_statements(statements, printer)
     if input_name is None:
         return "\n".join(lines)
     need = needed(statements, NAMES.gradient(input_name))

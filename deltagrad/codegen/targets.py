@@ -21,6 +21,7 @@ import keyword
 import linecache
 from dataclasses import dataclass
 
+from deltagrad.codegen.python_printer import render_statements
 from deltagrad.derive.array_program import needed, variables
 from deltagrad.derive.names import NAMES
 from deltagrad.errors import SpecError
@@ -119,7 +120,7 @@ def function_name(derivation) -> str:
 
 def assignments(printer, statements) -> list:
     """One line of source per statement, printed by ``printer``."""
-    return [f"{s.target} = {printer.visit(s.value)}" for s in statements]
+    return render_statements(statements, printer)
 
 
 def build(source: str, label: str) -> dict:

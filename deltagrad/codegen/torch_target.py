@@ -33,10 +33,9 @@ class DivideFunction(torch.autograd.Function):
 from __future__ import annotations
 
 from deltagrad.codegen.op_class import class_name, environment, op_context
-from deltagrad.codegen.python_printer import PythonPrinter
+from deltagrad.codegen.python_printer import PythonPrinter, backward_source
 from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require
-from deltagrad.derive.array_program import Attr, Const, needed
-from deltagrad.derive.names import NAMES
+from deltagrad.derive.array_program import Attr, Const
 
 HEADER = "import torch\n\nfrom deltagrad.op_base import check_shapes\n"
 
@@ -140,9 +139,7 @@ def torch_module_source(derivation, summary: str | None = None) -> str:
 
 def torch_backward_source(derivation, input_name: str | None = None) -> str:
     """The backward's torch lines that compute one input's gradient (all when None)."""
-    statements = derivation.backward.statements
-    need = needed(statements, NAMES.gradient(input_name)) if input_name else {s.target for s in statements}
-    return "\n".join(assignments(TorchPrinter(), [s for s in statements if s.target in need]))
+    return backward_source(derivation, input_name, TorchPrinter())
 
 
 def compile_torch(derivation):

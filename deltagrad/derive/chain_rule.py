@@ -62,6 +62,15 @@ def gradient_indices(spec: Spec, rank: int) -> tuple:
     used |= {s.name for s in spec.rhs.atoms(sp.Symbol)}
     for e in spec.rhs.atoms(sp.Sum):
         used |= {lim[0].name for lim in e.limits}
+    return fresh_indices(rank, used)
+
+
+def fresh_indices(rank: int, used: set) -> tuple:
+    """``rank`` index symbols whose names are not in ``used``: a, b, c, … first.
+
+    >>> fresh_indices(2, {'a', 'c'})
+    (b, d)
+    """
     names = [c for c in _NICE if c not in used]
     names += [f"a{n}" for n in range(64) if f"a{n}" not in used]
     return tuple(index(n) for n in names[:rank])

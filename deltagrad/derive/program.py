@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 
 import sympy as sp
 
-from deltagrad.derive.chain_rule import chain_rule, grad_output_name
+from deltagrad.derive.chain_rule import chain_rule, fresh_indices, grad_output_name
 from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.forward_values import ForwardValues, Reduction, forward_values, inline_reductions
-from deltagrad.derive.names import NAMES
+from deltagrad.derive.names import NAMES, unique
 from deltagrad.derive.saved_values import rewrite_through_forward
 from deltagrad.derive.simplify import simplify_index_expr
 from deltagrad.derive.spec import Spec, check_spec, extent, index, index_aliases, scalar, tensor
@@ -275,24 +275,18 @@ def program_values(prog: ProgramSpec) -> tuple:
     return whole, per_step
 
 
-def _gradient_indices(prog: ProgramSpec, rank: int, taken: set) -> tuple:
-    nice = [c for c in "abcdefghpqrstuvw" if c not in taken] + [f"a{n}" for n in range(64)]
-    return tuple(index(n) for n in nice[:rank])
-
-
-def reverse_mode(prog: ProgramSpec, per_step_values, grad_name: str) -> dict:
-    """Input name → (gradient indices, the gradient before simplification, the local partials),
-    by reverse mode over the steps with each step's local rule written through its own output."""
+def reverse_mode(prog: ProgramSpec, per_step_values, grad_name: str) -> tuple:
+    """(input name → (gradient indices, the gradient before simplification, a local partial),
+    the (new index, old index) pairs of the summation indices it renamed), by reverse mode over
+    the steps with each step's local rule written through its own output."""
     taken = set()
     for spec in prog.steps:
         taken |= _symbol_names(spec.rhs) | {i.name for i in spec.out_indices if isinstance(i, sp.Symbol)}
         taken |= {i.name for i in spec.inputs} | {spec.output}
     taken |= {grad_name}
-    names_used = set(taken)
     aliases: list = []
     ranks = {i.name: i.rank for s in prog.steps for i in s.inputs}
-    canon = {n: _gradient_indices(prog, r, names_used) for n, r in ranks.items()}
-    last = prog.steps[-1]
+    canon = {n: fresh_indices(r, taken) for n, r in ranks.items()}
     # the gradient of each step's output, as (indices, expression); the last one's is G itself
     grads = {}
     partials = {}
@@ -319,12 +313,11 @@ def reverse_mode(prog: ProgramSpec, per_step_values, grad_name: str) -> dict:
             contribution = contribution.xreplace(dict(zip(rule.indices, target)))
             previous = grads.get(inp.name, (target, sp.S.Zero))[1]
             grads[inp.name] = (target, previous + contribution)
-    inputs = {i.name for i in prog.composite.inputs}
     out = {}
     for inp in prog.composite.inputs:
         idx, expr = grads.get(inp.name, (canon.get(inp.name, ()), sp.S.Zero))
         out[inp.name] = (idx, expr, partials.get(inp.name, sp.S.Zero))
-    return {n: v for n, v in out.items() if n in inputs}, aliases
+    return out, aliases
 
 
 def split_nested(spec: Spec):
@@ -372,7 +365,7 @@ def split_nested(spec: Spec):
             idx = tuple(_ordered_indices(sub))
             base = next(e.base.label.name for e in sp.preorder_traversal(sub)
                         if isinstance(e, sp.Indexed) and e.base.label.name in inputs)
-            name = _unique(f"{base}_centred", used)
+            name = unique(f"{base}_centred", used)
             steps.append((name, idx, sub))
             centred.append((name, sub, idx))
             body = use_steps(body)
@@ -479,12 +472,3 @@ def _ordered_indices(expr) -> list:
         if isinstance(node, sp.Indexed):
             out += [i for i in node.indices if isinstance(i, sp.Symbol) and i not in out]
     return out
-
-
-def _unique(base: str, used: set) -> str:
-    name, n = base, 1
-    while name in used:
-        n += 1
-        name = f"{base}_{n}"
-    used.add(name)
-    return name
