@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from deltagrad.codegen.op_class import environment, op_context
 from deltagrad.codegen.python_printer import PythonPrinter, backward_source
-from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require
+from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require, shared_context
 
 HEADER = "import jax\nimport jax.numpy as jnp\n\nfrom deltagrad.op_base import check_shapes\n"
 
@@ -87,14 +87,7 @@ def jax_context(derivation, summary: str | None = None) -> dict:
     return {
         "function": name,
         "private": f"_{name}",
-        "summary": op["summary"],
-        "forward_doc": op["forward_doc"],
-        "backward_doc": op["backward_doc"],
-        "grad_symbol": derivation.grad_name,
-        "output": plan.output,
-        "inputs": plan.inputs,
-        "size_kwargs": op["size_kwargs"],
-        "shapes": shapes,
+        **shared_context(derivation, op, plan),
         "size_lines": assignments(printer, plan.size_statements),
         "static": static,
         "forward_lines": assignments(printer, plan.body),

@@ -118,6 +118,21 @@ def function_name(derivation) -> str:
     return derivation.name + "_" if keyword.iskeyword(derivation.name) else derivation.name
 
 
+def shared_context(derivation, op: dict, plan) -> dict:
+    """What the torch and JAX templates both render: the docstring parts of the NumPy op
+    (``op``, from :func:`~deltagrad.codegen.op_class.op_context`) and the signature."""
+    return {
+        "summary": op["summary"],
+        "forward_doc": op["forward_doc"],
+        "backward_doc": op["backward_doc"],
+        "grad_symbol": derivation.grad_name,
+        "output": plan.output,
+        "inputs": plan.inputs,
+        "size_kwargs": op["size_kwargs"],
+        "shapes": op["shapes"],
+    }
+
+
 def assignments(printer, statements) -> list:
     """One line of source per statement, printed by ``printer``."""
     return render_statements(statements, printer)

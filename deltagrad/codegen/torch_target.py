@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from deltagrad.codegen.op_class import class_name, environment, op_context
 from deltagrad.codegen.python_printer import PythonPrinter, backward_source
-from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require
+from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require, shared_context
 from deltagrad.derive.array_program import Attr, Const
 
 HEADER = "import torch\n\nfrom deltagrad.op_base import check_shapes\n"
@@ -105,14 +105,7 @@ def torch_context(derivation, summary: str | None = None) -> dict:
     return {
         "class_name": class_name(derivation.name) + "Function",
         "function": function_name(derivation),
-        "summary": op["summary"],
-        "forward_doc": op["forward_doc"],
-        "backward_doc": op["backward_doc"],
-        "grad_symbol": derivation.grad_name,
-        "output": plan.output,
-        "inputs": plan.inputs,
-        "size_kwargs": op["size_kwargs"],
-        "shapes": op["shapes"],
+        **shared_context(derivation, op, plan),
         "forward_lines": assignments(printer, plan.size_statements + plan.body),
         "tensors": tensors,
         "sizes": sizes,
