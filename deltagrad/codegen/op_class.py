@@ -28,9 +28,10 @@ from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
 from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
+from deltagrad.derive.ellipsis import carriers, flat_rank, has_ellipsis
 from deltagrad.derive.names import NAMES
 
-HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
+HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes, flat_batch, flatten_batch, unflatten_batch\n"
 
 
 @lru_cache(maxsize=1)
@@ -99,6 +100,7 @@ def op_context(derivation, summary: str | None = None) -> dict:
     scalar_output = not spec.out_indices and reads_attribute(backward.statements, NAMES.grad_output, "dtype")
     skippable = len(results) > 1
     return {
+        "batch": batch_context(derivation),
         "forward_xp": uses_namespace(forward.statements),
         "backward_xp": scalar_output or uses_namespace(backward.statements),
         "class_name": class_name(spec.name),
@@ -121,6 +123,23 @@ def op_context(derivation, summary: str | None = None) -> dict:
                      for st in backward.statements],
         "skippable": skippable,
         "results": results,
+    }
+
+
+def batch_context(derivation) -> dict | None:
+    """For a spec with ``...``: the inputs that carry it with their number of named axes after
+    it, the line that flattens them and the gradients to restore; None otherwise."""
+    spec = derivation.spec
+    if not has_ellipsis(spec):
+        return None
+    names = carriers(spec)
+    arrays = ", ".join(f'"{n}": ({n}, {flat_rank(derivation.signature.patterns[n])})' for n in names)
+    unpack = names[0] + "," if len(names) == 1 else ", ".join(names)
+    return {
+        "var": NAMES.batch_shape,
+        "inputs": list(names),
+        "flatten": f'{NAMES.batch_shape}, ({unpack}) = flatten_batch("{class_name(spec.name)}", {{{arrays}}})',
+        "gradients": [NAMES.gradient(n) for n in names],
     }
 
 
