@@ -101,16 +101,21 @@ def flat_rank(pattern: tuple) -> int:
 def with_ellipsis_gradients(steps: dict, spec) -> dict:
     """Each step of an input that carries ``...`` with its gradient's first index renamed to
     ``...`` (the chain rule gives it a fresh name, as it does every gradient index; the deltas
-    have removed the output's ``...`` by then, so the rename captures nothing).
-    The chain-rule and partial forms keep the fresh name: there ``...`` is still summed.
+    have removed the output's ``...`` by then, so the rename captures nothing); the other
+    gradient indices move down one letter (``dX[...,a,b]``). In the chain-rule and partial
+    forms, where the output's ``...`` is still summed, that sum runs over the freed last name
+    and a delta sets it to ``...``.
     """
     from dataclasses import replace
 
     out = dict(steps)
     for name in carriers(spec):
         st = steps[name]
-        first = st.indices[0]
-        swap = {first: ELLIPSIS}
-        out[name] = replace(st, indices=(ELLIPSIS, *st.indices[1:]), eliminated=st.eliminated.xreplace(swap),
-                            simplified=st.simplified.xreplace(swap), final=st.final.xreplace(swap))
+        idx = st.indices
+        # (a, b, c) -> (..., a, b): the named axes keep the first letters
+        shift = {idx[0]: ELLIPSIS, **{idx[k]: idx[k - 1] for k in range(1, len(idx))}}
+        both = {**shift, ELLIPSIS: idx[-1]}
+        out[name] = replace(st, indices=(ELLIPSIS, *idx[:-1]), partial=st.partial.xreplace(both),
+                            chain_rule=st.chain_rule.xreplace(both), eliminated=st.eliminated.xreplace(shift),
+                            simplified=st.simplified.xreplace(shift), final=st.final.xreplace(shift))
     return out

@@ -126,7 +126,11 @@ def flatten_batch(op: str, arrays: dict) -> tuple:
     batch = first = None
     flat = []
     for name, (value, n) in arrays.items():
-        shape = tuple(getattr(value, "shape", ()))
+        if not hasattr(value, "reshape"):  # a Python number: a 0-d array
+            import numpy
+
+            value = numpy.asarray(value)
+        shape = tuple(value.shape)
         if len(shape) < n:
             raise ShapeError(f"{op}: input {name} must have at least {n} axes ('...' and {n} more), got shape {shape}")
         lead = shape[: len(shape) - n]
