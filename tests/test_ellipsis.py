@@ -6,6 +6,8 @@ Every derived rule is checked by central finite differences in float64 at ranks 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -135,3 +137,30 @@ def test_jax_check_grads_at_several_ranks():
         x = jax.numpy.asarray(rng.normal(size=(*lead, 4)))
         np.testing.assert_allclose(f(x), _softmax(np.asarray(x)), rtol=1e-12)
         check_grads(f, (x,), order=2, modes=["rev"])
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch", "jax"])
+def test_codegen_packages_with_ellipsis_import_their_helpers(tmp_path, target, monkeypatch):
+    pytest.importorskip({"numpy": "numpy", "torch": "torch", "jax": "jax"}[target])
+    from click.testing import CliRunner
+
+    from deltagrad.cli import main
+
+    out = CliRunner().invoke(main, ["codegen", "--target", target, "ex: Y[...] = exp(X[...])", "-o", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert "flatten_batch" in (tmp_path / "ops.py").read_text()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    for name in ("ops", "op_base"):
+        sys.modules.pop(name, None)
+    ops = importlib.import_module("ops")
+    x = np.random.default_rng(0).normal(size=(2, 3))
+    if target == "numpy":
+        y = ops.Ex.forward({}, x)
+    else:
+        mod = importlib.import_module(target)
+        y = np.asarray(ops.ex(mod.asarray(x) if target == "torch" else mod.numpy.asarray(x)))
+    np.testing.assert_allclose(y, np.exp(x), rtol=1e-6)
+    for name in ("ops", "op_base"):
+        sys.modules.pop(name, None)

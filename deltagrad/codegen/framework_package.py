@@ -18,6 +18,7 @@ from __future__ import annotations
 from deltagrad.codegen.jax_target import jax_source
 from deltagrad.codegen.module import derive_entries, op_base_source
 from deltagrad.codegen.op_class import class_name, environment
+from deltagrad.codegen.torch_target import BATCH_IMPORTS as TORCH_BATCH_IMPORTS
 from deltagrad.codegen.torch_target import torch_source
 from deltagrad.derive.ellipsis import has_ellipsis
 
@@ -40,8 +41,7 @@ def render_target_package(entries, target: str, *, source: str, title: str | Non
     ops = [render_op(d, summary=e.summary or None) for e, d in derivations]
     text = env.get_template(template).render(title=title, source=source, how_to_regenerate=how, names=names, ops=ops,
                                              uses_partial=any("@partial(" in op for op in ops),
-                                             batch_imports=", flatten_batch, unflatten_batch"
-                                             if any(has_ellipsis(d.spec) for _, d in derivations) else "")
+                                             batch_imports=TORCH_BATCH_IMPORTS if any(has_ellipsis(d.spec) for _, d in derivations) else "")
     return {
         "ops.py": text,
         "op_base.py": op_base_source(),

@@ -20,13 +20,11 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from deltagrad.codegen.op_class import class_name, environment, op_source
+from deltagrad.codegen.op_class import BATCH_IMPORTS, class_name, environment, op_source
 from deltagrad.derive.ellipsis import has_ellipsis
 from deltagrad.errors import SpecError
 from deltagrad.files import write_atomic
 
-#: what a module of ops imports besides check_shapes when one of its specs has ``...``
-BATCH_IMPORTS = ", flat_batch, flatten_batch, unflatten_batch"
 GENERATED_DIR = Path(__file__).resolve().parents[1] / "generated"
 REGENERATE = "edit deltagrad/op_table.py, then run `deltagrad codegen -o deltagrad/generated`."
 

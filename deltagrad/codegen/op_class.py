@@ -31,7 +31,23 @@ from deltagrad.derive.array_program import reads_attribute, uses_namespace, vari
 from deltagrad.derive.ellipsis import carriers, flat_rank, has_ellipsis
 from deltagrad.derive.names import NAMES
 
-HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes, flat_batch, flatten_batch, unflatten_batch\n"
+HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
+#: what an op with ``...`` imports besides (its leading axes flattened and restored)
+BATCH_IMPORTS = ", flat_batch, flatten_batch, unflatten_batch"
+
+
+def header(derivation, text: str = HEADER, extra: str = BATCH_IMPORTS) -> str:
+    """``text`` (the imports of a module of one op), with ``extra`` on its deltagrad import line
+    when the spec has ``...``.
+
+    >>> from deltagrad.derive.derivation import derive
+    >>> header(derive("Y[...] = exp(X[...])")).strip()
+    'from deltagrad.op_base import Op, array_namespace, check_shapes, flat_batch, flatten_batch, unflatten_batch'
+    """
+    if not has_ellipsis(derivation.spec):
+        return text
+    head, sep, tail = text.rpartition("\n")
+    return head + extra + sep + tail
 
 
 @lru_cache(maxsize=1)
@@ -156,7 +172,7 @@ def op_source(derivation, summary: str | None = None) -> str:
 def compile_op(derivation) -> type:
     """Build the op class in memory from its generated source (no user text is evaluated:
     the source is rendered from the checked, parsed spec)."""
-    source = HEADER + "\n\n" + op_source(derivation)
+    source = header(derivation) + "\n\n" + op_source(derivation)
     filename = f"<deltagrad op {class_name(derivation.name)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict = {"__name__": "deltagrad.compiled"}
