@@ -82,7 +82,7 @@ def entry_context(entry) -> dict:
                        sizes=[f"{size}={kw}" for kw, size in entry.keywords.items()])
     elif entry.adapter == "keyword_inputs":
         context.update(arguments=", ".join(d.inputs),
-                       returned=[n for n, i in enumerate(d.inputs) if i not in entry.keywords])
+                       returned=", ".join(f"grads[{n}]" for n, i in enumerate(d.inputs) if i not in entry.keywords))
     return context
 
 
