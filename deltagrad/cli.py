@@ -128,10 +128,12 @@ Examples:
   deltagrad codegen --latex docs/derivations        # one .tex per standard op + all.tex
   deltagrad codegen --target torch -o torch_ops      # the standard table as torch.autograd.Functions
   deltagrad codegen --target jax "gelu: Y[i,j] = X[i,j]/(1 + exp(-1.702*X[i,j]))" -o jax_ops
+  deltagrad codegen --target vugrad -o out          # out/ops.py: a drop-in for vugrad/ops.py
 
 \b
 Each SPEC may be prefixed by a name and a colon (NAME: SPEC); the word 'standard'
-stands for the whole standard table. -o writes ops.py, op_base.py and __init__.py.
+stands for the whole standard table. -o writes ops.py, op_base.py and __init__.py
+(with --target vugrad: ops.py alone, from deltagrad/vugrad_table.py).
 """
 
 
@@ -157,8 +159,9 @@ def parse_entries(items):
 @main.command(epilog=CODEGEN_EXAMPLES)
 @click.argument("specs", nargs=-1)
 @click.option("-o", "--out", "outdir", type=click.Path(file_okay=False), help="Write the Python package here.")
-@click.option("--target", type=click.Choice(["numpy", "torch", "jax"]), default="numpy", show_default=True,
-              help="numpy: vugrad-style Op classes; torch: torch.autograd.Functions; jax: jax.custom_vjp functions.")
+@click.option("--target", type=click.Choice(["numpy", "torch", "jax", "vugrad"]), default="numpy", show_default=True,
+              help="numpy: vugrad-style Op classes; torch: torch.autograd.Functions; jax: jax.custom_vjp functions; "
+                   "vugrad: DIR/ops.py, a drop-in for vugrad's vugrad/ops.py (from deltagrad/vugrad_table.py).")
 @click.option("--latex", "latexdir", type=click.Path(file_okay=False), help="Write one .tex per op and all.tex here.")
 def codegen(specs, outdir, target, latexdir):
     """Render ops (the standard table by default) as Python Op classes (or PyTorch / JAX ops)
@@ -170,7 +173,15 @@ def codegen(specs, outdir, target, latexdir):
     with _exit_on_spec_errors():
         entries = parse_entries(specs)
         standard = not specs or list(specs) == ["standard"]
-        if outdir and target != "numpy":
+        if outdir and target == "vugrad":
+            if specs:
+                _fail(click.UsageError("--target vugrad renders vugrad's op table (deltagrad/vugrad_table.py); "
+                                       "give no specs"), 2)
+            from deltagrad.codegen.vugrad_target import render_vugrad_package
+
+            for path in write_package(render_vugrad_package(), outdir):
+                click.echo(f"wrote {path}")
+        elif outdir and target != "numpy":
             from deltagrad.codegen.framework_package import render_target_package, standard_target_package
 
             files = standard_target_package(target) if standard else render_target_package(
@@ -561,9 +572,9 @@ def render_numpy(d, wrt=None) -> str:
     """The generated Op class, or only the backward lines of one input."""
     if wrt is not None:
         return d.numpy(wrt)
-    from deltagrad.codegen.op_class import HEADER
+    from deltagrad.codegen.op_class import header
 
-    return HEADER + "\n\n" + d.source()
+    return header(d) + "\n\n" + d.source()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,7 @@ class for the whole package), and elsewhere it defines its own.
 
 from __future__ import annotations
 
-__all__ = ["Op", "ShapeError", "array_namespace", "check_shapes"]
+__all__ = ["Op", "ShapeError", "array_namespace", "check_shapes", "flat_batch", "flatten_batch", "unflatten_batch"]
 
 
 class Op:
@@ -104,3 +104,70 @@ def check_shapes(op: str, order: tuple, arrays: dict, given: dict | None = None)
     if missing:
         raise ShapeError(f"{op}: the size of index {missing[0]!r} is not known: pass {missing[0]}=N")
     return tuple(sizes[ix] for ix in order)
+
+
+def flatten_batch(op: str, arrays: dict) -> tuple:
+    """The shared leading ``...`` shape of ``arrays``, and each array with those axes flattened
+    into one (a spec with ``...``: one op for every rank).
+
+    ``arrays`` maps an input's name to ``(value, n)``: ``n`` is the number of named axes after
+    ``...``. Every input must have the same leading shape (no broadcasting between them).
+
+    >>> import numpy as np
+    >>> batch, (x,) = flatten_batch("RowSum", {"X": (np.ones((2, 3, 4)), 1)})
+    >>> batch, x.shape
+    ((2, 3), (6, 4))
+    >>> flatten_batch("Div", {"X": (np.ones((2, 3)), 0), "Z": (np.ones((3, 2)), 0)})
+    ... # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ...
+    ShapeError: Div: the '...' axes of Z have shape (3, 2) but those of X (2, 3); they must be equal
+    """
+    batch = first = None
+    flat = []
+    for name, (value, n) in arrays.items():
+        if not hasattr(value, "reshape"):  # a Python number: a 0-d array
+            import numpy
+
+            value = numpy.asarray(value)
+        shape = tuple(value.shape)
+        if len(shape) < n:
+            raise ShapeError(f"{op}: input {name} must have at least {n} axes ('...' and {n} more), got shape {shape}")
+        lead = shape[: len(shape) - n]
+        if batch is None:
+            batch, first = lead, name
+        elif lead != batch:
+            raise ShapeError(f"{op}: the '...' axes of {name} have shape {lead} but those of {first} {batch}; "
+                             "they must be equal")
+        flat.append(value.reshape((_product(lead),) + shape[len(shape) - n:]))
+    return batch, tuple(flat)
+
+
+def unflatten_batch(value, batch: tuple):
+    """``value`` (its first axis the flattened ``...`` axes) with the ``...`` shape ``batch`` restored;
+    None stays None (a gradient that was not asked for).
+
+    >>> import numpy as np
+    >>> unflatten_batch(np.ones((6, 4)), (2, 3)).shape
+    (2, 3, 4)
+    """
+    if value is None:
+        return None
+    return value.reshape(tuple(batch) + tuple(value.shape[1:]))
+
+
+def flat_batch(value, batch: tuple):
+    """``value`` with its leading ``...`` axes (of shape ``batch``) flattened into one.
+
+    >>> import numpy as np
+    >>> flat_batch(np.ones((2, 3, 4)), (2, 3)).shape
+    (6, 4)
+    """
+    return value.reshape((_product(batch),) + tuple(value.shape[len(batch):]))
+
+
+def _product(sizes) -> int:
+    out = 1
+    for n in sizes:
+        out *= int(n)
+    return out

@@ -18,7 +18,9 @@ from __future__ import annotations
 from deltagrad.codegen.jax_target import jax_source
 from deltagrad.codegen.module import derive_entries, op_base_source
 from deltagrad.codegen.op_class import class_name, environment
+from deltagrad.codegen.torch_target import BATCH_IMPORTS as TORCH_BATCH_IMPORTS
 from deltagrad.codegen.torch_target import torch_source
+from deltagrad.derive.ellipsis import has_ellipsis
 
 #: target → (renderer of one op, module template, public names of one op, framework's name)
 RENDERERS = {
@@ -38,7 +40,8 @@ def render_target_package(entries, target: str, *, source: str, title: str | Non
     names = [n for e, _ in derivations for n in public(e)]
     ops = [render_op(d, summary=e.summary or None) for e, d in derivations]
     text = env.get_template(template).render(title=title, source=source, how_to_regenerate=how, names=names, ops=ops,
-                                             uses_partial=any("@partial(" in op for op in ops))
+                                             uses_partial=any("@partial(" in op for op in ops),
+                                             batch_imports=TORCH_BATCH_IMPORTS if any(has_ellipsis(d.spec) for _, d in derivations) else "")
     return {
         "ops.py": text,
         "op_base.py": op_base_source(),

@@ -45,10 +45,12 @@ _normalize.defvjp(_normalize_fwd, _normalize_bwd)
 
 from __future__ import annotations
 
-from deltagrad.codegen.op_class import environment, op_context
+from deltagrad.codegen.op_class import environment, header, op_context
 from deltagrad.codegen.python_printer import PythonPrinter, backward_source
 from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require, shared_context
 
+#: the batch helpers a framework op with ``...`` imports (its function flattens and restores)
+BATCH_IMPORTS = ", flatten_batch, unflatten_batch"
 HEADER = "import jax\nimport jax.numpy as jnp\n\nfrom deltagrad.op_base import check_shapes\n"
 
 
@@ -56,7 +58,7 @@ def jax_module_source(derivation, summary: str | None = None) -> str:
     """The op as a module of its own, with the imports it uses (``partial`` only where sizes are
     static arguments)."""
     source = jax_source(derivation, summary)
-    head = ("from functools import partial\n\n" if "@partial(" in source else "") + HEADER
+    head = ("from functools import partial\n\n" if "@partial(" in source else "") + header(derivation, HEADER, BATCH_IMPORTS)
     return head + "\n\n" + source
 
 

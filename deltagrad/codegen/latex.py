@@ -152,7 +152,7 @@ def _entry(name: str, indices) -> sp.Expr:
 
 
 def _idx(indices) -> str:
-    parts = [str(i) for i in indices]
+    parts = [index_latex(i) if str(i) == "..." else str(i) for i in indices]
     return "".join(parts) if all(len(p) == 1 for p in parts) else ",".join(parts)
 
 
@@ -196,7 +196,7 @@ def _forward(d, p) -> dict:
         else:
             intro = "The forward, as named steps (each may read the steps before it):"
         return {"intro": intro, "display": align(rows)}
-    free = ", ".join(f"${i}$" for i in spec.out_indices if isinstance(i, sp.Symbol))
+    free = ", ".join(f"${index_latex(i) if str(i) == '...' else i}$" for i in spec.out_indices if isinstance(i, sp.Symbol))
     every = f", for every {free.replace(', ', ' and ')}" if free else ""
     return {"intro": f"The forward, in index notation{every}:", "display": display(p.doprint(spec.lhs), p.doprint(spec.rhs))}
 

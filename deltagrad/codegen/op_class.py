@@ -28,9 +28,26 @@ from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
 from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
+from deltagrad.derive.ellipsis import carriers, flat_rank, has_ellipsis
 from deltagrad.derive.names import NAMES
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
+#: what an op with ``...`` imports besides (its leading axes flattened and restored)
+BATCH_IMPORTS = ", flat_batch, flatten_batch, unflatten_batch"
+
+
+def header(derivation, text: str = HEADER, extra: str = BATCH_IMPORTS) -> str:
+    """``text`` (the imports of a module of one op), with ``extra`` on its deltagrad import line
+    when the spec has ``...``.
+
+    >>> from deltagrad.derive.derivation import derive
+    >>> header(derive("Y[...] = exp(X[...])")).strip()
+    'from deltagrad.op_base import Op, array_namespace, check_shapes, flat_batch, flatten_batch, unflatten_batch'
+    """
+    if not has_ellipsis(derivation.spec):
+        return text
+    head, sep, tail = text.rpartition("\n")
+    return head + extra + sep + tail
 
 
 @lru_cache(maxsize=1)
@@ -99,6 +116,7 @@ def op_context(derivation, summary: str | None = None) -> dict:
     scalar_output = not spec.out_indices and reads_attribute(backward.statements, NAMES.grad_output, "dtype")
     skippable = len(results) > 1
     return {
+        "batch": batch_context(derivation),
         "forward_xp": uses_namespace(forward.statements),
         "backward_xp": scalar_output or uses_namespace(backward.statements),
         "class_name": class_name(spec.name),
@@ -124,6 +142,23 @@ def op_context(derivation, summary: str | None = None) -> dict:
     }
 
 
+def batch_context(derivation) -> dict | None:
+    """For a spec with ``...``: the inputs that carry it with their number of named axes after
+    it, the line that flattens them and the gradients to restore; None otherwise."""
+    spec = derivation.spec
+    if not has_ellipsis(spec):
+        return None
+    names = carriers(spec)
+    arrays = ", ".join(f'"{n}": ({n}, {flat_rank(derivation.signature.patterns[n])})' for n in names)
+    unpack = names[0] + "," if len(names) == 1 else ", ".join(names)
+    return {
+        "var": NAMES.batch_shape,
+        "inputs": list(names),
+        "flatten": f'{NAMES.batch_shape}, ({unpack}) = flatten_batch("{class_name(spec.name)}", {{{arrays}}})',
+        "gradients": [NAMES.gradient(n) for n in names],
+    }
+
+
 def _tuple(items) -> str:
     inner = ", ".join(repr(x) if isinstance(x, int) else f'"{x}"' for x in items)
     return f"({inner},)" if len(items) == 1 else f"({inner})"
@@ -137,7 +172,7 @@ def op_source(derivation, summary: str | None = None) -> str:
 def compile_op(derivation) -> type:
     """Build the op class in memory from its generated source (no user text is evaluated:
     the source is rendered from the checked, parsed spec)."""
-    source = HEADER + "\n\n" + op_source(derivation)
+    source = header(derivation) + "\n\n" + op_source(derivation)
     filename = f"<deltagrad op {class_name(derivation.name)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict = {"__name__": "deltagrad.compiled"}

@@ -130,6 +130,7 @@ def shared_context(derivation, op: dict, plan) -> dict:
         "inputs": plan.inputs,
         "size_kwargs": op["size_kwargs"],
         "shapes": op["shapes"],
+        "batch": op["batch"],
     }
 
 

@@ -32,11 +32,13 @@ class DivideFunction(torch.autograd.Function):
 
 from __future__ import annotations
 
-from deltagrad.codegen.op_class import class_name, environment, op_context
+from deltagrad.codegen.op_class import class_name, environment, header, op_context
 from deltagrad.codegen.python_printer import PythonPrinter, backward_source
 from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require, shared_context
 from deltagrad.derive.array_program import Attr, Const
 
+#: the batch helpers a framework op with ``...`` imports (its function flattens and restores)
+BATCH_IMPORTS = ", flatten_batch, unflatten_batch"
 HEADER = "import torch\n\nfrom deltagrad.op_base import check_shapes\n"
 
 
@@ -127,7 +129,7 @@ def torch_source(derivation, summary: str | None = None) -> str:
 
 def torch_module_source(derivation, summary: str | None = None) -> str:
     """The op as a module of its own, with its imports."""
-    return HEADER + "\n\n" + torch_source(derivation, summary)
+    return header(derivation, HEADER, BATCH_IMPORTS) + "\n\n" + torch_source(derivation, summary)
 
 
 def torch_backward_source(derivation, input_name: str | None = None) -> str:

@@ -21,6 +21,7 @@ import sympy as sp
 from deltagrad.derive.array_program import Assign, Attr, Program, Subscript, Var, variables
 from deltagrad.derive.budget import BudgetExceeded, time_budget
 from deltagrad.derive.chain_rule import chain_rule, grad_output_name
+from deltagrad.derive.ellipsis import has_ellipsis, with_ellipsis_gradients
 from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.from_sympy import equation_from_sympy, spec_from_sympy
 from deltagrad.derive.lower import Lowering
@@ -175,6 +176,8 @@ def _derive(spec, name, inputs) -> Derivation:
             if stable[n] != st.final and agree(st.final, stable[n], spec, both, n, st.indices, grad_name):
                 steps[n] = replace(st, final=stable[n])
         values = stable_values
+    if has_ellipsis(spec):
+        steps = with_ellipsis_gradients(steps, spec)
     signature = _signature(spec)
     forward, backward, saved = _programs(spec, steps, values, grad_name, signature)
     return Derivation(spec, grad_name, steps, values, signature, forward, backward, saved)
@@ -196,6 +199,8 @@ def _derive_program(prog: ProgramSpec) -> Derivation:
         simplified = min(simplify_index_expr(eliminated), collect_linear(eliminated, grad_name), key=cost)
         final = _through_last_step(simplified, prog, per_step[-1], spec, values, inp.name, indices, grad_name)
         steps[inp.name] = GradientSteps(inp.name, indices, partial, composed, eliminated, simplified, final)
+    if has_ellipsis(spec):
+        steps = with_ellipsis_gradients(steps, spec)
     signature = _signature(spec)
     forward, backward, saved = _programs(spec, steps, values, grad_name, signature)
     return Derivation(spec, grad_name, steps, values, signature, forward, backward, saved, statements=prog.steps)

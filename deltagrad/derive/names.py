@@ -34,10 +34,13 @@ class Names:
     needs: str = "needs"
     extent_prefix: str = "n_"
     gradient_prefix: str = "d"
+    #: the code's name for the flattened ``...`` axes, and for their shape
+    batch: str = "batch"
+    batch_shape: str = "batch_shape"
 
     def extent(self, index_name: str) -> str:
-        """The size of the axis an index runs over: ``n_k``."""
-        return f"{self.extent_prefix}{index_name}"
+        """The size of the axis an index runs over: ``n_k`` (``n_batch`` for ``...``, flattened)."""
+        return f"{self.extent_prefix}{self.batch if index_name == '...' else index_name}"
 
     def extent_symbol(self, index_name: str) -> sp.Symbol:
         """The extent as a SymPy symbol (a positive integer)."""
@@ -61,7 +64,7 @@ class Names:
 
     def reserved_in_code(self) -> set:
         """Names generated code uses for itself."""
-        return {self.grad_output, self.namespace, self.context, self.needs}
+        return {self.grad_output, self.namespace, self.context, self.needs, self.batch_shape}
 
 
 NAMES = Names()

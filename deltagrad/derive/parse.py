@@ -20,6 +20,7 @@ from fractions import Fraction
 
 import sympy as sp
 
+from deltagrad.derive.ellipsis import ELLIPSIS
 from deltagrad.derive.spec import MAX_DEPTH, MAX_NODES, Spec, check_spec, extent, index, scalar, summed, tensor
 from deltagrad.errors import SpecError
 
@@ -241,6 +242,8 @@ class _Builder:
             if isinstance(it, ast.Name):
                 self.note(it.id, it, "an index")
                 out.append(index(it.id))
+            elif isinstance(it, ast.Constant) and it.value is Ellipsis:  # X[...,i]: any leading axes
+                out.append(ELLIPSIS)
             elif isinstance(it, ast.Constant) and type(it.value) is int:
                 if it.value > 64:
                     self.fail(f"the integer index {it.value} is out of range", it)
@@ -248,9 +251,11 @@ class _Builder:
             elif isinstance(it, ast.UnaryOp) and isinstance(it.op, ast.USub):
                 self.fail("negative integer indices are not supported", it)
             else:
-                self.fail("an index must be a name such as i or a non-negative integer literal", it)
+                self.fail("an index must be a name such as i, a non-negative integer literal or ...", it)
         if not out:
             self.fail("empty brackets", node)
+        if out.count(ELLIPSIS) > 1:
+            self.fail("'...' appears twice in one index list", node)
         return tuple(out)
 
     def number(self, node):
@@ -347,6 +352,8 @@ class _Builder:
                 self.fail("Sum takes an expression and one or more index names: Sum(X[i,k], k)", node)
             ks = []
             for a in node.args[1:]:
+                if isinstance(a, ast.Constant) and a.value is Ellipsis:
+                    self.fail("'...' is never summed: sum over named indices only", a)
                 if not isinstance(a, ast.Name):
                     self.fail("Sum sums over whole index ranges: name the indices, as in Sum(X[i,k], k)", a)
                 self.note(a.id, a, "an index")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from deltagrad.derive.ellipsis import ELLIPSIS
+from deltagrad.derive.ellipsis import check_ellipsis as ellipsis_rules
 from deltagrad.derive.names import NAMES
 from deltagrad.errors import SpecError
 
@@ -152,6 +154,7 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
     deltagrad.errors.SpecError: index 'j' is free on the right but not on the left: add it to Y[...] or sum over it with Sum(..., j)
     """
     where = where or {}
+    ellipsis_rules(output, tuple(out_indices), rhs, where)  # the rules of ... (derive/ellipsis.py)
     use = walk_rhs(rhs, where)
     check_output_not_on_right(output, use, where)
     check_output_valid_name(output, where)
@@ -251,7 +254,8 @@ def _visit_tensor(e: sp.Indexed, bound: frozenset, use: RhsUse, where: dict) -> 
             check_integer_index(nm, ix, where)
             continue
         check_tensor_index(nm, ix, where)
-        check_name(ix.name, "an index", use, where)
+        if ix != ELLIPSIS:
+            check_name(ix.name, "an index", use, where)
         if ix not in bound:
             use.free[ix.name] = ix
 

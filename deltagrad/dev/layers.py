@@ -5,7 +5,7 @@ functions (an import that runs late still ties the modules together). The layers
 
 ====  ==========================================  ==========================================
  0    ``errors``, ``files``, ``op_base``, ``dev``  plain helpers: no deltagrad import but these
- 1    ``derive``, ``op_table``                     spec → derivation → array program, as data
+ 1    ``derive``, ``op_table``, ``vugrad_table``   spec → derivation → array program, as data
  2    ``codegen``                                  printers and templates over that data
  3    ``api``, the package ``__init__``             conveniences on a derivation (compile, LaTeX)
  4    ``check``                                    verdicts on claims and code, as data
@@ -36,7 +36,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 LAYERS = {
     "errors": 0, "files": 0, "op_base": 0, "dev": 0,
-    "derive": 1, "op_table": 1,
+    "derive": 1, "op_table": 1, "vugrad_table": 1,
     "codegen": 2,
     "api": 3, "__init__": 3,
     "check": 4,
