@@ -27,10 +27,19 @@ import sympy as sp
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
-from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
+from deltagrad.derive.array_program import applied, reads_attribute, uses_namespace, variables
 from deltagrad.derive.names import NAMES
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
+
+
+def header(source: str) -> str:
+    """The import line an op class's ``source`` needs: ``special`` too where it calls erf or sigmoid.
+
+    >>> header("Y = special(xp).erf(X)")
+    'from deltagrad.op_base import Op, array_namespace, check_shapes, special\\n'
+    """
+    return HEADER.replace("\n", ", special\n") if "special(xp)." in source else HEADER
 
 
 @lru_cache(maxsize=1)
@@ -91,6 +100,10 @@ def op_context(derivation, summary: str | None = None) -> dict:
         if form is None:
             form = f"(no matrix form: {no_matrix_form_reason(derivation, name, style='unicode')})"
         backward_doc.append(f"    {form}")
+    calls = applied([*forward.statements, *backward.statements])
+    if calls:
+        backward_doc.append(f"{', '.join(calls)}: the user's functions, globals of this module "
+                            "(compile(functions={...}) passes them).")
     if any(st.final.has(sp.Heaviside) for st in derivation.steps.values()):
         backward_doc.append("Heaviside(0) = 1/2, so the code's (xp.sign(x) + 1) / 2 is 0, 1/2 or 1.")
     first = next((i.name for i in spec.inputs if i.rank), spec.inputs[0].name)
@@ -134,13 +147,15 @@ def op_source(derivation, summary: str | None = None) -> str:
     return environment().get_template("op_class.py.j2").render(op=op_context(derivation, summary))
 
 
-def compile_op(derivation) -> type:
+def compile_op(derivation, functions: dict | None = None) -> type:
     """Build the op class in memory from its generated source (no user text is evaluated:
-    the source is rendered from the checked, parsed spec)."""
-    source = HEADER + "\n\n" + op_source(derivation)
+    the source is rendered from the checked, parsed spec); ``functions`` are the implementations
+    of the generic functions it calls (``{"f": ..., "f_prime": ...}``), globals of its module."""
+    body = op_source(derivation)
+    source = header(body) + "\n\n" + body
     filename = f"<deltagrad op {class_name(derivation.name)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict = {"__name__": "deltagrad.compiled"}
+    namespace: dict = {"__name__": "deltagrad.compiled", **(functions or {})}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
     cls = namespace[class_name(derivation.name)]
     cls.source = source

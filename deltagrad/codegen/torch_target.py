@@ -85,6 +85,15 @@ class TorchPrinter(PythonPrinter):
             return self.call("clamp", (value,), [(bound, const)])
         return self.call(node.fn, node.args)
 
+    def call_erf(self, node):
+        return self.call("erf", node.args)
+
+    def call_erfc(self, node):
+        return self.call("erfc", node.args)
+
+    def call_sigmoid(self, node):
+        return self.call("sigmoid", node.args)
+
     def call_maximum(self, node):
         return self._clamp(node, "min")
 
@@ -135,12 +144,12 @@ def torch_backward_source(derivation, input_name: str | None = None) -> str:
     return backward_source(derivation, input_name, TorchPrinter())
 
 
-def compile_torch(derivation):
+def compile_torch(derivation, functions: dict | None = None):
     """The op as a function ``f(*inputs, **sizes)`` backed by its generated
     ``torch.autograd.Function`` (``f.Function``); ``f.source`` is the generated module."""
     require("torch")
     source = torch_module_source(derivation)
-    namespace = build(source, f"torch op {derivation.name}")
+    namespace = build(source, f"torch op {derivation.name}", functions)
     fn = namespace[function_name(derivation)]
     fn.Function = namespace[class_name(derivation.name) + "Function"]
     fn.source = source
