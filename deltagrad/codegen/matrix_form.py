@@ -326,6 +326,8 @@ class _Printer(Visitor):
             raise NoMatrixForm("it broadcasts to more than two axes")
         if fn == "eye":
             return "I", 2, _ATOM
+        if fn == "zeros" and len(n.args[0]) <= 2:
+            return "0", len(n.args[0]), _ATOM
         if fn == "sqrt":
             x = self.visit(n.args[0])
             return (f"\\sqrt{{{x[0]}}}" if self.latex else f"sqrt({x[0]})"), x[1], _ATOM

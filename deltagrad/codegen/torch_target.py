@@ -74,6 +74,14 @@ class TorchPrinter(PythonPrinter):
                 kwargs.append(("device", Attr(v.value, "device")))
         return self.call("eye", node.args, kwargs)
 
+    def call_zeros(self, node):
+        """``torch.zeros`` on the device of the array whose dtype it takes."""
+        kwargs = list(node.kwargs)
+        for _, v in node.kwargs:
+            if isinstance(v, Attr) and v.name == "dtype":
+                kwargs.append(("device", Attr(v.value, "device")))
+        return self.call("zeros", node.args, kwargs)
+
     def call_linalg_diagonal(self, node):
         """The array API's ``linalg.diagonal`` takes the last two axes."""
         return self.call("diagonal", node.args, [("dim1", Const(-2)), ("dim2", Const(-1))])

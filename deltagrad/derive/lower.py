@@ -190,6 +190,8 @@ class Lowering:
         if len(arr.indices) == len(target):
             return self.permute(arr, tuple(target)).node
         shape = tuple(self.size(i) for i in target)
+        if arr.node == Const(0):  # a zero gradient (sign, Heaviside): an array of the gradient's dtype
+            return Call("zeros", (shape,), (("dtype", Attr(Var(self.dtype_of), "dtype")),))
         return Call("broadcast_to", (self.align(arr, tuple(target)), shape))
 
     def lower_output(self, expr: sp.Expr, out_indices: tuple):
