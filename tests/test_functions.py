@@ -313,3 +313,19 @@ def test_writeups_of_a_generic_function_and_of_where_compile(tmp_path):
         proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"w{n}.tex"], cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_the_readme_table_of_functions_shows_the_derived_rules():
+    import re
+    from pathlib import Path
+
+    from deltagrad.codegen.index_printer import index_text
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("### Functions"):readme.index("### Programs")]
+    rows = re.findall(r"^\| `[^|]*` \| `(Y\[i\] = [^`]*)` \| (`d.*`) \|$", table, re.M)
+    assert len(rows) == 9
+    for spec, rules in rows:
+        d = derive(spec)
+        shown = ", ".join(f"`d{n}[a] = {index_text(st.final)}`" for n, st in d.steps.items())
+        assert shown == rules, (spec, shown)
