@@ -113,11 +113,15 @@ class where(sp.Function):
         if a == b:
             return a
         fa, fb = sp.Mul.make_args(a), sp.Mul.make_args(b)
-        common = [f for f in fa if isinstance(f, sp.KroneckerDelta) and (b == 0 or f in fb)]
+        if a == 0:
+            common = [f for f in fb if isinstance(f, sp.KroneckerDelta)]
+        else:
+            common = [f for f in fa if isinstance(f, sp.KroneckerDelta) and (b == 0 or f in fb)]
         if common:
-            rest_a = sp.Mul(*[f for f in fa if f not in common])
-            rest_b = sp.S.Zero if b == 0 else sp.Mul(*[f for f in fb if f not in common])
-            return sp.Mul(*common) * cls(c, rest_a, rest_b)
+            def rest(branch, factors):
+                return sp.S.Zero if branch == 0 else sp.Mul(*[f for f in factors if f not in common])
+
+            return sp.Mul(*common) * cls(c, rest(a, fa), rest(b, fb))
         return None
 
     def _eval_is_commutative(self):
