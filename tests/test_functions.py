@@ -338,3 +338,18 @@ def test_the_readme_table_of_functions_shows_the_derived_rules():
         d = derive(spec)
         shown = ", ".join(f"`d{n}[a] = {index_text(st.final)}`" for n, st in d.steps.items())
         assert shown == rules, (spec, shown)
+
+
+def test_a_generic_function_in_a_program_and_in_printed_source():
+    d = derive("H[i] = f(X[i]); L = Sum(H[i]*H[i], i)", functions=["f"])
+    assert d.numpy() == "dX = 2 * goutput * H * f_prime(X)"
+    (x,) = draw([normal], [(4,)])
+    check_op(d.compile(functions=TANH), lambda x: np.sum(np.tanh(x) ** 2), [x])
+    assert check_claim(d, "dX[a] = 2*G*H[a]*f_prime(X[a])").correct
+    assert not check_claim(d, "dX[a] = G*H[a]*f_prime(X[a])").correct
+    # the printed module runs where f and f_prime are defined beside it
+    out = CliRunner().invoke(main, ["derive", "Y[i] = f(X[i])", "--function", "f", "--format", "numpy"])
+    assert out.exit_code == 0 and "f, f_prime: the user's functions" in out.output
+    namespace = dict(TANH)
+    exec(compile(out.output, "<printed op>", "exec"), namespace)  # noqa: S102 - deltagrad's own output
+    check_op(namespace["Y"], np.tanh, [x])
