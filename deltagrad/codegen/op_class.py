@@ -28,6 +28,7 @@ from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
 from deltagrad.derive.array_program import applied, reads_attribute, uses_namespace, variables
+from deltagrad.derive.functions import where
 from deltagrad.derive.names import NAMES
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
@@ -104,6 +105,8 @@ def op_context(derivation, summary: str | None = None) -> dict:
     if calls:
         backward_doc.append(f"{', '.join(calls)}: the user's functions, globals of this module "
                             "(compile(functions={...}) passes them).")
+    if any(st.final.has(where) for st in derivation.steps.values()):
+        backward_doc.append("where(c, a, b): the gradient goes to the branch the forward chose (b where c is false).")
     if any(st.final.has(sp.Heaviside) for st in derivation.steps.values()):
         backward_doc.append("Heaviside(0) = 1/2, so the code's (xp.sign(x) + 1) / 2 is 0, 1/2 or 1.")
     first = next((i.name for i in spec.inputs if i.rank), spec.inputs[0].name)
