@@ -21,7 +21,9 @@ Examples:
 \b
 Spec syntax: OUT[i,j] = EXPR (or OUT = EXPR for a scalar). EXPR uses tensors
 indexed by names or integers (X[i,0,j]), scalar names, numbers, + - * / **,
-Sum(expr, k, ...), exp log sqrt tanh sin cos Abs Max Min Heaviside.
+Sum(expr, k, ...), exp log sqrt tanh sin cos Abs Max Min Heaviside, erf erfc
+asin acos atan sinh cosh asinh acosh atanh log1p expm1 sigmoid softplus sign,
+where(A > B, P, Q) (also <, <=, >=), and F(...) for each --function F.
 An output index that no input carries becomes a keyword argument of forward.
 At a kink, Heaviside(0) = 1/2: Max/Min split the gradient between tied arguments.
 """
@@ -50,9 +52,11 @@ def _fail(err: Exception, code: int):
 @click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Seconds a derivation may take before the spec is refused.")
 @click.option("--latex", "as_latex", is_flag=True, help="Print the LaTeX write-up (a fragment) instead.")
-def derive(spec, wrt, fmt, name, inputs, steps, budget, as_latex):
+@click.option("--function", "functions", multiple=True,
+              help="Declare a generic function F that SPEC may call, F(X[i,j]); its derivative is written F_prime.")
+def derive(spec, wrt, fmt, name, inputs, steps, budget, as_latex, functions):
     """Derive the backward of SPEC for each input."""
-    d = _derive_or_exit(spec, name, inputs, budget)
+    d = _derive_or_exit(spec, name, inputs, budget, functions)
     if wrt is not None:
         with _exit_on_spec_errors():
             d.spec.input(wrt)
@@ -82,12 +86,12 @@ def _exit_on_spec_errors():
         _fail(err, 1)
 
 
-def _derive_or_exit(spec, name, inputs, budget=10.0):
+def _derive_or_exit(spec, name, inputs, budget=10.0, functions=()):
     from deltagrad.api import derive as run_derive
 
     with _exit_on_spec_errors():
         order = [s.strip() for s in inputs.split(",")] if inputs else None
-        return run_derive(spec, name=name, inputs=order, budget=budget)
+        return run_derive(spec, name=name, inputs=order, budget=budget, functions=functions)
 
 
 LATEX_EXAMPLES = """
@@ -106,9 +110,10 @@ Examples:
 @click.option("--fragment", is_flag=True, help="Only the body, to \\input into your own document.")
 @click.option("--name", help="The op's name (default: the output's name).")
 @click.option("--inputs", help="Comma-separated argument order.")
-def latex(spec, outfile, budget, fragment, name, inputs):
+@click.option("--function", "functions", multiple=True, help="Declare a generic function F that SPEC may call.")
+def latex(spec, outfile, budget, fragment, name, inputs, functions):
     """Write the derivation of SPEC as LaTeX: a standalone amsmath document by default."""
-    d = _derive_or_exit(spec, name, inputs, budget)
+    d = _derive_or_exit(spec, name, inputs, budget, functions)
     text = d.latex(fragment=fragment)
     if outfile:
         from deltagrad.files import write_atomic
@@ -509,7 +514,9 @@ Exit code: 0 every claim correct, 1 one is not, 2 a bad claim, spec or file.
                    "(in --batch: for entries without a timeout).")
 @click.option("--batch", type=click.Path(dir_okay=False), help="A TOML or YAML file of (spec, claims/code) entries.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check(spec, claims, code, grad_name, inputs, kwargs, timeout, batch, fmt):
+@click.option("--function", "functions", multiple=True,
+              help="Declare a generic function F that SPEC calls; claims may call F and F_prime.")
+def check(spec, claims, code, grad_name, inputs, kwargs, timeout, batch, fmt, functions):
     """Check hand-derived gradients (claims or code) against the derived backward of SPEC."""
     import json
 
@@ -533,7 +540,8 @@ def check(spec, claims, code, grad_name, inputs, kwargs, timeout, batch, fmt):
             stop("give SPEC with --claim and/or --code, or --batch FILE")
         else:
             entry = {"spec": spec, "claims": list(claims), "grad_name": grad_name, "timeout": timeout}
-            entry.update({k: v for k, v in (("code", code), ("inputs", inputs), ("kwargs", kwargs)) if v})
+            entry.update({k: v for k, v in (("code", code), ("inputs", inputs), ("kwargs", kwargs),
+                                            ("functions", list(functions))) if v})
             results = run_entry(entry, "")
     except SpecError as err:
         stop(str(err))
@@ -574,7 +582,7 @@ def render_numpy(d, wrt=None) -> str:
         return d.numpy(wrt)
     from deltagrad.codegen.op_class import header
 
-    return header(d) + "\n\n" + d.source()
+    return header(d, d.source()) + "\n\n" + d.source()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,8 @@ class for the whole package), and elsewhere it defines its own.
 
 from __future__ import annotations
 
-__all__ = ["Op", "ShapeError", "array_namespace", "check_shapes", "flat_batch", "flatten_batch", "unflatten_batch"]
+__all__ = ["Op", "ShapeError", "array_namespace", "check_shapes", "flat_batch", "flatten_batch", "special",
+           "unflatten_batch"]
 
 
 class Op:
@@ -171,3 +172,50 @@ def _product(sizes) -> int:
     for n in sizes:
         out *= int(n)
     return out
+
+
+class _Special:
+    """The element-wise functions the array API lacks, for one array namespace ``xp``."""
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def _scipy(self):
+        """SciPy's ``special`` module for ``xp`` (imported on first use: only ops that call erf need it)."""
+        name = getattr(self.xp, "__name__", "")
+        try:
+            if name.startswith("cupy"):  # pragma: no cover - needs a GPU
+                import cupyx.scipy.special as module
+            elif name.startswith("jax"):
+                import jax.scipy.special as module
+            elif name.startswith("torch"):
+                import torch.special as module
+            else:
+                import scipy.special as module
+        except ImportError:
+            raise ImportError("erf and erfc on NumPy arrays need SciPy: pip install scipy") from None
+        return module
+
+    def erf(self, x):
+        """The error function."""
+        return (getattr(self.xp, "erf", None) or self._scipy().erf)(x)
+
+    def erfc(self, x):
+        """The complementary error function ``1 - erf(x)``, exact where erf is near 1."""
+        return (getattr(self.xp, "erfc", None) or self._scipy().erfc)(x)
+
+    def sigmoid(self, x):
+        """``1 / (1 + exp(-x))`` as ``exp(-logaddexp(0, -x))``: no overflow, exact in both tails."""
+        xp = self.xp
+        return xp.exp(-xp.logaddexp(xp.zeros_like(x), -x))
+
+
+def special(xp) -> _Special:
+    """erf, erfc and sigmoid for the array namespace ``xp`` (NumPy's erf is SciPy's, CuPy's
+    ``cupyx.scipy.special``'s, imported on first use).
+
+    >>> import numpy as np
+    >>> float(special(np).sigmoid(np.float64(0.0))), float(special(np).erf(np.float64(0.0)))
+    (0.5, 0.0)
+    """
+    return _Special(xp)

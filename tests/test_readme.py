@@ -36,6 +36,8 @@ EXAMPLES = (
      "dX[a,b] = G[a,b]/Sum(X[a,k],k) - G[a,b]*X[a,b]/Sum(X[a,k],k)**2"],
     ["derive", "P[i,j] = exp(X[i,j])/Sum(exp(X[i,k]), k); L = -Sum(T[i,j]*log(P[i,j]), i, j)/size(i)"],
     ["derive", "Y[...,i] = exp(X[...,i]) / Sum(exp(X[...,k]), k)", "--name", "softmax"],
+    ["derive", "Y[i,j] = where(X[i,j] > 0, X[i,j], 0.01*X[i,j])"],
+    ["derive", "Y[i,j] = f(X[i,j])*Z[i,j]", "--function", "f"],
 )
 
 

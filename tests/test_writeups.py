@@ -51,6 +51,9 @@ FURTHER = [
     ("program_attention", "S[i,j] = Sum(Q[i,d]*K[j,d], d); P[i,j] = exp(S[i,j])/Sum(exp(S[i,l]), l); "
                           "O[i,e] = Sum(P[i,j]*V[j,e], j)"),
     ("program_mlp", "H[i,j] = tanh(Sum(X[i,k]*W1[k,j], k) + B1[j]); Y[i,l] = Sum(H[i,j]*W2[j,l], j) + B2[l]"),
+    ("gelu_erf", "Y[i,j] = X[i,j]*(1 + erf(X[i,j]/sqrt(2)))/2"),
+    ("leaky_relu_where", "Y[i,j] = where(X[i,j] > 0, X[i,j], 0.01*X[i,j])"),
+    ("sigmoid_asinh_layer", "Y[i,j] = sigmoid(Sum(asinh(X[i,k])*W[k,j], k))"),
 ]
 
 SPECS = ([(e.name, e.spec, e.inputs) for e in STANDARD_OPS] + [(c[0], c[1], None) for c in CASES]

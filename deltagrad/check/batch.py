@@ -33,6 +33,7 @@ KEYS = {
     "grad_name": ((str,), "a string"),
     "kwargs": ((dict, str), "a table of keyword arguments (or \"dim=0,repeats=16\")"),
     "timeout": ((int, float), "a number of seconds"),
+    "functions": ((str, list), "a list of declared function names (or one name)"),
 }
 #: Seconds one claim may take to check before it is reported as an error.
 CLAIM_SECONDS = 60.0
@@ -80,7 +81,7 @@ def entry_problem(entry) -> str | None:
     >>> entry_problem({"spec": "Y[i] = X[i]", "inputs": 5})
     'inputs must be a list of input names (or "X,W"), not 5'
     >>> entry_problem({"spec": "Y[i] = X[i]", "claim": "dX[a] = G[a]"})
-    "unknown key 'claim' (an entry has name, spec, claims, code, inputs, grad_name, kwargs, timeout)"
+    "unknown key 'claim' (an entry has name, spec, claims, code, inputs, grad_name, kwargs, timeout, functions)"
     """
     if not isinstance(entry, dict):
         return f"an entry is a table with a 'spec' and 'claims' and/or 'code', not {entry!r:.60}"
@@ -117,7 +118,8 @@ def run_entry(entry: dict, label: str, base: Path | None = None, timeout: float 
     if isinstance(inputs, str):
         inputs = [s.strip() for s in inputs.split(",") if s.strip()]
     try:
-        d = derive(entry["spec"], inputs=inputs)
+        functions = entry.get("functions") or ()
+        d = derive(entry["spec"], inputs=inputs, functions=[functions] if isinstance(functions, str) else functions)
     except (SpecError, LoweringError) as err:
         return [BatchResult(label, entry["spec"], "error", message=str(err))]
     except Exception as err:  # noqa: BLE001 - never a traceback: the engine's failure is this entry's error

@@ -30,6 +30,7 @@ from deltagrad.check.verdict import Counterexample, Diagnosis, Verdict
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.derive.budget import BudgetExceeded, time_budget
 from deltagrad.derive.eliminate import eliminate_deltas
+from deltagrad.derive.functions import generic_functions
 from deltagrad.derive.names import NAMES
 from deltagrad.derive.numeric import compare_gradients, evaluate_gradient, index_sizes, random_environments
 from deltagrad.derive.parse import parse_equation
@@ -144,7 +145,7 @@ def parse_claim(d, text: str, grad_name: str = "G") -> Claim:
         text = text.strip()
         parsed, where = normalize_claim(text)
     try:
-        eq = parse_equation(parsed, form="claim", check_target=check_target)
+        eq = parse_equation(parsed, form="claim", check_target=check_target, functions=declared(d))
     except SpecError as err:
         raise _remapped(err, where) from None
     name, lhs_idx, rhs = eq.name[1:], eq.indices, eq.rhs
@@ -172,6 +173,15 @@ def parse_claim(d, text: str, grad_name: str = "G") -> Claim:
     expr = claim_expr(d, fit, rhs, grad_name)
     free = sorted({s for s in rhs.free_symbols if is_index(s)} - set(lhs_idx), key=str)
     return Claim(text.strip(), name, expr, tuple(str(s) for s in free), rhs, tuple(lhs_idx), grad_name, tuple(saved))
+
+
+def declared(d) -> tuple:
+    """The generic functions the spec of ``d`` calls (``f``): a claim may call them and their
+    derivatives (``f_prime``, ``f_prime2``, …)."""
+    found = generic_functions(d.spec.rhs)
+    for st in d.statements:
+        found |= generic_functions(st.rhs)
+    return tuple(sorted(found))
 
 
 def _remapped(err: SpecError, where):

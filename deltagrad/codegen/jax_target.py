@@ -58,7 +58,9 @@ def jax_module_source(derivation, summary: str | None = None) -> str:
     """The op as a module of its own, with the imports it uses (``partial`` only where sizes are
     static arguments)."""
     source = jax_source(derivation, summary)
-    head = ("from functools import partial\n\n" if "@partial(" in source else "") + header(derivation, HEADER, BATCH_IMPORTS)
+    head = ("from functools import partial\n\n" if "@partial(" in source else "") + header(derivation, "", HEADER, BATCH_IMPORTS)
+    if "jax.scipy.special." in source:
+        head = head.replace("import jax\n", "import jax\nimport jax.scipy.special\n")
     return head + "\n\n" + source
 
 
@@ -72,9 +74,12 @@ class JaxPrinter(PythonPrinter):
 
     what = "print for jax"
 
+    #: calls outside ``jax.numpy``
+    modules = {"erf": "jax.scipy.special.erf", "erfc": "jax.scipy.special.erfc", "sigmoid": "jax.nn.sigmoid"}
+
     def visit_Call(self, node):
         args = [self.visit(a) for a in node.args] + [f"{k}={self.visit(v)}" for k, v in node.kwargs]
-        return f"jnp.{node.fn}({', '.join(args)})"
+        return f"{self.modules.get(node.fn, 'jnp.' + node.fn)}({', '.join(args)})"
 
 
 def jax_context(derivation, summary: str | None = None) -> dict:
@@ -109,12 +114,12 @@ def jax_backward_source(derivation, input_name: str | None = None) -> str:
     return backward_source(derivation, input_name, JaxPrinter())
 
 
-def compile_jax(derivation):
+def compile_jax(derivation, functions: dict | None = None):
     """The op as a function ``f(*inputs, **sizes)`` built on ``jax.custom_vjp``; ``f.source``
     is the generated module."""
     require("jax")
     source = jax_module_source(derivation)
-    namespace = build(source, f"jax op {derivation.name}")
+    namespace = build(source, f"jax op {derivation.name}", functions)
     fn = namespace[function_name(derivation)]
     fn.source = source
     fn.derivation = derivation

@@ -500,10 +500,15 @@ def notation(d, body: str, grads=()) -> str:
     if products:
         matrix.insert(0, "a product written without a sign is the matrix product, and brackets are kept "
                          "wherever a matrix product meets $\\odot$ or $\\oslash$")
-    if any(f"\\{fn}(" in body for fn in ("exp", "log", "tanh", "sin", "cos")) or "\\sqrt" in body or "H(" in body:
+    if any(f"\\{fn}(" in body for fn in ("exp", "log", "tanh", "sin", "cos", "sigma", "operatorname")) or "\\sqrt" in body or "H(" in body:
         matrix.append("a function of a matrix acts on each entry")
     if matrix:
         text += " In matrix forms " + "; ".join(matrix) + "."
+    if "\\sigma(" in body:
+        text += " $\\sigma(x) = 1/(1 + e^{-x})$ is the logistic sigmoid."
+    if "\\begin{cases}" in body:
+        text += (" A comparison is flat: its derivative is 0, so the gradient flows to the branch the forward chose"
+                 " (at a boundary, such as $x = 0$ in $x > 0$, to the branch of the false condition).")
     if "H(" in body:
         text += (" $H$ is the Heaviside step: $H(x) = 1$ for $x > 0$, $0$ for $x < 0$ and $H(0) = \\tfrac12$.")
     return "\\paragraph{Notation.} " + text

@@ -62,7 +62,7 @@ _SYMBOL = {"delta": .45, "nabla": .95, "partial": .57, "top": .78, "circ": .5, "
 _BINARY = {"+", "-", r"\odot", r"\oslash", r"\cdot", r"\times", r"\pm"}
 _RELATION = {"=", "<", ">", r"\leq", r"\geq", r"\neq", r"\approx", r"\equiv", r"\to", r"\in", r"\sim"}
 _FUNCTIONS = {"exp": 1.39, "log": 1.28, "tanh": 1.95, "sin": 1.17, "cos": 1.39, "max": 1.67, "min": 1.5,
-              "sinh": 1.72, "cosh": 1.95, "ln": .83, "det": 1.28, "tr": .67}
+              "sinh": 1.72, "cosh": 1.95, "arcsin": 2.06, "arccos": 2.28, "arctan": 2.06, "ln": .83, "det": 1.28, "tr": .67}
 _STYLE_SCALE = (1.0, 1.0, 0.8, 0.64)  # display, text, script, scriptscript
 
 

@@ -21,6 +21,7 @@ import re
 import sympy as sp
 
 from deltagrad.codegen.index_printer import reading_key
+from deltagrad.derive.functions import COMPARISONS, Generic, where
 from deltagrad.derive.names import NAMES
 from deltagrad.derive.spec import is_index
 
@@ -33,7 +34,10 @@ _ADD, _MUL, _POW, _ATOM = 1, 2, 3, 4
 #: Element-wise functions, written the same way in index and matrix forms.
 FUNCTIONS = {"exp": r"\exp", "log": r"\log", "tanh": r"\tanh", "sin": r"\sin", "cos": r"\cos",
              "sign": r"\operatorname{sign}", "heaviside": "H", "max": r"\max", "min": r"\min",
-             "maximum": r"\max", "minimum": r"\min"}
+             "maximum": r"\max", "minimum": r"\min", "asin": r"\arcsin", "acos": r"\arccos", "atan": r"\arctan",
+             "sinh": r"\sinh", "cosh": r"\cosh", "sigmoid": r"\sigma"}
+#: ``where``'s comparisons
+_RELATIONS = {">": ">", ">=": r"\geq", "<": "<", "<=": r"\leq"}
 
 
 def index_latex(name) -> str:
@@ -201,6 +205,16 @@ class IndexLatexPrinter:
             name = r"\max" if isinstance(e, sp.Max) else r"\min"
             inner = ", ".join(self.p(a) for a in e.args)
             return name + self.paren(inner)
+        if isinstance(e, where):
+            c, a, b = e.args
+            return (f"\\begin{{cases}} {self.p(a)} & \\text{{if }} {self.p(c)} \\\\ "
+                    f"{self.p(b)} & \\text{{otherwise}} \\end{{cases}}")
+        if type(e) in COMPARISONS:
+            return f"{self.p(e.lhs)} {_RELATIONS[COMPARISONS[type(e)]]} {self.p(e.rhs)}"
+        if isinstance(e, Generic):
+            base = e.func.generic_base
+            head = base if len(base) == 1 else f"\\operatorname{{{base}}}"
+            return self.func(head + "'" * e.func.generic_order, e.args[0])
         if isinstance(e, sp.Function) and e.func.__name__ in FUNCTIONS and len(e.args) == 1:
             return self.func(FUNCTIONS[e.func.__name__], e.args[0])
         if isinstance(e, sp.Function):

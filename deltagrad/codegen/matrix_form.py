@@ -29,6 +29,7 @@ import sympy as sp
 
 from deltagrad.codegen.latex_printer import name_latex, number_latex
 from deltagrad.derive.array_program import Attr, BinOp, Call, Const, Neg, Subscript, Visitor
+from deltagrad.derive.functions import generic_parts
 from deltagrad.derive.names import NAMES
 
 
@@ -54,12 +55,17 @@ class Style:
 
 UNICODE = Style("d{}", "ᵀ", " ⊙ ", " ⊘ ", "𝟏", " ", " - ", "(", ")",
                 {"exp": "exp", "log": "log", "tanh": "tanh", "sin": "sin", "cos": "cos", "sign": "sign",
-                 "maximum": "max", "minimum": "min", "heaviside": "Heaviside", "diag": "diag"}, False)
+                 "maximum": "max", "minimum": "min", "heaviside": "Heaviside", "diag": "diag",
+                 **{f: f for f in ("sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh", "log1p",
+                                   "expm1", "erf", "erfc")}, "sigmoid": "σ"}, False)
 LATEX = Style("{}^{{\\nabla}}", "^{\\top}", " \\odot ", " \\oslash ", "\\mathbf{1}", " ", " - ",
               "(", ")",
               {"exp": "\\exp", "log": "\\log", "tanh": "\\tanh", "sin": "\\sin", "cos": "\\cos",
                "sign": "\\operatorname{sign}", "maximum": "\\max", "minimum": "\\min", "heaviside": "H",
-               "diag": "\\operatorname{diag}"}, True)
+               "diag": "\\operatorname{diag}", "sinh": "\\sinh", "cosh": "\\cosh", "asin": "\\arcsin",
+               "acos": "\\arccos", "atan": "\\arctan", "sigmoid": "\\sigma",
+               **{f: f"\\operatorname{{{f}}}" for f in ("asinh", "acosh", "atanh", "log1p", "expm1", "erf", "erfc")}},
+              True)
 
 # kinds: 0 scalar, 1 vector (1-D, shown as a column), 2 matrix, "col" an n×1 column (v[:, None])
 # precedences: sums, element-wise products, matrix products, scalar multiples, atoms
@@ -279,6 +285,17 @@ class _Printer(Visitor):
         head = self.s.funcs[fn]
         return head + self.paren(inner)
 
+    def visit_Apply(self, n):
+        """A generic function acts on each entry: f(X), f'(X) in LaTeX."""
+        x = self.visit(n.args[0])
+        parts = generic_parts(n.fn)
+        if self.latex:
+            base, order = parts or (n.fn, 0)
+            head = (base if len(base) == 1 else f"\\operatorname{{{base}}}") + "'" * order
+        else:
+            head = n.fn
+        return head + self.paren(x[0]), x[1], _ATOM
+
     def visit_Call(self, n):
         s = self.s
         kwargs = dict(n.kwargs)
@@ -309,6 +326,8 @@ class _Printer(Visitor):
             raise NoMatrixForm("it broadcasts to more than two axes")
         if fn == "eye":
             return "I", 2, _ATOM
+        if fn == "zeros" and len(n.args[0]) <= 2:
+            return "0", len(n.args[0]), _ATOM
         if fn == "sqrt":
             x = self.visit(n.args[0])
             return (f"\\sqrt{{{x[0]}}}" if self.latex else f"sqrt({x[0]})"), x[1], _ATOM

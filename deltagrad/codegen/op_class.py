@@ -27,8 +27,9 @@ import sympy as sp
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
-from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
+from deltagrad.derive.array_program import applied, reads_attribute, uses_namespace, variables
 from deltagrad.derive.ellipsis import carriers, flat_rank, has_ellipsis
+from deltagrad.derive.functions import where
 from deltagrad.derive.names import NAMES
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
@@ -36,18 +37,21 @@ HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
 BATCH_IMPORTS = ", flat_batch, flatten_batch, unflatten_batch"
 
 
-def header(derivation, text: str = HEADER, extra: str = BATCH_IMPORTS) -> str:
+def header(derivation, source: str = "", text: str = HEADER, extra: str = BATCH_IMPORTS) -> str:
     """``text`` (the imports of a module of one op), with ``extra`` on its deltagrad import line
-    when the spec has ``...``.
+    when the spec has ``...``, and ``special`` where the op's ``source`` calls erf or sigmoid.
 
     >>> from deltagrad.derive.derivation import derive
     >>> header(derive("Y[...] = exp(X[...])")).strip()
     'from deltagrad.op_base import Op, array_namespace, check_shapes, flat_batch, flatten_batch, unflatten_batch'
+    >>> header(derive("Y[i] = erf(X[i])"), "Y = special(xp).erf(X)").strip()
+    'from deltagrad.op_base import Op, array_namespace, check_shapes, special'
     """
-    if not has_ellipsis(derivation.spec):
+    names = (extra if has_ellipsis(derivation.spec) else "") + (", special" if "special(xp)." in source else "")
+    if not names:
         return text
     head, sep, tail = text.rpartition("\n")
-    return head + extra + sep + tail
+    return head + names + sep + tail
 
 
 @lru_cache(maxsize=1)
@@ -108,6 +112,12 @@ def op_context(derivation, summary: str | None = None) -> dict:
         if form is None:
             form = f"(no matrix form: {no_matrix_form_reason(derivation, name, style='unicode')})"
         backward_doc.append(f"    {form}")
+    calls = applied([*forward.statements, *backward.statements])
+    if calls:
+        backward_doc.append(f"{', '.join(calls)}: the user's functions, globals of this module "
+                            "(compile(functions={...}) passes them).")
+    if any(st.final.has(where) for st in derivation.steps.values()):
+        backward_doc.append("where(c, a, b): the gradient goes to the branch the forward chose (b where c is false).")
     if any(st.final.has(sp.Heaviside) for st in derivation.steps.values()):
         backward_doc.append("Heaviside(0) = 1/2, so the code's (xp.sign(x) + 1) / 2 is 0, 1/2 or 1.")
     first = next((i.name for i in spec.inputs if i.rank), spec.inputs[0].name)
@@ -169,13 +179,15 @@ def op_source(derivation, summary: str | None = None) -> str:
     return environment().get_template("op_class.py.j2").render(op=op_context(derivation, summary))
 
 
-def compile_op(derivation) -> type:
+def compile_op(derivation, functions: dict | None = None) -> type:
     """Build the op class in memory from its generated source (no user text is evaluated:
-    the source is rendered from the checked, parsed spec)."""
-    source = header(derivation) + "\n\n" + op_source(derivation)
+    the source is rendered from the checked, parsed spec); ``functions`` are the implementations
+    of the generic functions it calls (``{"f": ..., "f_prime": ...}``), globals of its module."""
+    body = op_source(derivation)
+    source = header(derivation, body) + "\n\n" + body
     filename = f"<deltagrad op {class_name(derivation.name)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict = {"__name__": "deltagrad.compiled"}
+    namespace: dict = {"__name__": "deltagrad.compiled", **(functions or {})}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
     cls = namespace[class_name(derivation.name)]
     cls.source = source

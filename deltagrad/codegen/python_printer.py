@@ -10,9 +10,10 @@
 from __future__ import annotations
 
 from deltagrad.derive.array_program import BinOp, Const, Neg, Visitor, needed
+from deltagrad.derive.functions import SPECIAL_CALLS
 from deltagrad.derive.names import NAMES
 
-_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "neg": 3, "**": 4, "atom": 5}
+_PREC = {"<": 0, "<=": 0, ">": 0, ">=": 0, "+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "neg": 3, "**": 4, "atom": 5}
 
 
 def _prec(node) -> int:
@@ -65,7 +66,12 @@ class PythonPrinter(Visitor):
 
     def visit_Call(self, node):
         args = [self.visit(a) for a in node.args] + [f"{k}={self.visit(v)}" for k, v in node.kwargs]
+        if node.fn in SPECIAL_CALLS:  # erf, erfc, sigmoid: not in the array API (deltagrad.op_base.special)
+            return f"special(xp).{node.fn}({', '.join(args)})"
         return f"xp.{node.fn}({', '.join(args)})"
+
+    def visit_Apply(self, node):
+        return f"{node.fn}({', '.join(self.visit(a) for a in node.args)})"
 
     def visit_Attr(self, node):
         return f"{self.wrap(node.value, _PREC['atom'], False)}.{node.name}"

@@ -139,11 +139,12 @@ def assignments(printer, statements) -> list:
     return render_statements(statements, printer)
 
 
-def build(source: str, label: str) -> dict:
+def build(source: str, label: str, functions: dict | None = None) -> dict:
     """Execute generated ``source`` (rendered from a checked, parsed spec, never user text) as
-    a module of its own and return its namespace; tracebacks show the generated lines."""
+    a module of its own and return its namespace; tracebacks show the generated lines.
+    ``functions`` (name → implementation of a generic function) are globals of that module."""
     filename = f"<deltagrad {label}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict = {"__name__": "deltagrad.compiled"}
+    namespace: dict = {"__name__": "deltagrad.compiled", **(functions or {})}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
     return namespace

@@ -76,6 +76,14 @@ class TorchPrinter(PythonPrinter):
                 kwargs.append(("device", Attr(v.value, "device")))
         return self.call("eye", node.args, kwargs)
 
+    def call_zeros(self, node):
+        """``torch.zeros`` on the device of the array whose dtype it takes."""
+        kwargs = list(node.kwargs)
+        for _, v in node.kwargs:
+            if isinstance(v, Attr) and v.name == "dtype":
+                kwargs.append(("device", Attr(v.value, "device")))
+        return self.call("zeros", node.args, kwargs)
+
     def call_linalg_diagonal(self, node):
         """The array API's ``linalg.diagonal`` takes the last two axes."""
         return self.call("diagonal", node.args, [("dim1", Const(-2)), ("dim2", Const(-1))])
@@ -86,6 +94,15 @@ class TorchPrinter(PythonPrinter):
             value, const = (b, a) if isinstance(a, Const) else (a, b)
             return self.call("clamp", (value,), [(bound, const)])
         return self.call(node.fn, node.args)
+
+    def call_erf(self, node):
+        return self.call("erf", node.args)
+
+    def call_erfc(self, node):
+        return self.call("erfc", node.args)
+
+    def call_sigmoid(self, node):
+        return self.call("sigmoid", node.args)
 
     def call_maximum(self, node):
         return self._clamp(node, "min")
@@ -129,7 +146,7 @@ def torch_source(derivation, summary: str | None = None) -> str:
 
 def torch_module_source(derivation, summary: str | None = None) -> str:
     """The op as a module of its own, with its imports."""
-    return header(derivation, HEADER, BATCH_IMPORTS) + "\n\n" + torch_source(derivation, summary)
+    return header(derivation, "", HEADER, BATCH_IMPORTS) + "\n\n" + torch_source(derivation, summary)
 
 
 def torch_backward_source(derivation, input_name: str | None = None) -> str:
@@ -137,12 +154,12 @@ def torch_backward_source(derivation, input_name: str | None = None) -> str:
     return backward_source(derivation, input_name, TorchPrinter())
 
 
-def compile_torch(derivation):
+def compile_torch(derivation, functions: dict | None = None):
     """The op as a function ``f(*inputs, **sizes)`` backed by its generated
     ``torch.autograd.Function`` (``f.Function``); ``f.source`` is the generated module."""
     require("torch")
     source = torch_module_source(derivation)
-    namespace = build(source, f"torch op {derivation.name}")
+    namespace = build(source, f"torch op {derivation.name}", functions)
     fn = namespace[function_name(derivation)]
     fn.Function = namespace[class_name(derivation.name) + "Function"]
     fn.source = source

@@ -53,6 +53,15 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Apply:
+    """``fn(*args)``: a call of a function the user declared and implements (``f``, ``f_prime``),
+    by its bare name, not through the array namespace."""
+
+    fn: str
+    args: tuple
+
+
+@dataclass(frozen=True)
 class Attr:
     """``value.name``, for ``.T`` and ``.mT``."""
 
@@ -145,6 +154,9 @@ class _Variables(Visitor):
     def visit_Call(self, node):
         return self.visit(node.args) | self.visit(tuple(v for _, v in node.kwargs))
 
+    def visit_Apply(self, node):
+        return self.visit(node.args)
+
     def visit_Attr(self, node):
         return self.visit(node.value)
 
@@ -187,6 +199,9 @@ class _Nodes(Visitor):
     def visit_Call(self, node):
         return [node, *self.visit(node.args), *self.visit(tuple(v for _, v in node.kwargs))]
 
+    def visit_Apply(self, node):
+        return [node, *self.visit(node.args)]
+
     def visit_Attr(self, node):
         return [node, *self.visit(node.value)]
 
@@ -223,6 +238,15 @@ def uses_namespace(code) -> bool:
     True
     """
     return any(isinstance(n, Call) for n in nodes(code))
+
+
+def applied(code) -> list:
+    """The names of the user's functions that ``code`` calls (:class:`Apply`), sorted.
+
+    >>> applied([Assign('Y', Apply('f', (Var('X'),))), Assign('dX', Apply('f_prime', (Var('X'),)))])
+    ['f', 'f_prime']
+    """
+    return sorted({n.fn for n in nodes(code) if isinstance(n, Apply)})
 
 
 def reads_attribute(code, var: str, attr: str) -> bool:

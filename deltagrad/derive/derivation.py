@@ -113,19 +113,22 @@ def _mentions(expr, name: str) -> bool:
 DERIVE_SECONDS = 10.0
 
 
-def derive(spec, *, name: str | None = None, inputs=None, budget: float | None = DERIVE_SECONDS) -> Derivation:
+def derive(spec, *, name: str | None = None, inputs=None, budget: float | None = DERIVE_SECONDS,
+           functions=()) -> Derivation:
     """Derive the backward of every input of ``spec``.
 
     ``spec`` is text such as ``"Y[i,j] = X[i,j] / Z[i,j]"``, a ``(lhs, rhs)`` pair of SymPy
     objects, or a checked :class:`Spec`. ``inputs`` fixes the argument order. A derivation that
     takes longer than ``budget`` seconds (None: no limit) is refused with a :class:`SpecError`.
+    ``functions`` names generic functions the spec may call (``["f"]``: ``f(X[i,j])``, whose
+    derivative is written ``f_prime(X[a,b])``).
 
     >>> derive("Y[i,j] = X[i,j] / Z[i,j]").grads
     {'X': G[a, b]/Z[a, b], 'Z': -G[a, b]*Y[a, b]/Z[a, b]}
     """
     try:
         with time_budget(budget) as mine:
-            return _derive(spec, name, inputs)
+            return _derive(spec, name, inputs, functions)
     except BudgetExceeded as err:
         if err.budget is not mine:
             raise
@@ -133,14 +136,14 @@ def derive(spec, *, name: str | None = None, inputs=None, budget: float | None =
                         "split it into simpler steps or raise the budget (--budget)") from None
 
 
-def _derive(spec, name, inputs) -> Derivation:
+def _derive(spec, name, inputs, functions=()) -> Derivation:
     if name is not None and (not isinstance(name, str) or not name.isidentifier()):
         raise SpecError(f"the op name {name!r} must be a Python identifier (letters, digits and _)")
     if isinstance(spec, str):
-        equations = parse_statements(spec)
+        equations = parse_statements(spec, functions)
         if len(equations) > 1:
             return _derive_program(build_program(equations, name=name, inputs=inputs, text=spec))
-        spec = parse_spec(spec, name=name, inputs=inputs)
+        spec = parse_spec(spec, name=name, inputs=inputs, functions=functions)
     elif isinstance(spec, tuple) and len(spec) == 2:
         spec = spec_from_sympy(*spec, name=name, inputs=inputs)
     elif isinstance(spec, list) and spec and all(isinstance(s, tuple) and len(s) == 2 for s in spec):

@@ -11,8 +11,11 @@ from __future__ import annotations
 import operator
 
 from deltagrad.derive.array_program import Assign, Visitor
+from deltagrad.derive.functions import SPECIAL_CALLS, stand_in
+from deltagrad.op_base import special
 
-_BINOPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "**": operator.pow, "@": operator.matmul}
+_BINOPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "**": operator.pow, "@": operator.matmul,
+           "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 class Evaluator(Visitor):
@@ -50,10 +53,17 @@ class Evaluator(Visitor):
         return _BINOPS[node.op](self.visit(node.left), self.visit(node.right))
 
     def visit_Call(self, node):
-        fn = self.xp
+        fn = special(self.xp) if node.fn in SPECIAL_CALLS else self.xp
         for part in node.fn.split("."):
             fn = getattr(fn, part)
         return fn(*self.visit(node.args), **{k: self.visit(v) for k, v in node.kwargs})
+
+    def visit_Apply(self, node):
+        """A generic function: its implementation from ``env`` when given, else a fixed stand-in."""
+        fn = self.env.get(node.fn)
+        if not callable(fn):
+            fn = stand_in(node.fn)
+        return fn(*self.visit(node.args))
 
     def visit_Attr(self, node):
         return getattr(self.visit(node.value), node.name)

@@ -24,11 +24,13 @@ from functools import lru_cache
 
 import sympy as sp
 
-from deltagrad.derive.array_program import Assign, Attr, BinOp, Call, Const, Neg, Subscript, Var
+from deltagrad.derive.array_program import Apply, Assign, Attr, BinOp, Call, Const, Neg, Subscript, Var
+from deltagrad.derive.functions import COMPARISONS, ELEMENTWISE, Generic, is_comparison, softplus, where
 from deltagrad.derive.names import NAMES, temporary_hint, unique
 from deltagrad.derive.spec import is_index
 
-_ELEMENTWISE = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos", sp.Abs: "abs", sp.sign: "sign"}
+_ELEMENTWISE = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos", sp.Abs: "abs", sp.sign: "sign",
+                **ELEMENTWISE}
 
 
 @lru_cache(maxsize=8192)
@@ -74,12 +76,37 @@ def _softplus_argument(e):
     >>> _softplus_argument(sp.log(1 + sp.exp(x))), _softplus_argument(sp.log(2 + sp.exp(x)))
     (X[i], None)
     """
+    if isinstance(e, softplus):
+        return e.args[0]
     if not isinstance(e, sp.log) or not isinstance(e.args[0], sp.Add) or len(e.args[0].args) != 2:
         return None
     one, other = sorted(e.args[0].args, key=lambda a: a != 1)
     if one == 1 and isinstance(other, sp.exp):
         return other.args[0]
     return None
+
+
+def _absorb_into_where(e):
+    """``G·where(c, 1, 0)`` as ``where(c, G, 0)``: a product with a ``where`` factor that has a
+    constant branch, written with the other factors inside, so the code keeps ``G``'s dtype
+    (``xp.where(X > 0, goutput, 0)``); Kronecker deltas stay outside. None when there is none.
+
+    >>> from deltagrad.derive.spec import index, tensor
+    >>> x, g = tensor('X')[index('i')], tensor('G')[index('i')]
+    >>> _absorb_into_where(2 * g * where(x > 0, 1, 0))
+    where(X[i] > 0, 2*G[i], 0)
+    """
+    factors = sp.Mul.make_args(e)
+    chosen = next((f for f in factors if isinstance(f, where) and (f.args[1].is_Number or f.args[2].is_Number)), None)
+    if chosen is None:
+        return None
+    outside = [f for f in factors if isinstance(f, sp.KroneckerDelta)]
+    inside = [f for f in factors if f is not chosen and not isinstance(f, sp.KroneckerDelta)]
+    if all(f.is_Number for f in inside):
+        return None
+    rest = sp.Mul(*inside)
+    c, a, b = chosen.args
+    return sp.Mul(*outside) * where(c, rest * a, rest * b)
 
 
 def _python_scalar(e) -> bool:
@@ -163,6 +190,8 @@ class Lowering:
         if len(arr.indices) == len(target):
             return self.permute(arr, tuple(target)).node
         shape = tuple(self.size(i) for i in target)
+        if arr.node == Const(0):  # a zero gradient (sign, Heaviside): an array of the gradient's dtype
+            return Call("zeros", (shape,), (("dtype", Attr(Var(self.dtype_of), "dtype")),))
         return Call("broadcast_to", (self.align(arr, tuple(target)), shape))
 
     def lower_output(self, expr: sp.Expr, out_indices: tuple):
@@ -225,9 +254,17 @@ class Lowering:
                 nodes, idx = self.combine([acc, nxt])
                 acc = Arr(Call(fn, tuple(nodes)), idx)
             return acc
-        softplus = _softplus_argument(e)
-        if softplus is not None:  # log(1 + exp(u)) = logaddexp(0, u): no overflow at u = 1000
-            u = self.arr(softplus)
+        if isinstance(e, where):
+            return self.where(e)
+        if is_comparison(e):
+            nodes, idx = self.combine([self.arr(e.lhs), self.arr(e.rhs)])
+            return Arr(BinOp(COMPARISONS[type(e)], nodes[0], nodes[1]), idx)
+        if isinstance(e, Generic):
+            x = self.arr(e.args[0])
+            return Arr(Apply(e.func.__name__, (x.node,)), x.indices)
+        soft = _softplus_argument(e)
+        if soft is not None:  # log(1 + exp(u)) = logaddexp(0, u): no overflow at u = 1000
+            u = self.arr(soft)
             return Arr(Call("logaddexp", (Call("zeros_like", (u.node,)), u.node)), u.indices)
         for func, name in _ELEMENTWISE.items():
             if isinstance(e, func):
@@ -279,7 +316,15 @@ class Lowering:
             node = BinOp("-" if negative else "+", node, n)
         return Arr(node, to)
 
+    def where(self, e) -> Arr:
+        """``xp.where(c, a, b)``: only the chosen branch's values reach the result."""
+        nodes, idx = self.combine([self.arr(a) for a in e.args])
+        return Arr(Call("where", tuple(nodes)), idx)
+
     def mul(self, e) -> Arr:
+        absorbed = _absorb_into_where(e)
+        if absorbed is not None:
+            return self.arr(absorbed)
         coeff, rest = e.as_coeff_Mul()
         num, den = [], []
         for f in sp.Mul.make_args(rest):

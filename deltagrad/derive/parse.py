@@ -9,7 +9,7 @@ X[i, j]/Sum(X[i, k], (k, 0, n_k - 1))
 >>> parse_spec("Y[i] = foo(X[i])")
 Traceback (most recent call last):
 ...
-deltagrad.errors.SpecError: column 8: unknown function 'foo' (allowed: Abs, Heaviside, Max, Min, Sum, cos, exp, log, sin, size, sqrt, tanh)
+deltagrad.errors.SpecError: column 8: unknown function 'foo' (allowed: Abs, Heaviside, Max, Min, Sum, acos, acosh, asin, asinh, atan, atanh, cos, cosh, erf, erfc, exp, expm1, log, log1p, sigmoid, sign, sin, sinh, size, softplus, sqrt, tanh, where)
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from fractions import Fraction
 import sympy as sp
 
 from deltagrad.derive.ellipsis import ELLIPSIS
+from deltagrad.derive.functions import COMPARISONS, SPEC_FUNCTIONS, generic, generic_parts
 from deltagrad.derive.spec import MAX_DEPTH, MAX_NODES, Spec, check_spec, extent, index, scalar, summed, tensor
 from deltagrad.errors import SpecError
 
@@ -36,10 +37,14 @@ FUNCTIONS = {
     "Heaviside": (sp.Heaviside, 1),
     "Max": (sp.Max, None),
     "Min": (sp.Min, None),
+    **SPEC_FUNCTIONS,  # erf, asinh, sigmoid, where, … (deltagrad/derive/functions.py)
 }
 #: What a claim may call besides a spec's functions, because the derived rules print it:
-#: ``sign(x)`` and ``delta(a,b)`` (the Kronecker delta of two indices, built in ``_Builder.call``).
-CLAIM_FUNCTIONS = {"sign": (sp.sign, 1)}
+#: ``delta(a,b)`` (the Kronecker delta of two indices, built in ``_Builder.call``).
+CLAIM_FUNCTIONS: dict = {}
+#: ``where``'s comparisons: ast operator → SymPy relation
+_COMPARE = {ast.Lt: sp.StrictLessThan, ast.LtE: sp.LessThan, ast.Gt: sp.StrictGreaterThan, ast.GtE: sp.GreaterThan}
+assert set(_COMPARE.values()) == set(COMPARISONS)
 MAX_TEXT = 10_000
 MAX_LITERAL = 10**15
 MAX_EXPONENT = 64
@@ -49,14 +54,14 @@ MAX_EXACT_DENOMINATOR = 1000
 MAX_STATEMENTS = 32
 
 
-def parse_spec(text: str, *, name: str | None = None, inputs=None) -> Spec:
+def parse_spec(text: str, *, name: str | None = None, inputs=None, functions=()) -> Spec:
     """Parse and check one spec ``OUT[idx] = EXPR`` (or ``OUT = EXPR`` for a scalar output).
 
     >>> s = parse_spec("L = -Sum(T[i,j]*log(P[i,j]), i, j)")
     >>> s.output, s.out_indices, [x.name for x in s.inputs]
     ('L', (), ['T', 'P'])
     """
-    eq = parse_equation(text)
+    eq = parse_equation(text, functions=functions)
     order = eq.names if inputs is None else inputs
     return check_spec(name or eq.name, eq.name, eq.indices, eq.rhs, order, eq.where, text)
 
@@ -118,13 +123,15 @@ _FORMS = {
 }
 
 
-def parse_equation(text: str, *, form: str = "spec", check_target=None) -> Equation:
+def parse_equation(text: str, *, form: str = "spec", check_target=None, functions=()) -> Equation:
     """Parse ``NAME[i,j] = EXPR`` (or ``NAME = EXPR``) safely, without the checks of a spec.
 
     The text gets the same guard as :func:`parse_spec` (its type, its length, the number of
     brackets, of nodes and of nesting levels, the whitelist of nodes); ``form`` ('spec' or
     'claim') picks the words of the errors. ``check_target(name, indices)``, if given, is
     called on the left side before the right side is built, so that its errors come first.
+    ``functions`` are the names of generic functions the user declared (``f``: ``f(X[i])``,
+    and its derivatives ``f_prime``, ``f_prime2``, … may be called).
 
     >>> eq = parse_equation("dX[a,b] = G[a,b] / Z[a,b]", form="claim")
     >>> eq.name, eq.indices, eq.rhs, eq.names
@@ -136,7 +143,7 @@ def parse_equation(text: str, *, form: str = "spec", check_target=None) -> Equat
     """
     words = _FORMS[form]
     stmt = _guarded_assignment(text, words)
-    builder = _Builder(claim=form == "claim")
+    builder = _Builder(claim=form == "claim", functions=functions)
     name, indices = builder.target(stmt.targets[0], words)
     if check_target is not None:
         check_target(name, indices)
@@ -144,7 +151,7 @@ def parse_equation(text: str, *, form: str = "spec", check_target=None) -> Equat
     return Equation(name, indices, rhs, dict(builder.where), tuple(builder.input_order))
 
 
-def parse_statements(text: str) -> list:
+def parse_statements(text: str, functions=()) -> list:
     """Parse a program: one or more assignments ``NAME[indices] = EXPR``, separated by ``;`` or
     newlines, each as an unchecked :class:`Equation` (checking a program needs all of them).
 
@@ -160,7 +167,7 @@ def parse_statements(text: str) -> list:
         raise SpecError(f"a program has at most {MAX_STATEMENTS} statements")
     equations = []
     for n, stmt in enumerate(body, 1):
-        builder = _Builder()
+        builder = _Builder(functions=functions)
         try:
             name, indices = builder.target(stmt.targets[0], words)
             rhs = builder.expr(stmt.value, 0)
@@ -202,8 +209,9 @@ def _guarded_module(text, words: _Form) -> ast.Module:
 class _Builder:
     """Turns whitelisted ``ast`` nodes into canonical SymPy objects, remembering columns."""
 
-    def __init__(self, claim: bool = False):
-        self.claim = claim  # a claim also reads sign, delta and rational exponents such as **(3/2)
+    def __init__(self, claim: bool = False, functions=()):
+        self.claim = claim  # a claim also reads delta and rational exponents such as **(3/2)
+        self.generics = declared_functions(functions)
         self.where: dict[str, int] = {}
         self.kinds: dict[str, str] = {}
         self.input_order: list[str] = []
@@ -312,6 +320,8 @@ class _Builder:
         if isinstance(node, ast.Constant):
             return self.number(node)
         if isinstance(node, ast.Name):
+            if self.claim and node.id == "pi":  # derived rules print sqrt(pi) (erf's derivative)
+                return sp.pi
             self.note(node.id, node, "a scalar")
             if node.id in FUNCTIONS or node.id in ("Sum", "size"):
                 self.fail(f"{node.id!r} is a function: call it, as in {node.id}(...)", node)
@@ -336,7 +346,9 @@ class _Builder:
             self.fail(f"the operator {type(node.op).__name__} is not allowed (use + - * / **)", node)
         if isinstance(node, ast.Call):
             return self.call(node, d)
-        what = {ast.Attribute: "attribute access", ast.Lambda: "a lambda", ast.Compare: "a comparison"}
+        if isinstance(node, ast.Compare):
+            self.fail("a comparison is allowed only as the condition of where(COND, A, B)", node)
+        what = {ast.Attribute: "attribute access", ast.Lambda: "a lambda"}
         self.fail(f"{what.get(type(node), type(node).__name__)} is not allowed in a spec", node)
 
     def call(self, node, depth):
@@ -370,6 +382,13 @@ class _Builder:
             if len(node.args) != 2:
                 self.fail("delta takes two indices: delta(a,b) is 1 where a = b, else 0", node)
             return sp.KroneckerDelta(*self.subscript(ast.Subscript(value=node.func, slice=ast.Tuple(elts=node.args))))
+        generic_call = self.generic(fname)
+        if generic_call is not None:
+            if len(node.args) != 1:
+                self.fail(f"{fname} takes 1 argument, not {len(node.args)}", node)
+            return generic_call(self.expr(node.args[0], depth))
+        if fname == "where":
+            return self.where_call(node, depth)
         table = {**FUNCTIONS, **CLAIM_FUNCTIONS} if self.claim else FUNCTIONS
         if fname not in table:
             allowed = ", ".join(sorted([*table, "Sum", "size", *(["delta"] if self.claim else [])]))
@@ -381,3 +400,57 @@ class _Builder:
         if arity is not None and len(args) != arity:
             self.fail(f"{fname} takes {arity} argument{'s' if arity > 1 else ''}, not {len(args)}", node)
         return make(*args)
+
+    def generic(self, fname):
+        """The SymPy class of a declared generic function or of one of its derivatives, or None."""
+        if fname in self.generics:
+            return generic(fname)
+        parts = generic_parts(fname)
+        if parts is not None and parts[0] in self.generics:
+            return generic(*parts)
+        return None
+
+    def where_call(self, node, depth):
+        """``where(A < B, P, Q)``: the condition is one comparison of two expressions."""
+        if len(node.args) != 3:
+            self.fail(f"where takes 3 arguments (a comparison, then two values), not {len(node.args)}", node)
+        cond = node.args[0]
+        if not isinstance(cond, ast.Compare):
+            self.fail("where's first argument is a comparison such as X[i] > 0", cond)
+        if len(cond.ops) != 1:
+            self.fail("a condition compares two values once: write a < b, not a < b < c", cond)
+        relation = _COMPARE.get(type(cond.ops[0]))
+        if relation is None:
+            self.fail("a condition compares with <, <=, > or >= (== and != are not allowed)", cond)
+        test = relation(self.expr(cond.left, depth), self.expr(cond.comparators[0], depth))
+        return FUNCTIONS["where"][0](test, self.expr(node.args[1], depth), self.expr(node.args[2], depth))
+
+
+#: names a user may not declare as generic functions
+_RESERVED = {"Sum", "size", "delta"}
+
+
+def declared_functions(functions) -> tuple:
+    """The names of the user's generic functions, checked: identifiers that are not the
+    language's own functions.
+
+    >>> declared_functions(["f", "g"])
+    ('f', 'g')
+    >>> declared_functions(["exp"])
+    Traceback (most recent call last):
+    ...
+    deltagrad.errors.SpecError: exp is a built-in function of the spec language; declare a new name
+    """
+    if isinstance(functions, str):
+        functions = [functions]
+    out = []
+    for name in functions or ():
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            raise SpecError(f"a declared function's name must be a Python identifier, not {name!r}")
+        if name in FUNCTIONS or name in _RESERVED:
+            raise SpecError(f"{name} is a built-in function of the spec language; declare a new name")
+        if generic_parts(name) is not None:
+            raise SpecError(f"{name} names a derivative (NAME_prime); declare the function itself")
+        if name not in out:
+            out.append(name)
+    return tuple(out)

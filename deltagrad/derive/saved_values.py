@@ -22,6 +22,7 @@ import sympy as sp
 
 from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.forward_values import ForwardValues, ordered_free_indices
+from deltagrad.derive.functions import expm1
 from deltagrad.derive.numeric import FLOAT_DRAWS, compare_gradients, index_sizes
 from deltagrad.derive.spec import Spec, extent, scalar, tensor
 from deltagrad.derive.simplify import cost, simplify_index_expr
@@ -154,6 +155,30 @@ def through_inverse(expr, spec: Spec, values: ForwardValues) -> list:
     return out
 
 
+#: f → (f's derivative at x, the same written through f(x)): the local identities by which a
+#: derivative reads the output (exp(x) = expm1(x) + 1, so expm1's derivative is Y + 1); each
+#: adds no pole. sigmoid's and tanh's need none: SymPy writes theirs through the function.
+IDENTITIES = {expm1: lambda x: (sp.exp(x), expm1(x) + 1)}
+
+
+def through_identities(expr, spec: Spec, values: ForwardValues):
+    """``expr`` with each derivative in :data:`IDENTITIES` written through the forward's function.
+
+    >>> from deltagrad.derive.parse import parse_spec
+    >>> from deltagrad.derive.forward_values import forward_values
+    >>> from deltagrad.derive.spec import index
+    >>> spec = parse_spec("Y[i] = expm1(X[i])")
+    >>> through_identities(sp.exp(tensor('X')[index('a')]), spec, forward_values(spec))
+    expm1(X[a]) + 1
+    """
+    free = spec.free_indices
+    for node in values.rhs.atoms(sp.Function):
+        if type(node) in IDENTITIES and set(node.free_symbols) >= set(free):
+            pattern, through = IDENTITIES[type(node)](node.args[0])
+            expr = replace_pattern(expr, pattern, free, lambda t, b=through: b.xreplace(dict(zip(free, t))))
+    return expr
+
+
 def agree(first, second, spec: Spec, values: ForwardValues, input_name: str, grad_indices, grad_name: str,
           trials: int = 2) -> bool:
     """True when ``first`` and ``second`` give the same numbers on random inputs.
@@ -189,6 +214,9 @@ def rewrite_through_forward(expr, spec: Spec, values: ForwardValues, input_name:
     """The cheapest form of one gradient that reads saved forward values and is confirmed numerically."""
     base = use_output(use_reductions(expr, values), spec, values)
     candidates = [base] + [use_output(c, spec, values) for c in through_inverse(base, spec, values)]
+    identities = through_identities(base, spec, values)
+    if identities != base:
+        candidates.append(use_output(identities, spec, values))
     best = expr
     for cand in candidates:
         if cost(cand) < cost(best) or (cost(cand) == cost(best) and cand != best and _reads_fewer_inputs(cand, best, spec)):
