@@ -61,7 +61,7 @@ class Claim:
     saved: tuple = ()
 
 
-_SUM_HEAD = re.compile(r"Sum_(\{)?\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*(?(1)\})\s*\(")
+_SUM_HEAD = re.compile(r"(?:Sum|Max|Min)_(\{)?\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*(?(1)\})\s*\(")
 
 
 def normalize_claim(text: str):
@@ -72,7 +72,7 @@ def normalize_claim(text: str):
     'dc = 2*Sum(G[i,j]*Sum(X[i,k],k),i,j)'
     """
     where = list(range(len(text)))
-    for _ in range(text.count("Sum_")):
+    for _ in range(sum(text.count(f"{head}_") for head in ("Sum", "Max", "Min"))):
         m = _SUM_HEAD.search(text)
         if not m:
             break
@@ -81,7 +81,7 @@ def normalize_claim(text: str):
         if close is None:
             break
         names = re.sub(r"\s+", "", m.group(2))
-        new = f"Sum({text[m.end():close]},{names})"
+        new = f"{text[m.start():m.start() + 3]}({text[m.end():close]},{names})"
         new_where = (where[m.start():m.start() + 4] + where[m.end():close] + [where[m.start() + 4]] * (len(names) + 1)
                      + [where[close]])
         text = text[:m.start()] + new + text[close + 1:]

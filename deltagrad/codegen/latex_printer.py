@@ -21,6 +21,7 @@ import re
 import sympy as sp
 
 from deltagrad.codegen.index_printer import reading_key
+from deltagrad.derive.extrema import Extremum, Iverson
 from deltagrad.derive.names import NAMES
 from deltagrad.derive.spec import is_index
 
@@ -140,7 +141,7 @@ class IndexLatexPrinter:
             return _ADD
         if isinstance(e, sp.Mul):
             return _ADD if e.could_extract_minus_sign() else _MUL
-        if isinstance(e, sp.Sum):
+        if isinstance(e, (sp.Sum, Extremum)):
             return _MUL
         if isinstance(e, sp.Pow):
             if e.exp.is_Number and e.exp < 0:
@@ -195,6 +196,11 @@ class IndexLatexPrinter:
         if isinstance(e, sp.Abs):
             inner = self.p(e.args[0])
             return f"\\left\\lvert {inner} \\right\\rvert" if _tall(inner) else f"\\lvert {inner} \\rvert"
+        if isinstance(e, Extremum):
+            ks = ",".join(index_latex(lim[0]) for lim in e.limits)
+            return f"\\{e.word}_{{{ks}}} " + self.wrap(e.function, _POW)
+        if isinstance(e, Iverson):
+            return f"[{self.p(e.args[0])} = {self.p(e.args[1])}]"
         if isinstance(e, (sp.Max, sp.Min)):
             name = r"\max" if isinstance(e, sp.Max) else r"\min"
             inner = ", ".join(self.p(a) for a in e.args)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from deltagrad.derive.array_program import BinOp, Const, Neg, Visitor, needed
 from deltagrad.derive.names import NAMES
 
-_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "neg": 3, "**": 4, "atom": 5}
+_PREC = {"==": 0, "+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "neg": 3, "**": 4, "atom": 5}
 
 
 def _prec(node) -> int:

@@ -52,7 +52,7 @@ class TorchPrinter(PythonPrinter):
     """
 
     what = "print for torch"
-    renames = {"max": "amax", "permute_dims": "permute"}
+    renames = {"max": "amax", "min": "amin", "permute_dims": "permute"}
     keywords = {"axis": "dim", "axes": "dims"}
 
     def visit_Call(self, node):

@@ -12,7 +12,8 @@ import operator
 
 from deltagrad.derive.array_program import Assign, Visitor
 
-_BINOPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "**": operator.pow, "@": operator.matmul}
+_BINOPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "**": operator.pow, "@": operator.matmul,
+           "==": operator.eq}
 
 
 class Evaluator(Visitor):

@@ -25,6 +25,7 @@ from functools import lru_cache
 import sympy as sp
 
 from deltagrad.derive.array_program import Assign, Attr, BinOp, Call, Const, Neg, Subscript, Var
+from deltagrad.derive.extrema import Extremum, Iverson
 from deltagrad.derive.names import NAMES, temporary_hint, unique
 from deltagrad.derive.spec import is_index
 
@@ -217,6 +218,16 @@ class Lowering:
         if isinstance(e, sp.Heaviside):
             step = self.heaviside(e)
             return Arr(BinOp("/", step.node, Const(2)), step.indices)
+        if isinstance(e, Extremum):
+            body = self.arr(e.function)
+            return self.sum_axes(body, {lim[0] for lim in e.limits}, fn=e.word)
+        if isinstance(e, Iverson):
+            args = [self.arr(a) for a in e.args]
+            nodes, idx = self.combine(args)
+            # the dtype of the array compared (goutput may be a Python float for a scalar output)
+            first = args[0].node if isinstance(e.args[0], sp.Indexed) and isinstance(args[0].node, Var) else None
+            dtype = Attr(first or Var(self.dtype_of), "dtype")
+            return Arr(Call("astype", (BinOp("==", nodes[0], nodes[1]), dtype)), idx)
         if isinstance(e, (sp.Max, sp.Min)):
             fn = "maximum" if isinstance(e, sp.Max) else "minimum"
             args = [self.arr(a) for a in e.args]
@@ -280,6 +291,9 @@ class Lowering:
         return Arr(node, to)
 
     def mul(self, e) -> Arr:
+        masked = self.masked_product(e)
+        if masked is not None:
+            return masked
         coeff, rest = e.as_coeff_Mul()
         num, den = [], []
         for f in sp.Mul.make_args(rest):
@@ -310,6 +324,24 @@ class Lowering:
             for n in bottom[1:]:
                 denom = BinOp("*", denom, n)
             node = BinOp("/", node, denom)
+        return Arr(node, to)
+
+    def masked_product(self, e) -> Arr | None:
+        """``rest * mask`` with ``rest`` computed on its own, smaller axes first, when ``e``
+        multiplies indicators ``[x == y]`` by factors that have fewer axes than the product
+        (the gradient of a max: ``(goutput / count)[:, None] * mask``, one full-size product)."""
+        masks = [f for f in sp.Mul.make_args(e) if isinstance(f, Iverson)]
+        if not masks:
+            return None
+        rest = sp.Mul(*[f for f in sp.Mul.make_args(e) if not isinstance(f, Iverson)])
+        free = {s for s in e.free_symbols if is_index(s)}
+        if rest.is_number or not {s for s in rest.free_symbols if is_index(s)} < free:
+            return None
+        parts = [self.arr(rest), *(self.arr(m) for m in masks)]
+        nodes, to = self.combine(parts)
+        node = nodes[0]
+        for n in nodes[1:]:
+            node = BinOp("*", node, n)
         return Arr(node, to)
 
     def heaviside(self, e) -> Arr:
@@ -401,15 +433,16 @@ class Lowering:
             ops = rest + [self.pair(a, b, now)]
         return self.sum_axes(ops[0], summed & set(ops[0].indices))
 
-    def sum_axes(self, a: Arr, over) -> Arr:
+    def sum_axes(self, a: Arr, over, fn: str = "sum") -> Arr:
+        """``a`` reduced by ``xp.<fn>`` (sum, max, min) over the axes of ``over``."""
         over = [i for i in a.indices if i in over]
         if not over:
             return a
         kept = tuple(i for i in a.indices if i not in over)
         if not kept:
-            return Arr(Call("sum", (a.node,)), ())
+            return Arr(Call(fn, (a.node,)), ())
         axes = tuple(a.indices.index(i) for i in over)
-        return Arr(Call("sum", (a.node,), (("axis", axes[0] if len(axes) == 1 else axes),)), kept)
+        return Arr(Call(fn, (a.node,), (("axis", axes[0] if len(axes) == 1 else axes),)), kept)
 
     def pair(self, a: Arr, b: Arr, over: set) -> Arr:
         """The product of ``a`` and ``b`` summed over ``over``, as a BLAS call where one fits."""

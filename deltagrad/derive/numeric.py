@@ -30,14 +30,23 @@ def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> di
     aliases = index_aliases(spec)
     classes = sorted(set(aliases.values()))
     sizes = {extent(index(n)): first + classes.index(rep) % 4 for n, rep in aliases.items()}
-    pattern = input_pattern(spec, input_name)
-    for idx, ix in zip(grad_indices, pattern):
-        sizes[extent(idx)] = int(ix) + 2 if isinstance(ix, sp.Integer) else sizes[extent(ix)]
+    shape = input_shape(spec, input_name, sizes)
+    for idx, n in zip(grad_indices, shape):
+        sizes[extent(idx)] = n
     return sizes
 
 
 def input_shape(spec: Spec, name: str, sizes: dict) -> tuple:
-    return tuple(int(i) + 2 if isinstance(i, sp.Integer) else sizes[extent(i)] for i in input_pattern(spec, name))
+    """The shape of a random input: its indices' sizes; an axis that a literal selects from is
+    long enough for every literal used on it (``X[i,0]``, …, ``X[i,9]``: 11)."""
+    literal = {}
+    for e in spec.rhs.atoms(sp.Indexed):
+        if e.base.label.name == name:
+            for axis, i in enumerate(e.indices):
+                if isinstance(i, sp.Integer):
+                    literal[axis] = max(literal.get(axis, 0), int(i))
+    return tuple(literal.get(n, int(i)) + 2 if isinstance(i, sp.Integer) else sizes[extent(i)]
+                 for n, i in enumerate(input_pattern(spec, name)))
 
 
 def output_shape(spec: Spec, sizes: dict) -> tuple:

@@ -19,6 +19,7 @@ import keyword
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.concrete.expr_with_limits import ExprWithLimits
 
 from deltagrad.derive.names import NAMES
 from deltagrad.errors import SpecError
@@ -215,7 +216,7 @@ def _walk(e: sp.Basic, bound: frozenset, depth: int, use: RhsUse, where: dict) -
     check_depth(depth)
     if isinstance(e, sp.Indexed):
         _visit_tensor(e, bound, use, where)
-    elif isinstance(e, sp.Sum):
+    elif isinstance(e, ExprWithLimits):  # Sum, and Max/Min over indices
         new = set(bound)
         for lim in e.limits:
             k = lim[0]
@@ -409,7 +410,7 @@ def check_free_indices_on_left(output: str, use: RhsUse, lhs_names: list, where:
 def check_summed_not_on_left(rhs: sp.Expr, lhs_names: list, where: dict) -> None:
     """No index summed on the right appears on the left."""
     for e in sp.preorder_traversal(rhs):
-        if isinstance(e, sp.Sum):
+        if isinstance(e, ExprWithLimits):
             for lim in e.limits:
                 if lim[0].name in lhs_names:
                     _fail(f"index {lim[0].name!r} is summed on the right and also free on the left", where, lim[0].name)

@@ -1,0 +1,139 @@
+"""Derived Max reductions and gathers against hand-written NumPy, side by side in one run.
+
+Forward + backward in float32 (indices int64), the derived op (``derive(spec).compile()``) against
+the NumPy a person would write:
+
+- row_max ``y[i] = Max(X[i,k], k)``, 512x1000: ``X.max(axis=1)``, then one mask and one masked
+  multiply (``m = X == y[:, None]; m * (g / m.sum(1))[:, None]``); target: within 1.2x;
+- select ``y[i] = X[i, t[i]]``, 512x1000: ``X[arange, t]``, then a zero array with ``g`` put at
+  ``t``; target: within 1.5x;
+- embedding ``Y[n,d] = E[t[n], d]``, a 50000x300 table and 128 indices: ``E[t]``, then
+  ``np.add.at`` of the rows into a zero table; target: within 1.5x;
+- nll_loss ``L = -Sum(log(P[i, t[i]]), i)/size(i)``, 512x1000.
+
+Every timing is the best of several rounds, the contenders interleaved round by round so that the
+noise of a shared machine hits them alike; outputs and gradients are checked to agree first.
+
+Run:  python bench/bench_reductions_gathers.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+import deltagrad  # noqa: E402
+
+ROUNDS = 9
+
+
+def best(fns: dict, number: int, rounds: int = ROUNDS) -> dict:
+    """The best time per call of each function, interleaved round by round."""
+    times = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            start = time.perf_counter()
+            for _ in range(number):
+                f()
+            times[k] = min(times[k], (time.perf_counter() - start) / number)
+    return times
+
+
+def derived_step(op, arrays, goutput):
+    def step():
+        ctx = {}
+        op.forward(ctx, *arrays)
+        return op.backward(ctx, goutput)
+    return step
+
+
+def row_max_case(rng):
+    X = rng.normal(size=(512, 1000)).astype(np.float32)
+    g = rng.normal(size=512).astype(np.float32)
+
+    def hand():
+        y = X.max(axis=1)
+        m = X == y[:, None]
+        return (m * (g / m.sum(axis=1))[:, None],)
+
+    return "row_max  512x1000", "y[i] = Max(X[i,k], k)", [X], g, hand
+
+
+def select_case(rng):
+    X = rng.normal(size=(512, 1000)).astype(np.float32)
+    t = rng.integers(0, 1000, size=512)
+    g = rng.normal(size=512).astype(np.float32)
+    rows = np.arange(512)
+
+    def hand():
+        X[rows, t]
+        dX = np.zeros_like(X)
+        dX[rows, t] = g
+        return dX, None
+
+    return "select   512x1000", "y[i] = X[i, t[i]]", [X, t], g, hand
+
+
+def embedding_case(rng):
+    E = rng.normal(size=(50_000, 300)).astype(np.float32)
+    t = rng.integers(0, 50_000, size=128)
+    g = rng.normal(size=(128, 300)).astype(np.float32)
+
+    def hand():
+        E[t]
+        dE = np.zeros_like(E)
+        np.add.at(dE, t, g)
+        return dE, None
+
+    return "embedding 50000x300, 128 rows", "Y[n,d] = E[t[n], d]", [E, t], g, hand
+
+
+def nll_case(rng):
+    P = rng.uniform(0.1, 1.0, size=(512, 1000)).astype(np.float32)
+    t = rng.integers(0, 1000, size=512)
+    g = np.float32(1.0)
+    rows = np.arange(512)
+
+    def hand():
+        -np.log(P[rows, t]).sum() / 512
+        dP = np.zeros_like(P)
+        dP[rows, t] = -g / (512 * P[rows, t])
+        return dP, None
+
+    return "nll_loss 512x1000", "L = -Sum(log(P[i, t[i]]), i)/size(i)", [P, t], g, hand
+
+
+CASES = {"row_max": row_max_case, "select": select_case, "embedding": embedding_case, "nll_loss": nll_case}
+
+
+def main(rounds: int = ROUNDS, names=None):
+    rng = np.random.default_rng(0)
+    print(f"numpy {np.__version__}; forward + backward, best of {rounds} rounds; ratio = derived / hand-written")
+    for name in names or CASES:
+        if name not in CASES:
+            continue
+        label, spec, arrays, g, hand = CASES[name](rng)
+        op = deltagrad.derive(spec).compile()
+        step = derived_step(op, arrays, g)
+        for got, want in zip(step(), hand()):
+            if want is None:
+                assert got is None, "an integer input gets no gradient"
+                continue
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        times = best({"derived": step, "hand": hand}, number=5, rounds=rounds)
+        ratio = times["derived"] / times["hand"]
+        print(f"{label:32s} derived {times['derived'] * 1e3:8.3f} ms   hand {times['hand'] * 1e3:8.3f} ms   "
+              f"ratio {ratio:5.2f}x")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    rounds = ROUNDS
+    if "--rounds" in args:
+        rounds = int(args[args.index("--rounds") + 1])
+    main(rounds, [a for a in args if a in CASES] or None)
