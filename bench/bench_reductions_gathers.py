@@ -72,7 +72,7 @@ def select_case(rng):
 
     def hand():
         X[rows, t]
-        dX = np.zeros_like(X)
+        dX = np.zeros(X.shape, X.dtype)
         dX[rows, t] = g
         return dX, None
 
@@ -86,7 +86,7 @@ def embedding_case(rng):
 
     def hand():
         E[t]
-        dE = np.zeros_like(E)
+        dE = np.zeros(E.shape, E.dtype)
         np.add.at(dE, t, g)
         return dE, None
 
@@ -101,7 +101,7 @@ def nll_case(rng):
 
     def hand():
         -np.log(P[rows, t]).sum() / 512
-        dP = np.zeros_like(P)
+        dP = np.zeros(P.shape, P.dtype)
         dP[rows, t] = -g / (512 * P[rows, t])
         return dP, None
 

@@ -70,6 +70,13 @@ class JaxPrinter(PythonPrinter):
 
     what = "print for jax"
 
+    def visit_Helper(self, node):
+        """``scatter_add`` as ``.at[].add`` into zeros; ``put_along`` as a ``where``."""
+        index, values, size = (self.visit(a) for a in node.args)
+        if node.fn == "scatter_add":
+            return f"jnp.zeros(({size}, *{values}.shape[1:]), {values}.dtype).at[{index}].add({values})"
+        return f"jnp.where({index}[..., None] == jnp.arange({size}), {values}[..., None], 0)"
+
     def visit_Call(self, node):
         args = [self.visit(a) for a in node.args] + [f"{k}={self.visit(v)}" for k, v in node.kwargs]
         return f"jnp.{node.fn}({', '.join(args)})"

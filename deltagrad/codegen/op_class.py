@@ -27,10 +27,22 @@ import sympy as sp
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
-from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
+from deltagrad.derive.array_program import helpers, reads_attribute, uses_namespace, variables
 from deltagrad.derive.names import NAMES
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
+
+
+def op_base_names(derivations) -> str:
+    """What generated ops import from ``op_base``: ``Op, array_namespace, check_shapes`` and the
+    helpers their code calls (``scatter_add``)."""
+    used = set().union(*(helpers(d.forward.statements) | helpers(d.backward.statements) for d in derivations))
+    return ", ".join(["Op", "array_namespace", "check_shapes", *sorted(used)])
+
+
+def header(derivation) -> str:
+    """The import line of one generated op as a module of its own."""
+    return f"from deltagrad.op_base import {op_base_names([derivation])}\n"
 
 
 @lru_cache(maxsize=1)
@@ -75,7 +87,7 @@ def op_context(derivation, summary: str | None = None) -> dict:
             "given": [f'"{k}": {k}' for k in sig.size_kwargs],
         }
     saved_arrays = [n for n in derivation.saved if not NAMES.is_extent(n)]
-    results = [NAMES.gradient(i.name) for i in spec.inputs]
+    results = list(backward.results)  # dX, and None for an integer input
     order = [i.name for i in spec.inputs]
     grad = derivation.grad_name
 
@@ -137,7 +149,7 @@ def op_source(derivation, summary: str | None = None) -> str:
 def compile_op(derivation) -> type:
     """Build the op class in memory from its generated source (no user text is evaluated:
     the source is rendered from the checked, parsed spec)."""
-    source = HEADER + "\n\n" + op_source(derivation)
+    source = header(derivation) + "\n\n" + op_source(derivation)
     filename = f"<deltagrad op {class_name(derivation.name)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict = {"__name__": "deltagrad.compiled"}

@@ -67,6 +67,9 @@ class PythonPrinter(Visitor):
         args = [self.visit(a) for a in node.args] + [f"{k}={self.visit(v)}" for k, v in node.kwargs]
         return f"xp.{node.fn}({', '.join(args)})"
 
+    def visit_Helper(self, node):
+        return f"{node.fn}(xp, {', '.join(self.visit(a) for a in node.args)})"
+
     def visit_Attr(self, node):
         return f"{self.wrap(node.value, _PREC['atom'], False)}.{node.name}"
 

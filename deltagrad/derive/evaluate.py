@@ -56,6 +56,11 @@ class Evaluator(Visitor):
             fn = getattr(fn, part)
         return fn(*self.visit(node.args), **{k: self.visit(v) for k, v in node.kwargs})
 
+    def visit_Helper(self, node):
+        from deltagrad import op_base
+
+        return getattr(op_base, node.fn)(self.xp, *self.visit(node.args))
+
     def visit_Attr(self, node):
         return getattr(self.visit(node.value), node.name)
 

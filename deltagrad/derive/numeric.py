@@ -21,7 +21,7 @@ from deltagrad.derive.array_program import Assign
 from deltagrad.derive.evaluate import run
 from deltagrad.derive.forward_values import Maximum, computation_order, max_node
 from deltagrad.derive.lower import Lowering
-from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
+from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern, is_gather
 
 
 def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> dict:
@@ -45,8 +45,12 @@ def input_shape(spec: Spec, name: str, sizes: dict) -> tuple:
             for axis, i in enumerate(e.indices):
                 if isinstance(i, sp.Integer):
                     literal[axis] = max(literal.get(axis, 0), int(i))
-    return tuple(literal.get(n, int(i)) + 2 if isinstance(i, sp.Integer) else sizes[extent(i)]
-                 for n, i in enumerate(input_pattern(spec, name)))
+    return tuple(literal.get(n, int(i)) + 2 if isinstance(i, sp.Integer) else GATHER_SIZE if is_gather(i)
+                 else sizes[extent(i)] for n, i in enumerate(input_pattern(spec, name)))
+
+
+#: The size of an axis that an integer input selects from (``X[i, t[i]]``): t is drawn below it.
+GATHER_SIZE = 4
 
 
 def output_shape(spec: Spec, sizes: dict) -> tuple:
@@ -58,6 +62,10 @@ def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integer
     out = {}
     for inp in spec.inputs:
         shape = input_shape(spec, inp.name, sizes)
+        if inp.integer:  # valid positions of the axes it selects from
+            vals = rng.integers(0, GATHER_SIZE, size=shape)
+            out[inp.name] = vals if shape else int(vals)
+            continue
         if integers:
             vals = rng.integers(int(low), int(high) + 1, size=shape).astype(float)
             vals[vals == 0] = 1.0

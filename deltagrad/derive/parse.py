@@ -22,7 +22,8 @@ from functools import partial
 import sympy as sp
 
 from deltagrad.derive.extrema import REDUCTIONS, Iverson, elementwise, reduce_extremum
-from deltagrad.derive.spec import MAX_DEPTH, MAX_NODES, Spec, check_spec, extent, index, scalar, summed, tensor
+from deltagrad.derive.spec import (MAX_DEPTH, MAX_NODES, Spec, check_spec, extent, index, itensor, scalar, summed,
+                                   tensor)
 from deltagrad.errors import SpecError
 
 #: Functions a spec may call, with how many arguments each takes (None: two or more).
@@ -236,7 +237,7 @@ class _Builder:
             self.fail(words.bad_target, node)
         raise SpecError(words.bad_target)
 
-    def subscript(self, node):
+    def subscript(self, node, gather=False):
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         out = []
         for it in items:
@@ -249,8 +250,14 @@ class _Builder:
                 out.append(sp.Integer(it.value))
             elif isinstance(it, ast.UnaryOp) and isinstance(it.op, ast.USub):
                 self.fail("negative integer indices are not supported", it)
+            elif isinstance(it, ast.Subscript) and isinstance(it.value, ast.Name) and not gather:
+                # a gather: X[i, t[i]] reads X at the position the integer input t holds
+                self.note(it.value.id, it.value, "an integer tensor")
+                self.uses(it.value.id)
+                out.append(itensor(it.value.id)[self.subscript(it, gather=True)])
             else:
-                self.fail("an index must be a name such as i or a non-negative integer literal", it)
+                self.fail("an index must be a name such as i, a non-negative integer literal, or an integer "
+                          "input's entry such as t[i]", it)
         if not out:
             self.fail("empty brackets", node)
         return tuple(out)

@@ -60,6 +60,26 @@ def tensor(name: str) -> sp.IndexedBase:
     return sp.IndexedBase(name, real=True)
 
 
+def itensor(name: str) -> sp.IndexedBase:
+    """The integer tensor called ``name``, whose entries select positions of another tensor's axis
+    (a gather: ``X[i, t[i]]``, ``E[t[n], d]``).
+
+    >>> itensor('t')[index('i')].is_integer
+    True
+    """
+    # its label is a non-negative integer symbol, which no index is (see is_index)
+    return sp.IndexedBase(sp.Symbol(name, integer=True, nonnegative=True), integer=True)
+
+
+def is_gather(ix: sp.Basic) -> bool:
+    """True for an index position that holds an integer tensor's entry (``t[i]`` in ``X[i, t[i]]``).
+
+    >>> is_gather(itensor('t')[index('i')]), is_gather(index('i'))
+    (True, False)
+    """
+    return isinstance(ix, sp.Indexed) and ix.base.is_integer is True
+
+
 def scalar(name: str) -> sp.Symbol:
     """The real scalar input called ``name``.
 
@@ -84,7 +104,8 @@ def is_index(sym: sp.Basic) -> bool:
     >>> is_index(index('i')), is_index(scalar('c'))
     (True, False)
     """
-    return isinstance(sym, sp.Symbol) and sym.is_integer is True and not NAMES.is_extent(sym.name)
+    return (isinstance(sym, sp.Symbol) and sym.is_integer is True and not NAMES.is_extent(sym.name)
+            and sym.is_nonnegative is not True)  # an integer tensor's label t is no index
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,8 @@ class Input:
 
     name: str
     rank: int
+    #: an integer input: its entries select positions (a gather); it gets no gradient
+    integer: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,7 +190,7 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
     check_uses_an_input(use)
     order = check_inputs_order(inputs_order, use.order)
     check_gradient_names_free(order, output, use, where)
-    inputs = tuple(Input(n, use.ranks[n]) for n in order)
+    inputs = tuple(Input(n, use.ranks[n], n in use.integers) for n in order)
     carried = {ix for e in rhs.atoms(sp.Indexed) for ix in e.indices if isinstance(ix, sp.Symbol)}
     size_indices = tuple(ix for ix in out_indices if isinstance(ix, sp.Symbol) and ix not in carried)
     return Spec(name, output, tuple(out_indices), rhs, inputs, text, size_indices)
@@ -194,6 +217,7 @@ class RhsUse:
     kinds: dict = field(default_factory=dict)
     sizes: list = field(default_factory=list)
     nodes: int = 0
+    integers: set = field(default_factory=set)
 
 
 def walk_rhs(rhs: sp.Expr, where: dict) -> RhsUse:
@@ -239,10 +263,12 @@ def _walk(e: sp.Basic, bound: frozenset, depth: int, use: RhsUse, where: dict) -
             _walk(arg, bound, depth + 1, use, where)
 
 
-def _visit_tensor(e: sp.Indexed, bound: frozenset, use: RhsUse, where: dict) -> None:
+def _visit_tensor(e: sp.Indexed, bound: frozenset, use: RhsUse, where: dict, integer: bool = False) -> None:
     """Record tensor ``e`` and its indices, applying the rules on tensors and their indices."""
     nm = e.base.label.name
-    check_name(nm, "a tensor", use, where)
+    check_name(nm, "an integer tensor" if integer else "a tensor", use, where)
+    if integer:
+        use.integers.add(nm)
     check_rank_limit(nm, len(e.indices), where)
     check_rank_consistent(nm, len(e.indices), use, where)
     if nm not in use.order:
@@ -250,6 +276,10 @@ def _visit_tensor(e: sp.Indexed, bound: frozenset, use: RhsUse, where: dict) -> 
     for ix in e.indices:
         if isinstance(ix, sp.Integer):
             check_integer_index(nm, ix, where)
+            continue
+        if is_gather(ix) and not integer:  # X[i, t[i]]: t is an integer input, indexed as usual
+            check_plain_gather(nm, ix, where)
+            _visit_tensor(ix, bound, use, where, integer=True)
             continue
         check_tensor_index(nm, ix, where)
         check_name(ix.name, "an index", use, where)
@@ -320,6 +350,12 @@ def check_tensor_index(nm: str, ix: sp.Basic, where: dict) -> None:
     """A tensor is indexed by index names or integers only."""
     if not is_index(ix):
         _fail(f"tensor {nm!r} is indexed by {ix}, which is neither an index name nor an integer", where, nm)
+
+
+def check_plain_gather(nm: str, ix: sp.Indexed, where: dict) -> None:
+    """An integer tensor inside brackets is indexed by index names or integers (no gather of a gather)."""
+    if any(not (isinstance(i, sp.Integer) or is_index(i)) for i in ix.indices):
+        _fail(f"{ix.base.label.name}[...] inside {nm}[...] must be indexed by index names or integers", where, nm)
 
 
 def check_not_summed_twice(k: sp.Symbol, bound: set, where: dict) -> None:
@@ -508,7 +544,7 @@ def index_aliases(spec: Spec) -> dict:
             continue
         name = node.base.label.name
         for axis, ix in enumerate(node.indices):
-            if isinstance(ix, sp.Integer):
+            if not isinstance(ix, sp.Symbol):  # an integer literal, or a gather t[i] (its own axis)
                 continue
             find(ix.name)
             key = (name, axis)
