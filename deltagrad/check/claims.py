@@ -128,12 +128,16 @@ def parse_claim(d, text: str, grad_name: str = "G") -> Claim:
     G[a, b]/Z[a, b]
     """
     inputs = {i.name: i.rank for i in d.spec.inputs}
+    integers = {i.name for i in d.spec.inputs if i.integer}
 
     def check_target(lhs_name, lhs_idx):
         name = lhs_name[1:] if lhs_name.startswith("d") else None
         if name not in inputs:
             grads = ", ".join("d" + n for n in inputs)
             raise SpecError(f"{lhs_name!r}: the left side must be d + an input ({grads})", 1)
+        if name in integers:
+            raise SpecError(f"{name} is an integer input: it selects positions and gets no gradient "
+                            "(the backward returns None for it)", 1)
         if len(lhs_idx) != inputs[name] or any(not isinstance(i, sp.Symbol) for i in lhs_idx):
             raise SpecError(f"{lhs_name} needs {inputs[name]} index name(s), one per axis of {name}", 1)
         if len(set(lhs_idx)) != len(lhs_idx):

@@ -51,7 +51,9 @@ def index_latex(name) -> str:
 
 
 def _indices(indices) -> str:
-    parts = [index_latex(i) for i in indices]
+    # a gather's index t[i] reads t_{i} (a subscript of a subscript)
+    parts = [f"{name_latex(i.base.label.name)}_{{{_indices(i.indices)}}}" if isinstance(i, sp.Indexed) else index_latex(i)
+             for i in indices]
     return "".join(parts) if all(len(p.rstrip("'")) == 1 for p in parts) else ",".join(parts)
 
 
