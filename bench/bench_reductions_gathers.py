@@ -59,7 +59,7 @@ def row_max_case(rng):
     def hand():
         y = X.max(axis=1)
         m = X == y[:, None]
-        return (m * (g / m.sum(axis=1))[:, None],)
+        return (m * (g / m.sum(axis=1, dtype=X.dtype))[:, None],)
 
     return "row_max  512x1000", "y[i] = Max(X[i,k], k)", [X], g, hand
 

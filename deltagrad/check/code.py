@@ -36,7 +36,7 @@ from deltagrad.check import worker
 from deltagrad.check.claims import sign_or_factor
 from deltagrad.check.verdict import Counterexample, Diagnosis, Verdict
 from deltagrad.codegen.verdict_text import exception_text
-from deltagrad.derive.numeric import GATHER_SIZE, index_sizes
+from deltagrad.derive.numeric import GATHER_SIZE, gather_range, index_sizes
 from deltagrad.derive.spec import extent, index, index_aliases, input_pattern, is_gather
 from deltagrad.errors import SpecError
 
@@ -326,12 +326,13 @@ def draw_inputs(d, sizes: dict, rng, low: float, high: float) -> list:
     """Random inputs of the spec's shapes (uniform floats; a scalar input is a float)."""
     literal = literal_axis_sizes(d.spec)
     arrays = []
+    shapes = {inp.name: tuple(sizes[extent(ix)] if isinstance(ix, sp.Symbol) else GATHER_SIZE if is_gather(ix)
+                              else literal.get((inp.name, axis), int(ix) + 1)
+                              for axis, ix in enumerate(input_pattern(d.spec, inp.name))) for inp in d.spec.inputs}
     for inp in d.spec.inputs:
-        shape = tuple(sizes[extent(ix)] if isinstance(ix, sp.Symbol) else GATHER_SIZE if is_gather(ix)
-                      else literal.get((inp.name, axis), int(ix) + 1)
-                      for axis, ix in enumerate(input_pattern(d.spec, inp.name)))
+        shape = shapes[inp.name]
         if inp.integer:  # valid positions of the axes it selects from
-            arrays.append(rng.integers(0, GATHER_SIZE, size=shape))
+            arrays.append(rng.integers(0, gather_range(d.spec, inp.name, shapes), size=shape))
             continue
         vals = rng.uniform(low, high, size=shape)
         arrays.append(vals if shape else float(vals))

@@ -423,8 +423,12 @@ class Lowering:
         t = self.arr(g)
         x = Var(self.names.get(e.base.label.name, e.base.label.name))
         shared = [ix for ix in others if ix in t.indices]
-        if not shared and len(t.indices) == 1:  # E[t[n], d]: whole slices
-            return Arr(Call("take", (x, t.node), (("axis", p),)), tuple(others[:p]) + t.indices + tuple(others[p:]))
+        if not shared:  # E[t[n], d]: whole slices (t of several axes: flattened, then the shape restored)
+            indices = tuple(others[:p]) + t.indices + tuple(others[p:])
+            if len(t.indices) == 1:
+                return Arr(Call("take", (x, t.node), (("axis", p),)), indices)
+            flat = Call("take", (x, Call("reshape", (t.node, (Const(-1),)))), (("axis", p),))
+            return Arr(Call("reshape", (flat, tuple(self.size(i) for i in indices))), indices)
         if set(t.indices) <= set(others):  # X[i, t[i]]: one entry per row
             aligned = self.permute(t, tuple(shared)).node
             key = tuple(":" if q != p and e.indices[q] in t.indices else None for q in range(len(e.indices)))

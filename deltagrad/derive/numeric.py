@@ -49,6 +49,14 @@ def input_shape(spec: Spec, name: str, sizes: dict) -> tuple:
                  else sizes[extent(i)] for n, i in enumerate(input_pattern(spec, name)))
 
 
+def gather_range(spec: Spec, name: str, shapes: dict) -> int:
+    """How many positions the integer input ``name`` may hold: the size of the smallest axis it
+    selects from (``X[i, t[i]]``: X's axis 1), given the inputs' ``shapes``."""
+    found = [shapes[e.base.label.name][axis] for e in spec.rhs.atoms(sp.Indexed) if e.base.label.name in shapes
+             for axis, ix in enumerate(e.indices) if is_gather(ix) and ix.base.label.name == name]
+    return min(found, default=GATHER_SIZE)
+
+
 #: The size of an axis that an integer input selects from (``X[i, t[i]]``): t is drawn below it.
 GATHER_SIZE = 4
 
@@ -60,10 +68,11 @@ def output_shape(spec: Spec, sizes: dict) -> tuple:
 def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integers: bool = False) -> dict:
     """Random values for every input (uniform floats, or small integers without zero)."""
     out = {}
+    shapes = {inp.name: input_shape(spec, inp.name, sizes) for inp in spec.inputs}
     for inp in spec.inputs:
-        shape = input_shape(spec, inp.name, sizes)
+        shape = shapes[inp.name]
         if inp.integer:  # valid positions of the axes it selects from
-            vals = rng.integers(0, GATHER_SIZE, size=shape)
+            vals = rng.integers(0, gather_range(spec, inp.name, shapes), size=shape)
             out[inp.name] = vals if shape else int(vals)
             continue
         if integers:
@@ -116,7 +125,7 @@ def random_environments(spec: Spec, values, sizes: dict, grad_name: str, draws, 
             g[g == 0] = 1.0
         else:
             g = rng.normal(size=shape)
-        env[grad_name] = g if shape else float(g)
+        env[grad_name] = g if shape else np.float64(g)  # has a dtype, as goutput in generated code
         yield env
 
 
