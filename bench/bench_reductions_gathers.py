@@ -14,7 +14,11 @@ the NumPy a person would write:
 Every timing is the best of several rounds, the contenders interleaved round by round so that the
 noise of a shared machine hits them alike; outputs and gradients are checked to agree first.
 
-Run:  python bench/bench_reductions_gathers.py [--rounds N]
+``--scatter`` also times the embedding's backward alone three ways (``np.add.at``, a one-hot
+matrix product, ``np.bincount``): add.at is the fastest at this size, which is why the derived
+op's ``scatter_add`` uses it with NumPy.
+
+Run:  python bench/bench_reductions_gathers.py [--rounds N] [--scatter] [row_max select embedding nll_loss]
 """
 
 from __future__ import annotations
@@ -131,9 +135,35 @@ def main(rounds: int = ROUNDS, names=None):
               f"ratio {ratio:5.2f}x")
 
 
+def scatter_strategies(rounds: int = ROUNDS):
+    """The embedding's backward alone, three ways: ``np.add.at`` (what the derived op uses with
+    NumPy), a one-hot matrix product (what it uses under a plain array-API namespace), and
+    ``np.bincount`` per column."""
+    rng = np.random.default_rng(1)
+    t = rng.integers(0, 50_000, size=128)
+    g = rng.normal(size=(128, 300)).astype(np.float32)
+
+    def add_at():
+        out = np.zeros((50_000, 300), np.float32)
+        np.add.at(out, t, g)
+        return out
+
+    def one_hot():
+        return (np.arange(50_000)[:, None] == t[None, :]).astype(np.float32) @ g
+
+    def bincount():
+        flat = (t[:, None] * 300 + np.arange(300)).ravel()
+        return np.bincount(flat, g.ravel(), minlength=50_000 * 300).reshape(50_000, 300).astype(np.float32)
+
+    times = best({"add.at": add_at, "one-hot @": one_hot, "bincount": bincount}, number=2, rounds=max(3, rounds // 3))
+    print("embedding backward alone: " + "   ".join(f"{k} {v * 1e3:.2f} ms" for k, v in times.items()))
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     rounds = ROUNDS
     if "--rounds" in args:
         rounds = int(args[args.index("--rounds") + 1])
     main(rounds, [a for a in args if a in CASES] or None)
+    if "--scatter" in args:
+        scatter_strategies(rounds)

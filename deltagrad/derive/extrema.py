@@ -19,7 +19,7 @@ holds for the element-wise ``Max(a, b, c, …)`` of three or more arguments
 >>> m
 MaxOver(X[i, k], (k, 0, n_k - 1))
 >>> sp.diff(m, X[a, b])  # doctest: +NORMALIZE_WHITESPACE
-Sum(Iverson(X[i, k], MaxOver(X[i, k], (k, 0, n_k - 1)))*KroneckerDelta(a, i)*KroneckerDelta(b, k), (k, 0, n_k - 1))/Sum(Iverson(X[i, k], MaxOver(X[i, k], (k, 0, n_k - 1))), (k, 0, n_k - 1))
+Sum(Iverson(X[i, k], MaxOver(X[i, k1], (k1, 0, n_k - 1)))*KroneckerDelta(a, i)*KroneckerDelta(b, k), (k, 0, n_k - 1))/Sum(Iverson(X[i, k], MaxOver(X[i, k1], (k1, 0, n_k - 1))), (k, 0, n_k - 1))
 """
 
 from __future__ import annotations
@@ -80,7 +80,14 @@ class Extremum(ExprWithLimits):
         return type(self)(body, *limits)
 
     def _eval_derivative(self, x):
-        share = Iverson(self.function, self)
+        # the max inside the indicator binds its own indices, primed (k'), apart from the sums' k
+        taken = {str(s) for s in self.atoms(sp.Symbol)}
+        primed = {}
+        for lim in self.limits:
+            name = next(f"{lim[0].name}{n}" for n in range(1, 10**3) if f"{lim[0].name}{n}" not in taken)
+            taken.add(name)
+            primed[lim[0]] = sp.Symbol(name, integer=True)
+        share = Iverson(self.function, self.rename_bound(primed))
         return sp.Sum(share * sp.diff(self.function, x), *self.limits) / sp.Sum(share, *self.limits)
 
 

@@ -29,9 +29,10 @@ from deltagrad.derive.simplify import cost, simplify_index_expr
 
 
 def _bound_canonical(e):
-    if isinstance(e, Extremum):
-        return e.rename_bound({lim[0]: sp.Symbol(f"_b{n}", integer=True) for n, lim in enumerate(e.limits)}).xreplace(
-            {extent(lim[0]): sp.Symbol(f"_n{n}") for n, lim in enumerate(e.limits)})
+    if isinstance(e, Extremum):  # bound indices and their ranges by position (a primed k1 runs to n_k)
+        mapping = {lim[0]: sp.Symbol(f"_b{n}", integer=True) for n, lim in enumerate(e.limits)}
+        body = sp.Basic.xreplace(e.function, mapping)
+        return type(e)(body, *[(mapping[lim[0]], 0, sp.Symbol(f"_n{n}")) for n, lim in enumerate(e.limits)])
     if not isinstance(e, sp.Sum):
         return e
     return e.xreplace({lim[0]: sp.Symbol(f"_b{n}", integer=True) for n, lim in enumerate(e.limits)}).xreplace(

@@ -169,7 +169,7 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
 
     >>> i, j = index('i'), index('j')
     >>> check_spec('neg', 'Y', (i, j), -tensor('X')[i, j]).inputs
-    (Input(name='X', rank=2),)
+    (Input(name='X', rank=2, integer=False),)
     >>> check_spec('bad', 'Y', (i,), tensor('X')[i, j])
     Traceback (most recent call last):
     ...
