@@ -277,3 +277,16 @@ def test_writeup_compiles_without_overfull_boxes(spec, tmp_path):
                    capture_output=True, timeout=120)
     log = (tmp_path / "w.log").read_text(errors="replace")
     assert (tmp_path / "w.pdf").exists() and "Overfull" not in log and "\n!" not in log
+
+
+def test_kway_ties_from_sympy():
+    import sympy as sp
+
+    i = sp.Idx("i")
+    X, Z, W, Y = (sp.IndexedBase(n) for n in "XZWY")
+    op = deltagrad.derive((Y[i], sp.Max(X[i], Z[i], W[i])), inputs=["X", "Z", "W"]).compile()
+    ctx = {}
+    ones = np.ones(2)
+    op.forward(ctx, ones, ones, ones)
+    for g in op.backward(ctx, np.full(2, 3.0)):
+        np.testing.assert_allclose(g, 1.0)

@@ -133,7 +133,7 @@ def parse_claim(d, text: str, grad_name: str = "G") -> Claim:
     def check_target(lhs_name, lhs_idx):
         name = lhs_name[1:] if lhs_name.startswith("d") else None
         if name not in inputs:
-            grads = ", ".join("d" + n for n in inputs)
+            grads = ", ".join("d" + n for n in inputs if n not in integers)
             raise SpecError(f"{lhs_name!r}: the left side must be d + an input ({grads})", 1)
         if name in integers:
             raise SpecError(f"{name} is an integer input: it selects positions and gets no gradient "
