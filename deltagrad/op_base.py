@@ -13,8 +13,8 @@ class for the whole package), and elsewhere it defines its own.
 
 from __future__ import annotations
 
-__all__ = ["Op", "ShapeError", "array_namespace", "check_shapes", "flat_batch", "flatten_batch", "special",
-           "unflatten_batch"]
+__all__ = ["Op", "ShapeError", "array_namespace", "check_shapes", "flat_batch", "flatten_batch", "put_along",
+           "scatter_add", "special", "unflatten_batch"]
 
 
 class Op:
@@ -219,3 +219,59 @@ def special(xp) -> _Special:
     (0.5, 0.0)
     """
     return _Special(xp)
+
+
+def scatter_add(xp, index, values, size: int):
+    """Zeros of ``size`` rows (and the trailing shape of ``values``) with row ``values[n]`` added
+    at row ``index[n]``, repeated indices adding up: the backward of a gather (an embedding).
+
+    NumPy uses ``numpy.add.at``, CuPy ``cupyx.scatter_add``, PyTorch ``index_add``, JAX
+    ``.at[].add``; any other array-API namespace a one-hot matrix product.
+
+    >>> import numpy as np
+    >>> scatter_add(np, np.array([2, 0, 2]), np.array([[1.0], [2.0], [3.0]]), 4).tolist()
+    [[2.0], [0.0], [4.0], [0.0]]
+    """
+    shape = (size, *values.shape[1:])
+    kind = type(values).__module__.split(".")[0]
+    if kind == "numpy":
+        import numpy
+
+        out = numpy.zeros(shape, dtype=values.dtype)
+        numpy.add.at(out, index, values)
+        return out
+    if kind == "cupy":  # pragma: no cover - needs a GPU
+        import cupyx
+
+        out = xp.zeros(shape, dtype=values.dtype)
+        cupyx.scatter_add(out, index, values)
+        return out
+    if kind == "torch":
+        return xp.zeros(shape, dtype=values.dtype, device=values.device).index_add(0, index, values)
+    if kind in ("jax", "jaxlib"):
+        return xp.zeros(shape, dtype=values.dtype).at[index].add(values)
+    onehot = xp.astype(xp.arange(size)[:, None] == index[None, :], values.dtype)
+    flat = xp.reshape(values, (values.shape[0], -1))
+    return xp.reshape(onehot @ flat, shape)
+
+
+def put_along(xp, index, values, size: int):
+    """Zeros of shape ``index.shape + (size,)`` with ``values`` (of ``index``'s shape) put at
+    position ``index[...]`` of the last axis: the backward of ``X[i, t[i]]`` (a one-hot row times
+    a value). NumPy uses ``put_along_axis``, PyTorch ``scatter``; others a ``where``.
+
+    >>> import numpy as np
+    >>> put_along(np, np.array([2, 0]), np.array([5.0, 7.0]), 3).tolist()
+    [[0.0, 0.0, 5.0], [7.0, 0.0, 0.0]]
+    """
+    kind = type(values).__module__.split(".")[0]
+    if kind == "numpy":
+        import numpy
+
+        out = numpy.zeros((*index.shape, size), dtype=values.dtype)
+        numpy.put_along_axis(out, index[..., None], values[..., None], axis=-1)
+        return out
+    if kind == "torch":
+        out = xp.zeros((*index.shape, size), dtype=values.dtype, device=values.device)
+        return out.scatter(-1, index[..., None], values[..., None])
+    return xp.where(index[..., None] == xp.arange(size), values[..., None], 0)

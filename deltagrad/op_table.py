@@ -52,4 +52,12 @@ STANDARD_OPS: tuple[OpEntry, ...] = (
         inputs=("X", "T"),
         summary="Mean cross-entropy of row-wise softmax(X) against target rows T (one-hot or probabilities).",
     ),
+    OpEntry("row_max", "y[i] = Max(X[i,k], k)",
+            summary="Maximum of each row; the gradient goes to the arg-max, split equally between ties."),
+    OpEntry("select", "y[i] = X[i, t[i]]",
+            summary="Entry t[i] of each row i (vugrad's Select); t holds integers and gets no gradient."),
+    OpEntry("embedding", "Y[n,d] = E[t[n], d]",
+            summary="Rows t[n] of the table E (an embedding lookup); the backward adds rows into E."),
+    OpEntry("nll_loss", "L = -Sum(log(P[i, t[i]]), i) / size(i)",
+            summary="Mean negative log-likelihood of the classes t[i] under the probability rows P."),
 )

@@ -56,8 +56,7 @@ VUGRAD_OPS: tuple[VugradEntry, ...] = (
     VugradEntry("Exp", "Y[...] = exp(x[...])", "x", "Natural exponent, element-wise (any rank)."),
     VugradEntry("Sum", "s = Sum(x[k], k)", "x", "Sum of all elements of a tensor of any rank: a scalar.",
                 adapter="flatten"),
-    VugradEntry("RowMax", "y[i] = Max(x[i,k], k)", "x", "Row-wise maximum of a matrix: a vector.",
-                needs=MAX_REDUCTIONS),
+    VugradEntry("RowMax", "y[i] = Max(x[i,k], k)", "x", "Row-wise maximum of a matrix: a vector."),
     VugradEntry("RowSum", "y[i] = Sum(x[i,k], k)", "x", "Row-wise sum of a matrix: a vector."),
     VugradEntry("Normalize", "Y[i,j] = x[i,j] / Sum(x[i,k], k)", "x", "Each row of a matrix divided by its sum."),
     VugradEntry("BatchMM", "Y[i,j] = Sum(vectors[i,k]*matrix[j,k], k)", "matrix, vectors",
@@ -68,7 +67,7 @@ VUGRAD_OPS: tuple[VugradEntry, ...] = (
                 keywords={"repeats": "r"}),
     VugradEntry("Select", "y[i] = input[i, indices[i]]", "input, *, indices",
                 "One element of each row of a matrix, picked by an integer vector.", adapter="keyword_inputs",
-                inputs=("input", "indices"), keywords={"indices": "indices"}, needs=GATHERS),
+                inputs=("input", "indices"), keywords={"indices": "indices"}),
     # Squeeze reads entry 0 of the size-one axis (a stopgap until size-one axes `_`, branch h/check):
     # the generated class checks that the axis has size one, as numpy's squeeze does.
     VugradEntry("Squeeze", "Y[...] = input[...,0]", "input, dim=0", "Remove the size-one axis `dim` (any rank).",

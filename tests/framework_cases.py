@@ -7,12 +7,16 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import sympy as sp
 
 from deltagrad import derive
+from deltagrad.derive.spec import is_gather
 from deltagrad.op_table import STANDARD_OPS
 
 #: standard ops whose inputs must stay away from 0 (a log, a division)
-POSITIVE = {"divide", "log", "normalize"}
+POSITIVE = {"divide", "log", "normalize", "nll_loss"}
+#: the size of an axis that an integer input selects from
+GATHERED = 4
 
 
 def table_inputs(d, name: str, seed: int = 0):
@@ -22,9 +26,16 @@ def table_inputs(d, name: str, seed: int = 0):
     sig = d.signature
     sizes = {ix: 3 + n for n, ix in enumerate(dict.fromkeys(sig.sizes))}
     low, high = (0.5, 2.0) if name in POSITIVE else (-1.5, 1.5)
+    # an axis that an integer input selects from has GATHERED entries; the integers are below that
+    gathered = {(e.base.label.name, axis) for e in d.spec.rhs.atoms(sp.Indexed)
+                for axis, ix in enumerate(e.indices) if is_gather(ix)}
     arrays = []
-    for pattern in sig.patterns.values():
-        shape = tuple(sizes[ix] if isinstance(ix, str) else ix + 1 for ix in pattern)
+    for inp, pattern in zip(d.spec.inputs, sig.patterns.values()):
+        shape = tuple(GATHERED if (inp.name, axis) in gathered else sizes[ix] if isinstance(ix, str) else ix + 1
+                      for axis, ix in enumerate(pattern))
+        if inp.integer:
+            arrays.append(rng.integers(0, GATHERED, size=shape))
+            continue
         arrays.append(rng.uniform(low, high, size=shape) if shape else float(rng.uniform(low, high)))
     return arrays, {k: sizes[k] for k in sig.size_kwargs}
 
@@ -56,6 +67,11 @@ IDS = [f"{kind}-{name}" for kind, name, *_ in CASES]
 def derived(name: str, spec: str, inputs):
     """The derivation of one case (shared by the torch and the jax tests)."""
     return derive(spec, name=name, inputs=inputs)
+
+
+def integer_inputs(d) -> set:
+    """The positions of the integer inputs (indices for a gather), which get no gradient."""
+    return {n for n, inp in enumerate(d.spec.inputs) if inp.integer}
 
 
 def case(kind, name, spec, inputs, arrays, sizes):

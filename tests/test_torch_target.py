@@ -22,18 +22,21 @@ from click.testing import CliRunner  # noqa: E402
 
 from deltagrad import ShapeError, derive  # noqa: E402
 from deltagrad.cli import main  # noqa: E402
-from framework_cases import CASES, IDS, case  # noqa: E402
+from framework_cases import CASES, IDS, case, integer_inputs  # noqa: E402
 
 
-def tensors(arrays, requires_grad=True, dtype=torch.float64):
-    return [torch.tensor(np.asarray(a), dtype=dtype, requires_grad=requires_grad) for a in arrays]
+def tensors(arrays, requires_grad=True, dtype=torch.float64, integers=()):
+    """Float tensors of ``arrays``, but int64 ones (no gradient) at the positions ``integers``."""
+    return [torch.tensor(np.asarray(a)) if n in integers else
+            torch.tensor(np.asarray(a), dtype=dtype, requires_grad=requires_grad) for n, a in enumerate(arrays)]
 
 
 @pytest.mark.parametrize("kind, name, spec, inputs, arrays, sizes", CASES, ids=IDS)
 def test_gradcheck_and_gradgradcheck(kind, name, spec, inputs, arrays, sizes):
     d, arrays, sizes = case(kind, name, spec, inputs, arrays, sizes)
     f = d.compile(target="torch")
-    xs = tensors(arrays)
+    ints = integer_inputs(d)
+    xs = tensors(arrays, integers=ints)
     # the same forward and the same backward as the NumPy op
     op = d.compile()
     ctx = {}
@@ -41,9 +44,12 @@ def test_gradcheck_and_gradgradcheck(kind, name, spec, inputs, arrays, sizes):
     got = f(*xs, **sizes)
     np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
     g = np.random.default_rng(1).normal(size=np.shape(expected))
-    grads = torch.autograd.grad(got, xs, torch.tensor(g))
-    for mine, theirs in zip(grads, op.backward(ctx, g)):
-        np.testing.assert_allclose(mine.numpy(), theirs, rtol=1e-10, atol=1e-12)
+    floats = [x for n, x in enumerate(xs) if n not in ints]
+    grads = torch.autograd.grad(got, floats, torch.tensor(g))
+    theirs = [t for n, t in enumerate(op.backward(ctx, g)) if n not in ints]
+    assert all(t is None for n, t in enumerate(op.backward(ctx, g)) if n in ints)
+    for mine, want in zip(grads, theirs):
+        np.testing.assert_allclose(mine.numpy(), want, rtol=1e-10, atol=1e-12)
     # and both agree with finite differences, to first and second order
     fn = lambda *a: f(*a, **sizes)  # noqa: E731
     assert torch.autograd.gradcheck(fn, xs)

@@ -36,8 +36,8 @@ from deltagrad.check import worker
 from deltagrad.check.claims import sign_or_factor
 from deltagrad.check.verdict import Counterexample, Diagnosis, Verdict
 from deltagrad.codegen.verdict_text import exception_text
-from deltagrad.derive.numeric import index_sizes
-from deltagrad.derive.spec import extent, index, index_aliases, input_pattern
+from deltagrad.derive.numeric import GATHER_SIZE, gather_range, index_sizes
+from deltagrad.derive.spec import extent, index, index_aliases, input_pattern, is_gather
 from deltagrad.errors import SpecError
 
 #: Seconds the user's code may run (import, forward and backward together) by default.
@@ -161,7 +161,7 @@ def run_isolated(file: Path, cls: str, inputs, kwargs, sizes, seed, timeout: flo
         request = {"file": str(file.resolve()), "class": cls, "kwargs": _encode(kwargs), "sizes": sizes,
                    "seed": seed, "inputs": len(inputs)}
         (folder / "request.json").write_text(json.dumps(request))
-        np.savez(folder / "request.npz", **{f"x{n}": np.asarray(a, dtype=float) for n, a in enumerate(inputs)})
+        np.savez(folder / "request.npz", **{f"x{n}": _as_sent(a) for n, a in enumerate(inputs)})
         command = [sys.executable, worker.__file__, str(folder)]
         try:
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -316,13 +316,24 @@ def literal_axis_sizes(spec) -> dict:
     return out
 
 
+def _as_sent(a):
+    """An input as the child process gets it: integer arrays (indices) stay integer, the rest float."""
+    arr = np.asarray(a)
+    return arr if arr.dtype.kind in "iu" else np.asarray(a, dtype=float)
+
+
 def draw_inputs(d, sizes: dict, rng, low: float, high: float) -> list:
     """Random inputs of the spec's shapes (uniform floats; a scalar input is a float)."""
     literal = literal_axis_sizes(d.spec)
     arrays = []
+    shapes = {inp.name: tuple(sizes[extent(ix)] if isinstance(ix, sp.Symbol) else GATHER_SIZE if is_gather(ix)
+                              else literal.get((inp.name, axis), int(ix) + 1)
+                              for axis, ix in enumerate(input_pattern(d.spec, inp.name))) for inp in d.spec.inputs}
     for inp in d.spec.inputs:
-        shape = tuple(sizes[extent(ix)] if isinstance(ix, sp.Symbol) else literal.get((inp.name, axis), int(ix) + 1)
-                      for axis, ix in enumerate(input_pattern(d.spec, inp.name)))
+        shape = shapes[inp.name]
+        if inp.integer:  # valid positions of the axes it selects from
+            arrays.append(rng.integers(0, gather_range(d.spec, inp.name, shapes), size=shape))
+            continue
         vals = rng.uniform(low, high, size=shape)
         arrays.append(vals if shape else float(vals))
     return arrays
@@ -339,7 +350,7 @@ def check_code(d, op, file: Path | None = None, seed: int = 0, kwargs: dict | No
     timeout = timeout or DEFAULT_TIMEOUT
     passed, fixed, mapped = resolve_kwargs(d, kwargs)
     aliases = index_aliases(d.spec)
-    first = d.spec.inputs[0].name
+    first = next(iter(d.steps))
     sizes = index_sizes(d.spec, first, d.steps[first].indices)
     for n, rep in aliases.items():
         if rep in fixed:
@@ -425,7 +436,7 @@ def judge(d, run: OpRun, label: str, arrays, sizes, offered, mapped, g_seed, tim
         return [Verdict(bwd, "", False, "backward_raised", "code", error=run.error)]
     g = worker.output_gradient(g_seed, want.shape)
     with np.errstate(all="ignore"):
-        grads_want = [np.asarray(w, dtype=float) for w in derived.backward(ref_ctx, g)]
+        grads_want = [None if w is None else np.asarray(w, dtype=float) for w in derived.backward(ref_ctx, g)]
     grads = run.grads
     names = [inp.name for inp in d.spec.inputs]
     if len(grads) != len(names):
@@ -440,6 +451,8 @@ def judge(d, run: OpRun, label: str, arrays, sizes, offered, mapped, g_seed, tim
     verdicts = []
     for n, (inp, a, got_g, want_g) in enumerate(zip(d.spec.inputs, arrays, grads, grads_want)):
         claim = f"{bwd}: d{inp.name}"
+        if inp.integer:  # an integer input gets no gradient: whatever comes back is not judged
+            continue
         if got_g is None:
             verdicts.append(Verdict(claim, inp.name, False, "value_checked", "code", diagnosis=Diagnosis("none")))
             continue

@@ -69,6 +69,15 @@ class IndexPrinter(StrPrinter):
         ks = ",".join(lim[0].name for lim in expr.limits)
         return f"Sum_{ks}({self._print(expr.function)})"
 
+    def _print_MaxOver(self, expr):
+        ks = ",".join(lim[0].name for lim in expr.limits)
+        return f"{expr.word.capitalize()}_{ks}({self._print(expr.function)})"
+
+    _print_MinOver = _print_MaxOver
+
+    def _print_Iverson(self, expr):
+        return f"[{self._print(expr.args[0])} == {self._print(expr.args[1])}]"
+
     def _print_KroneckerDelta(self, expr):
         return f"delta({self._print(expr.args[0])},{self._print(expr.args[1])})"
 

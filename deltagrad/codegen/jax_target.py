@@ -74,6 +74,13 @@ class JaxPrinter(PythonPrinter):
 
     what = "print for jax"
 
+    def visit_Helper(self, node):
+        """``scatter_add`` as ``.at[].add`` into zeros; ``put_along`` as a ``where``."""
+        index, values, size = (self.visit(a) for a in node.args)
+        if node.fn == "scatter_add":
+            return f"jnp.zeros(({size}, *{values}.shape[1:]), {values}.dtype).at[{index}].add({values})"
+        return f"jnp.where({index}[..., None] == jnp.arange({size}), {values}[..., None], 0)"
+
     #: calls outside ``jax.numpy``
     modules = {"erf": "jax.scipy.special.erf", "erfc": "jax.scipy.special.erfc", "sigmoid": "jax.nn.sigmoid"}
 

@@ -31,6 +31,7 @@ from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.op_class import environment
 from deltagrad.codegen.python_printer import backward_source
 from deltagrad.derive.array_program import BinOp, Call, Subscript, nodes
+from deltagrad.derive.extrema import Extremum, Iverson
 from deltagrad.derive.names import NAMES
 from deltagrad.files import write_atomic
 
@@ -241,16 +242,20 @@ def _saved(d, p, finals) -> tuple:
     return maxima, saved
 
 
-_KINKS = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign)
+_KINKS = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, Extremum, Iverson)
 
 
 def _kinks(d) -> str:
     exprs = [d.spec.rhs, *(st.final for st in d.steps.values()), *(s.rhs for s in d.statements)]
-    kinds = {type(a) for e in exprs for a in sp.preorder_traversal(e) if isinstance(a, _KINKS)}
+    kinds = {k for e in exprs for a in sp.preorder_traversal(e) for k in _KINKS if isinstance(a, k)}
     if not kinds:
         return ""
     parts = []
-    if kinds & {sp.Max, sp.Min, sp.Heaviside}:
+    if Iverson in kinds:
+        parts.append("the gradient of a $\\max$ or $\\min$ goes to the entries that attain it and is split equally "
+                     "between tied entries: $[u = v]$ is 1 where $u = v$ and 0 otherwise, and the sum of such brackets "
+                     "in a denominator counts the tied entries (at least one)")
+    if kinds & {sp.Heaviside} or (kinds & {sp.Max, sp.Min} and Iverson not in kinds):
         parts.append("at a tie the derivative of $\\max$ or $\\min$ is split equally between the tied arguments, "
                      "so $H(0) = \\tfrac12$ (in code $H(x)$ is \\texttt{(xp.sign(x) + 1) / 2}, which is 0, "
                      "$\\tfrac12$ or 1)")

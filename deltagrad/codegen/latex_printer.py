@@ -21,6 +21,7 @@ import re
 import sympy as sp
 
 from deltagrad.codegen.index_printer import reading_key
+from deltagrad.derive.extrema import Extremum, Iverson
 from deltagrad.derive.functions import COMPARISONS, Generic, where
 from deltagrad.derive.names import NAMES
 from deltagrad.derive.spec import is_index
@@ -56,7 +57,9 @@ def index_latex(name) -> str:
 
 
 def _indices(indices) -> str:
-    parts = [index_latex(i) for i in indices]
+    # a gather's index t[i] reads t_{i} (a subscript of a subscript)
+    parts = [f"{name_latex(i.base.label.name)}_{{{_indices(i.indices)}}}" if isinstance(i, sp.Indexed) else index_latex(i)
+             for i in indices]
     return "".join(parts) if all(len(p.rstrip("'")) == 1 for p in parts) else ",".join(parts)
 
 
@@ -146,7 +149,7 @@ class IndexLatexPrinter:
             return _ADD
         if isinstance(e, sp.Mul):
             return _ADD if e.could_extract_minus_sign() else _MUL
-        if isinstance(e, sp.Sum):
+        if isinstance(e, (sp.Sum, Extremum)):
             return _MUL
         if isinstance(e, sp.Pow):
             if e.exp.is_Number and e.exp < 0:
@@ -201,6 +204,11 @@ class IndexLatexPrinter:
         if isinstance(e, sp.Abs):
             inner = self.p(e.args[0])
             return f"\\left\\lvert {inner} \\right\\rvert" if _tall(inner) else f"\\lvert {inner} \\rvert"
+        if isinstance(e, Extremum):
+            ks = ",".join(index_latex(lim[0]) for lim in e.limits)
+            return f"\\{e.word}_{{{ks}}} " + self.wrap(e.function, _POW)
+        if isinstance(e, Iverson):
+            return f"[{self.p(e.args[0])} = {self.p(e.args[1])}]"
         if isinstance(e, (sp.Max, sp.Min)):
             name = r"\max" if isinstance(e, sp.Max) else r"\min"
             inner = ", ".join(self.p(a) for a in e.args)

@@ -117,6 +117,8 @@ class _Printer(Visitor):
         return self.paren(item[0]) if item[2] in (_ADD, _HAD) else item[0]
 
     def unknown(self, n):
+        if type(n).__name__ == "Helper":
+            raise NoMatrixForm("it puts values at the positions an integer input holds (a scatter)")
         raise NoMatrixForm(f"it uses {type(n).__name__}")
 
     def sup(self, text):
@@ -356,6 +358,10 @@ class _Printer(Visitor):
             raise NoMatrixForm("it permutes the axes of an array of more than two axes")
         if fn == "linalg.diagonal":
             raise NoMatrixForm("it takes a diagonal of an array of more than two axes")
+        if fn in ("take", "take_along_axis", "where", "arange"):
+            raise NoMatrixForm("it reads or writes the positions an integer input holds")
+        if fn == "astype":
+            raise NoMatrixForm("it compares entries (an indicator [u = v])")
         raise NoMatrixForm(f"it calls {fn}")
 
 

@@ -27,27 +27,48 @@ import sympy as sp
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
-from deltagrad.derive.array_program import applied, reads_attribute, uses_namespace, variables
+from deltagrad.derive.array_program import applied, helpers, reads_attribute, uses_namespace, variables
 from deltagrad.derive.ellipsis import carriers, flat_rank, has_ellipsis
 from deltagrad.derive.functions import where
 from deltagrad.derive.names import NAMES
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
+#: what every generated NumPy op imports from ``op_base``
+BASE_IMPORTS = ("Op", "array_namespace", "check_shapes")
 #: what an op with ``...`` imports besides (its leading axes flattened and restored)
 BATCH_IMPORTS = ", flat_batch, flatten_batch, unflatten_batch"
 
 
-def header(derivation, source: str = "", text: str = HEADER, extra: str = BATCH_IMPORTS) -> str:
-    """``text`` (the imports of a module of one op), with ``extra`` on its deltagrad import line
-    when the spec has ``...``, and ``special`` where the op's ``source`` calls erf or sigmoid.
+def op_base_names(derivations, sources=()) -> str:
+    """What generated ops import from ``op_base``: ``Op, array_namespace, check_shapes``, the
+    helpers their code calls (``scatter_add``), the batch helpers of specs with ``...`` and
+    ``special`` where a ``source`` calls erf or sigmoid.
 
     >>> from deltagrad.derive.derivation import derive
-    >>> header(derive("Y[...] = exp(X[...])")).strip()
-    'from deltagrad.op_base import Op, array_namespace, check_shapes, flat_batch, flatten_batch, unflatten_batch'
+    >>> op_base_names([derive("Y[...] = exp(X[...])")])
+    'Op, array_namespace, check_shapes, flat_batch, flatten_batch, unflatten_batch'
+    """
+    used = set().union(*(helpers(d.forward.statements) | helpers(d.backward.statements) for d in derivations))
+    if any(has_ellipsis(d.spec) for d in derivations):
+        used |= set(BATCH_IMPORTS.strip(", ").split(", "))
+    if any("special(xp)." in s for s in sources):
+        used.add("special")
+    return ", ".join([*BASE_IMPORTS, *sorted(used)])
+
+
+def header(derivation, source: str = "", text: str = HEADER, extra: str | None = None) -> str:
+    """``text`` (the imports of a module of one op) with what its deltagrad import line needs
+    besides: all the ``op_base`` names a NumPy op's ``source`` uses, or, for the framework
+    modules, ``extra`` where the spec has ``...``.
+
+    >>> from deltagrad.derive.derivation import derive
     >>> header(derive("Y[i] = erf(X[i])"), "Y = special(xp).erf(X)").strip()
     'from deltagrad.op_base import Op, array_namespace, check_shapes, special'
     """
-    names = (extra if has_ellipsis(derivation.spec) else "") + (", special" if "special(xp)." in source else "")
+    if extra is not None:
+        names = extra if has_ellipsis(derivation.spec) else ""
+    else:
+        names = op_base_names([derivation], [source])[len(", ".join(BASE_IMPORTS)):]
     if not names:
         return text
     head, sep, tail = text.rpartition("\n")
@@ -96,7 +117,7 @@ def op_context(derivation, summary: str | None = None) -> dict:
             "given": [f'"{k}": {k}' for k in sig.size_kwargs],
         }
     saved_arrays = [n for n in derivation.saved if not NAMES.is_extent(n)]
-    results = [NAMES.gradient(i.name) for i in spec.inputs]
+    results = list(backward.results)  # dX, and None for an integer input
     order = [i.name for i in spec.inputs]
     grad = derivation.grad_name
 

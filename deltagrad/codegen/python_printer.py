@@ -13,7 +13,8 @@ from deltagrad.derive.array_program import BinOp, Const, Neg, Visitor, needed
 from deltagrad.derive.functions import SPECIAL_CALLS
 from deltagrad.derive.names import NAMES
 
-_PREC = {"<": 0, "<=": 0, ">": 0, ">=": 0, "+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "neg": 3, "**": 4, "atom": 5}
+_PREC = {"==": 0, "<": 0, "<=": 0, ">": 0, ">=": 0, "+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "neg": 3, "**": 4,
+         "atom": 5}
 
 
 def _prec(node) -> int:
@@ -72,6 +73,9 @@ class PythonPrinter(Visitor):
 
     def visit_Apply(self, node):
         return f"{node.fn}({', '.join(self.visit(a) for a in node.args)})"
+
+    def visit_Helper(self, node):
+        return f"{node.fn}(xp, {', '.join(self.visit(a) for a in node.args)})"
 
     def visit_Attr(self, node):
         return f"{self.wrap(node.value, _PREC['atom'], False)}.{node.name}"

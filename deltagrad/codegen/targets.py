@@ -107,7 +107,7 @@ def framework_plan(derivation) -> FrameworkPlan:
     reads = set().union(*(variables(st.value) for st in recompute)) - assigned if recompute else set()
     kept_inputs = [n for n in inputs if n in saved_arrays or n in reads]
     recompute_sizes = sorted(n for n in reads if NAMES.is_extent(n) and n not in saved_sizes)
-    results = [NAMES.gradient(n) for n in inputs]
+    results = list(derivation.backward.results)  # None for an integer input
     return FrameworkPlan(inputs, output, size_statements, body, list(derivation.backward.statements),
                          saved_arrays, saved_sizes, intermediates, recompute, kept_inputs, recompute_sizes, results)
 

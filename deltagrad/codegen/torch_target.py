@@ -54,7 +54,7 @@ class TorchPrinter(PythonPrinter):
     """
 
     what = "print for torch"
-    renames = {"max": "amax", "permute_dims": "permute"}
+    renames = {"max": "amax", "min": "amin", "permute_dims": "permute"}
     keywords = {"axis": "dim", "axes": "dims"}
 
     def visit_Call(self, node):
@@ -83,6 +83,26 @@ class TorchPrinter(PythonPrinter):
             if isinstance(v, Attr) and v.name == "dtype":
                 kwargs.append(("device", Attr(v.value, "device")))
         return self.call("zeros", node.args, kwargs)
+
+    def call_astype(self, node):
+        """``x.to(dtype)``: torch has no ``astype``."""
+        return f"{self.wrap(node.args[0], 5, False)}.to({self.visit(node.args[1])})"
+
+    def call_take(self, node):
+        """``torch.index_select``: ``torch.take`` reads the flattened tensor."""
+        (axis,) = [v for k, v in node.kwargs if k == "axis"]
+        return self.call("index_select", (node.args[0], Const(axis), node.args[1]))
+
+    def call_take_along_axis(self, node):
+        return self.call("take_along_dim", node.args, [("dim", v) for k, v in node.kwargs if k == "axis"])
+
+    def visit_Helper(self, node):
+        """``scatter_add`` as ``index_add`` into new zeros; ``put_along`` as a ``where`` (both
+        differentiable, for a double backward)."""
+        index, values, size = (self.visit(a) for a in node.args)
+        if node.fn == "scatter_add":
+            return f"{values}.new_zeros(({size}, *{values}.shape[1:])).index_add(0, {index}, {values})"
+        return f"torch.where({index}[..., None] == torch.arange({size}, device={index}.device), {values}[..., None], 0)"
 
     def call_linalg_diagonal(self, node):
         """The array API's ``linalg.diagonal`` takes the last two axes."""

@@ -29,7 +29,7 @@ from deltagrad.errors import SpecError
 
 #: the run-time helpers of op_base.py that a derived op calls, copied into the vugrad file
 HELPERS = ("ShapeError", "array_namespace", "check_shapes", "flatten_batch", "unflatten_batch", "flat_batch",
-           "_product")
+           "_product", "put_along", "scatter_add")
 REGENERATE = "run `deltagrad codegen --target vugrad -o DIR` and copy DIR/ops.py over vugrad/ops.py."
 
 

@@ -62,6 +62,15 @@ class Apply:
 
 
 @dataclass(frozen=True)
+class Helper:
+    """``fn(xp, *args)``: a function of ``op_base`` that the array API has no one call for
+    (``scatter_add``: a zero array with rows added at integer positions)."""
+
+    fn: str
+    args: tuple
+
+
+@dataclass(frozen=True)
 class Attr:
     """``value.name``, for ``.T`` and ``.mT``."""
 
@@ -157,6 +166,9 @@ class _Variables(Visitor):
     def visit_Apply(self, node):
         return self.visit(node.args)
 
+    def visit_Helper(self, node):
+        return self.visit(node.args)
+
     def visit_Attr(self, node):
         return self.visit(node.value)
 
@@ -202,6 +214,9 @@ class _Nodes(Visitor):
     def visit_Apply(self, node):
         return [node, *self.visit(node.args)]
 
+    def visit_Helper(self, node):
+        return [node, *self.visit(node.args)]
+
     def visit_Attr(self, node):
         return [node, *self.visit(node.value)]
 
@@ -230,14 +245,23 @@ def nodes(code) -> list:
 
 
 def uses_namespace(code) -> bool:
-    """Whether ``code`` calls into the array namespace ``xp``: any :class:`Call` does.
+    """Whether ``code`` calls into the array namespace ``xp``: any :class:`Call` or :class:`Helper` does.
 
     >>> uses_namespace([Assign('Y', BinOp('/', Var('X'), Var('Z')))])
     False
     >>> uses_namespace([Assign('Y', Attr(Call('exp', (Var('X'),)), 'T'))])
     True
     """
-    return any(isinstance(n, Call) for n in nodes(code))
+    return any(isinstance(n, (Call, Helper)) for n in nodes(code))
+
+
+def helpers(code) -> set:
+    """The ``op_base`` helpers that ``code`` calls.
+
+    >>> sorted(helpers([Assign('dE', Helper('scatter_add', (Var('t'), Var('goutput'), Var('n_a'))))]))
+    ['scatter_add']
+    """
+    return {n.fn for n in nodes(code) if isinstance(n, Helper)}
 
 
 def applied(code) -> list:

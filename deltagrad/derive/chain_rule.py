@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from deltagrad.derive.extrema import Extremum, differentiate
 from deltagrad.derive.names import NAMES
 from deltagrad.derive.spec import Spec, extent, index, scalar, tensor
 
@@ -60,7 +61,7 @@ def gradient_indices(spec: Spec, rank: int) -> tuple:
     used = {s.name for s in spec.rhs.free_symbols} | {s.name for s in spec.free_indices}
     used |= {inp.name for inp in spec.inputs} | {spec.output}
     used |= {s.name for s in spec.rhs.atoms(sp.Symbol)}
-    for e in spec.rhs.atoms(sp.Sum):
+    for e in spec.rhs.atoms(sp.Sum, Extremum):
         used |= {lim[0].name for lim in e.limits}
     return fresh_indices(rank, used)
 
@@ -84,7 +85,7 @@ def chain_rule(spec: Spec, input_name: str) -> ChainRule:
     gname = grad_output_name(spec)
     g = tensor(gname)[spec.out_indices] if spec.out_indices else scalar(gname)
     # Heaviside and sign are flat almost everywhere: their DiracDelta derivative is taken as 0.
-    partial = sp.diff(spec.rhs, wrt).replace(sp.DiracDelta, lambda *args: sp.S.Zero)
+    partial = differentiate(spec.rhs, wrt).replace(sp.DiracDelta, lambda *args: sp.S.Zero)
     free = spec.free_indices
     body = g * partial
     expr = sp.Sum(body, *[(i, 0, extent(i) - 1) for i in free]) if free else body

@@ -32,7 +32,7 @@ from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_
 from deltagrad.derive.saved_values import adds_poles, agree, rewrite_through_forward, use_output, use_reductions
 from deltagrad.derive.stabilize import stabilize
 from deltagrad.derive.simplify import collect_linear, cost, simplify_index_expr
-from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
+from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern, is_gather
 from deltagrad.errors import SpecError
 
 
@@ -166,7 +166,7 @@ def _derive(spec, name, inputs, functions=()) -> Derivation:
     grad_name = grad_output_name(spec)
     values = forward_values(spec)
     steps = {}
-    for inp in spec.inputs:
+    for inp in differentiable(spec):
         rule = chain_rule(spec, inp.name)
         eliminated = eliminate_deltas(rule.expr)
         simplified = simplify_index_expr(eliminated)
@@ -195,7 +195,7 @@ def _derive_program(prog: ProgramSpec) -> Derivation:
     to_rep = {extent(index(n)): extent(index(r)) for n, r in index_aliases(spec).items() if n != r}
     spec = replace(spec, rhs=spec.rhs.xreplace(to_rep))
     steps = {}
-    for inp in spec.inputs:
+    for inp in differentiable(spec):
         indices, composed, partial = grads[inp.name]
         composed = composed.xreplace(to_rep)
         eliminated = eliminate_deltas(composed)
@@ -219,11 +219,22 @@ def _through_last_step(expr, prog: ProgramSpec, last_values, spec, values, input
     return expr
 
 
+def differentiable(spec: Spec) -> list:
+    """The inputs that get a gradient: all but the integer ones (``t`` in ``X[i, t[i]]``).
+
+    >>> [i.name for i in differentiable(parse_spec("Y[i] = X[i, t[i]]"))]
+    ['X']
+    """
+    return [inp for inp in spec.inputs if not inp.integer]
+
+
 def _signature(spec: Spec) -> Signature:
     aliases = index_aliases(spec)
     patterns = {}
     for inp in spec.inputs:
-        patterns[inp.name] = tuple(int(i) if i.is_Integer else aliases[i.name] for i in input_pattern(spec, inp.name))
+        # a gathered axis (X[i, t[i]]) takes any size: it is checked as a literal 0 is (size > 0)
+        patterns[inp.name] = tuple(int(i) if i.is_Integer else 0 if is_gather(i) else aliases[i.name]
+                                   for i in input_pattern(spec, inp.name))
     order = []
     for pat in patterns.values():
         order += [i for i in pat if isinstance(i, str) and i not in order]
@@ -236,7 +247,7 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
     sizes = {extent(index(n)): NAMES.extent(rep) for n, rep in signature.aliases.items()}
     size_statements = []
     grad_sizes = {}  # input name -> sizes of its gradient's indices
-    for inp in spec.inputs:
+    for inp in differentiable(spec):
         own = {}
         for axis, (idx, ix) in enumerate(zip(steps[inp.name].indices, signature.patterns[inp.name])):
             if isinstance(ix, int):
@@ -254,6 +265,9 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
                     count_in=[s.final for s in steps.values()])
     results = []
     for inp in spec.inputs:
+        if inp.integer:
+            results.append("None")  # an integer input gets no gradient, as in PyTorch
+            continue
         step = steps[inp.name]
         back.order = list(step.indices)
         back.sizes = {**sizes, **grad_sizes[inp.name]}

@@ -15,7 +15,7 @@ from deltagrad.derive.functions import SPECIAL_CALLS, stand_in
 from deltagrad.op_base import special
 
 _BINOPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "**": operator.pow, "@": operator.matmul,
-           "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+           "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 
 
 class Evaluator(Visitor):
@@ -64,6 +64,11 @@ class Evaluator(Visitor):
         if not callable(fn):
             fn = stand_in(node.fn)
         return fn(*self.visit(node.args))
+
+    def visit_Helper(self, node):
+        from deltagrad import op_base
+
+        return getattr(op_base, node.fn)(self.xp, *self.visit(node.args))
 
     def visit_Attr(self, node):
         return getattr(self.visit(node.value), node.name)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from deltagrad.derive.array_program import Call, Var
+from deltagrad.derive.extrema import Extremum, extremum_name
 from deltagrad.derive.names import NAMES, reduction_name
 from deltagrad.derive.simplify import alpha_key
 from deltagrad.derive.spec import Spec, is_index, scalar, tensor
@@ -104,11 +105,12 @@ def forward_values(spec: Spec, taken: set | None = None) -> ForwardValues:
         if not e.args or isinstance(e, sp.Indexed):
             return e
         e = e.func(*[walk(a) for a in e.args])
-        if isinstance(e, sp.Sum):
+        if isinstance(e, (sp.Sum, Extremum)):
             key = alpha_key(e)  # Sum(X[i,k], k) and Sum(X[i,n], n) are one reduction
             if key not in mapping:
                 kept = tuple(ordered_free_indices(e))
-                mapping[key] = Reduction(reduction_name(e, kept, used), kept, e)
+                named = extremum_name if isinstance(e, Extremum) else reduction_name
+                mapping[key] = Reduction(named(e, kept, used), kept, e)
             return mapping[key].ref
         return e
 

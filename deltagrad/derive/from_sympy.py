@@ -15,6 +15,7 @@ from __future__ import annotations
 import sympy as sp
 
 from deltagrad.derive.functions import Generic, is_comparison
+from deltagrad.derive.extrema import elementwise
 from deltagrad.derive.parse import FUNCTIONS, Equation
 from deltagrad.derive.spec import MAX_DEPTH, Spec, check_spec, index, scalar, summed, tensor
 from deltagrad.errors import SpecError
@@ -75,6 +76,8 @@ def _convert(e, depth):
     if isinstance(e, sp.Sum):
         ks = [_index(lim[0]) for lim in e.limits]
         return summed(_convert(e.function, depth + 1), *ks)
+    if isinstance(e, (sp.Max, sp.Min)):  # three or more arguments: the k-way tie rule
+        return elementwise("Max" if isinstance(e, sp.Max) else "Min", *[_convert(a, depth + 1) for a in e.args])
     if isinstance(e, (sp.Add, sp.Mul, sp.Pow, Generic)) or e.func in _ALLOWED_FUNCS or is_comparison(e):
         return e.func(*[_convert(a, depth + 1) for a in e.args])
     raise SpecError(f"{e.func.__name__} is not supported in a spec")

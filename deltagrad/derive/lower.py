@@ -24,10 +24,11 @@ from functools import lru_cache
 
 import sympy as sp
 
-from deltagrad.derive.array_program import Apply, Assign, Attr, BinOp, Call, Const, Neg, Subscript, Var
+from deltagrad.derive.array_program import Apply, Assign, Attr, BinOp, Call, Const, Helper, Neg, Subscript, Var
+from deltagrad.derive.extrema import Extremum, Iverson
 from deltagrad.derive.functions import COMPARISONS, ELEMENTWISE, Generic, is_comparison, softplus, where
 from deltagrad.derive.names import NAMES, temporary_hint, unique
-from deltagrad.derive.spec import is_index
+from deltagrad.derive.spec import is_gather, is_index
 
 _ELEMENTWISE = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos", sp.Abs: "abs", sp.sign: "sign",
                 **ELEMENTWISE}
@@ -246,6 +247,16 @@ class Lowering:
         if isinstance(e, sp.Heaviside):
             step = self.heaviside(e)
             return Arr(BinOp("/", step.node, Const(2)), step.indices)
+        if isinstance(e, Extremum):
+            body = self.arr(e.function)
+            return self.sum_axes(body, {lim[0] for lim in e.limits}, fn=e.word)
+        if isinstance(e, Iverson):
+            args = [self.arr(a) for a in e.args]
+            nodes, idx = self.combine(args)
+            # the dtype of the array compared (goutput may be a Python float for a scalar output)
+            first = args[0].node if isinstance(e.args[0], sp.Indexed) and isinstance(args[0].node, Var) else None
+            dtype = Attr(first or Var(self.dtype_of), "dtype")
+            return Arr(Call("astype", (BinOp("==", nodes[0], nodes[1]), dtype)), idx)
         if isinstance(e, (sp.Max, sp.Min)):
             fn = "maximum" if isinstance(e, sp.Max) else "minimum"
             args = [self.arr(a) for a in e.args]
@@ -325,6 +336,9 @@ class Lowering:
         absorbed = _absorb_into_where(e)
         if absorbed is not None:
             return self.arr(absorbed)
+        masked = self.masked_product(e)
+        if masked is not None:
+            return masked
         coeff, rest = e.as_coeff_Mul()
         num, den = [], []
         for f in sp.Mul.make_args(rest):
@@ -355,6 +369,41 @@ class Lowering:
             for n in bottom[1:]:
                 denom = BinOp("*", denom, n)
             node = BinOp("/", node, denom)
+        return Arr(node, to)
+
+    def masked_product(self, e) -> Arr | None:
+        """A product with indicators, its other factors computed on their own first:
+        ``xp.where(t[:, None] == xp.arange(n), rest, 0)`` for one one-hot ``δ(b, t[a])`` (no
+        multiply), ``(goutput / count)[:, None] * mask`` for masks ``[x == y]`` whose other factors
+        have fewer axes (the gradient of a max: one full-size product)."""
+        factors = sp.Mul.make_args(e)
+        onehots = [f for f in factors if isinstance(f, sp.KroneckerDelta) and any(is_gather(a) for a in f.args)]
+        masks = [f for f in factors if isinstance(f, Iverson)]
+        if len(onehots) == 1 and not masks:
+            rest = sp.Mul(*[f for f in factors if f is not onehots[0]])
+            g, other = onehots[0].args if is_gather(onehots[0].args[0]) else onehots[0].args[::-1]
+            if rest.is_number or not is_index(other):
+                return None
+            if ({s for s in rest.free_symbols if is_index(s)} <= set(g.indices) and other not in g.indices
+                    and all(is_index(i) for i in g.indices) and len(set(g.indices)) == len(g.indices)):
+                # rest[a] * δ(b, t[a]): rest put at b = t[a] in zeros, one write per row
+                t = self.arr(g)
+                values = self.lower(rest, t.indices)
+                return Arr(Helper("put_along", (t.node, values, self.size(other))), (*t.indices, other))
+            positions = Arr(Call("arange", (self.size(other),)), (other,))
+            nodes, to = self.combine([self.arr(g), positions, self.arr(rest)])
+            return Arr(Call("where", (BinOp("==", nodes[0], nodes[1]), nodes[2], Const(0))), to)
+        if not masks or onehots:
+            return None
+        rest = sp.Mul(*[f for f in factors if not isinstance(f, Iverson)])
+        free = {s for s in e.free_symbols if is_index(s)}
+        if rest.is_number or not {s for s in rest.free_symbols if is_index(s)} < free:
+            return None
+        parts = [self.arr(rest), *(self.arr(m) for m in masks)]
+        nodes, to = self.combine(parts)
+        node = nodes[0]
+        for n in nodes[1:]:
+            node = BinOp("*", node, n)
         return Arr(node, to)
 
     def heaviside(self, e) -> Arr:
@@ -389,6 +438,8 @@ class Lowering:
 
     # -- tensors, deltas -------------------------------------------------------------------
     def indexed(self, e) -> Arr:
+        if any(is_gather(i) for i in e.indices):
+            return self.gather(e)
         node = Var(self.names.get(e.base.label.name, e.base.label.name))
         key = [int(i) if isinstance(i, sp.Integer) else ":" for i in e.indices]
         if any(k != ":" for k in key):
@@ -406,8 +457,40 @@ class Lowering:
             idx = [idx[n] for n in others] + [s]
         return Arr(node, tuple(idx))
 
+    def gather(self, e) -> Arr:
+        """``X[i, t[i]]`` (``take_along_axis``) or ``E[t[n], d]`` (``take``): ``X`` read at the
+        positions that an integer input holds."""
+        found = [(p, ix) for p, ix in enumerate(e.indices) if is_gather(ix)]
+        others = [ix for ix in e.indices if not is_gather(ix)]
+        if len(found) != 1 or not all(is_index(ix) for ix in others) or len(set(others)) < len(others):
+            raise LoweringError(f"cannot lower the gather {e}: one integer input per tensor, other axes named once")
+        p, g = found[0]
+        t = self.arr(g)
+        x = Var(self.names.get(e.base.label.name, e.base.label.name))
+        shared = [ix for ix in others if ix in t.indices]
+        if not shared:  # E[t[n], d]: whole slices (t of several axes: flattened, then the shape restored)
+            indices = tuple(others[:p]) + t.indices + tuple(others[p:])
+            if len(t.indices) == 1:
+                return Arr(Call("take", (x, t.node), (("axis", p),)), indices)
+            flat = Call("take", (x, Call("reshape", (t.node, (Const(-1),)))), (("axis", p),))
+            return Arr(Call("reshape", (flat, tuple(self.size(i) for i in indices))), indices)
+        if set(t.indices) <= set(others):  # X[i, t[i]]: one entry per row
+            aligned = self.permute(t, tuple(shared)).node
+            key = tuple(":" if q != p and e.indices[q] in t.indices else None for q in range(len(e.indices)))
+            taken = Call("take_along_axis", (x, Subscript(aligned, key)), (("axis", p),))
+            return Arr(Subscript(taken, tuple(0 if q == p else ":" for q in range(len(e.indices)))), tuple(others))
+        raise LoweringError(f"cannot lower the gather {e}")
+
     def delta(self, e) -> Arr:
         p, q = e.args
+        if is_gather(p) or is_gather(q):  # δ(b, t[a]): a one-hot array, 1 where b = t[a]
+            g, other = (p, q) if is_gather(p) else (q, p)
+            if not is_index(other):
+                raise LoweringError(f"cannot lower {e}")
+            positions = Arr(Call("arange", (self.size(other),)), (other,))
+            nodes, idx = self.combine([self.arr(g), positions])
+            dtype = Attr(Var(self.dtype_of), "dtype")
+            return Arr(Call("astype", (BinOp("==", nodes[0], nodes[1]), dtype)), idx)
         dtype = (("dtype", Attr(Var(self.dtype_of), "dtype")),)
         if isinstance(p, sp.Integer):
             p, q = q, p
@@ -416,7 +499,30 @@ class Lowering:
         return Arr(Call("eye", (self.size(p),), dtype), (p, q))
 
     # -- sums and contractions -----------------------------------------------------------------
+    def scatter(self, e) -> Arr | None:
+        """``Σ_n δ(a, t[n]) F[n, d]`` as ``scatter_add(xp, t, F, n_a)``: rows of ``F`` added at the
+        positions ``t`` holds (the backward of an embedding), for a ``t`` of one axis; else None."""
+        indices = [lim[0] for lim in e.limits]
+        for f in sp.Mul.make_args(e.function):
+            if not isinstance(f, sp.KroneckerDelta) or not any(is_gather(a) for a in f.args):
+                continue
+            g, a = (f.args[0], f.args[1]) if is_gather(f.args[0]) else (f.args[1], f.args[0])
+            rest = e.function / f
+            if (not is_index(a) or a in indices or a in rest.free_symbols or len(g.indices) != 1
+                    or g.indices[0] not in indices or g.indices[0] not in rest.free_symbols):
+                continue
+            n = g.indices[0]
+            others = [k for k in indices if k != n]
+            values = self.arr(sp.Sum(rest, *[lim for lim in e.limits if lim[0] != n]) if others else rest)
+            values = self.permute(values, (n, *[i for i in values.indices if i != n]))
+            node = Helper("scatter_add", (self.arr(g).node, values.node, self.size(a)))
+            return Arr(node, (a, *values.indices[1:]))
+        return None
+
     def summation(self, e) -> Arr:
+        scattered = self.scatter(e)
+        if scattered is not None:
+            return scattered
         indices = [lim[0] for lim in e.limits]
         for k in indices:
             self.rank(k)
@@ -446,15 +552,16 @@ class Lowering:
             ops = rest + [self.pair(a, b, now)]
         return self.sum_axes(ops[0], summed & set(ops[0].indices))
 
-    def sum_axes(self, a: Arr, over) -> Arr:
+    def sum_axes(self, a: Arr, over, fn: str = "sum") -> Arr:
+        """``a`` reduced by ``xp.<fn>`` (sum, max, min) over the axes of ``over``."""
         over = [i for i in a.indices if i in over]
         if not over:
             return a
         kept = tuple(i for i in a.indices if i not in over)
         if not kept:
-            return Arr(Call("sum", (a.node,)), ())
+            return Arr(Call(fn, (a.node,)), ())
         axes = tuple(a.indices.index(i) for i in over)
-        return Arr(Call("sum", (a.node,), (("axis", axes[0] if len(axes) == 1 else axes),)), kept)
+        return Arr(Call(fn, (a.node,), (("axis", axes[0] if len(axes) == 1 else axes),)), kept)
 
     def pair(self, a: Arr, b: Arr, over: set) -> Arr:
         """The product of ``a`` and ``b`` summed over ``over``, as a BLAS call where one fits."""

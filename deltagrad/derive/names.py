@@ -141,7 +141,7 @@ def maximum_name(entry_indices: tuple, kept: tuple, used: set) -> str:
 
 
 _BUILTINS = {"sum", "max", "min", "abs"}
-_WORDS = {"+": "plus", "-": "minus", "*": "times", "/": "over", "@": "at"}
+_WORDS = {"+": "plus", "-": "minus", "*": "times", "/": "over", "@": "at", "==": "is"}
 
 
 def temporary_hint(node) -> str | None:
@@ -163,6 +163,8 @@ def temporary_hint(node) -> str | None:
         if kind == "Neg":
             inner = word(n.operand)
             return inner and f"neg_{inner}"
+        if kind == "Call" and n.fn == "astype":  # an indicator [X == row_max]: X_is_row_max
+            return word(n.args[0])
         if kind == "Call" and len(n.args) >= 1:
             inner = word(n.args[0])
             return inner and f"{n.fn.replace('.', '_')}_{inner}"

@@ -21,7 +21,7 @@ from deltagrad.derive.array_program import Assign
 from deltagrad.derive.evaluate import run
 from deltagrad.derive.forward_values import Maximum, computation_order, max_node
 from deltagrad.derive.lower import Lowering
-from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
+from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern, is_gather
 
 
 def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> dict:
@@ -30,14 +30,35 @@ def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> di
     aliases = index_aliases(spec)
     classes = sorted(set(aliases.values()))
     sizes = {extent(index(n)): first + classes.index(rep) % 4 for n, rep in aliases.items()}
-    pattern = input_pattern(spec, input_name)
-    for idx, ix in zip(grad_indices, pattern):
-        sizes[extent(idx)] = int(ix) + 2 if isinstance(ix, sp.Integer) else sizes[extent(ix)]
+    shape = input_shape(spec, input_name, sizes)
+    for idx, n in zip(grad_indices, shape):
+        sizes[extent(idx)] = n
     return sizes
 
 
 def input_shape(spec: Spec, name: str, sizes: dict) -> tuple:
-    return tuple(int(i) + 2 if isinstance(i, sp.Integer) else sizes[extent(i)] for i in input_pattern(spec, name))
+    """The shape of a random input: its indices' sizes; an axis that a literal selects from is
+    long enough for every literal used on it (``X[i,0]``, …, ``X[i,9]``: 11)."""
+    literal = {}
+    for e in spec.rhs.atoms(sp.Indexed):
+        if e.base.label.name == name:
+            for axis, i in enumerate(e.indices):
+                if isinstance(i, sp.Integer):
+                    literal[axis] = max(literal.get(axis, 0), int(i))
+    return tuple(literal.get(n, int(i)) + 2 if isinstance(i, sp.Integer) else GATHER_SIZE if is_gather(i)
+                 else sizes[extent(i)] for n, i in enumerate(input_pattern(spec, name)))
+
+
+def gather_range(spec: Spec, name: str, shapes: dict) -> int:
+    """How many positions the integer input ``name`` may hold: the size of the smallest axis it
+    selects from (``X[i, t[i]]``: X's axis 1), given the inputs' ``shapes``."""
+    found = [shapes[e.base.label.name][axis] for e in spec.rhs.atoms(sp.Indexed) if e.base.label.name in shapes
+             for axis, ix in enumerate(e.indices) if is_gather(ix) and ix.base.label.name == name]
+    return min(found, default=GATHER_SIZE)
+
+
+#: The size of an axis that an integer input selects from (``X[i, t[i]]``): t is drawn below it.
+GATHER_SIZE = 4
 
 
 def output_shape(spec: Spec, sizes: dict) -> tuple:
@@ -47,8 +68,13 @@ def output_shape(spec: Spec, sizes: dict) -> tuple:
 def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integers: bool = False) -> dict:
     """Random values for every input (uniform floats, or small integers without zero)."""
     out = {}
+    shapes = {inp.name: input_shape(spec, inp.name, sizes) for inp in spec.inputs}
     for inp in spec.inputs:
-        shape = input_shape(spec, inp.name, sizes)
+        shape = shapes[inp.name]
+        if inp.integer:  # valid positions of the axes it selects from
+            vals = rng.integers(0, gather_range(spec, inp.name, shapes), size=shape)
+            out[inp.name] = vals if shape else int(vals)
+            continue
         if integers:
             vals = rng.integers(int(low), int(high) + 1, size=shape).astype(float)
             vals[vals == 0] = 1.0
@@ -99,7 +125,7 @@ def random_environments(spec: Spec, values, sizes: dict, grad_name: str, draws, 
             g[g == 0] = 1.0
         else:
             g = rng.normal(size=shape)
-        env[grad_name] = g if shape else float(g)
+        env[grad_name] = g if shape else np.float64(g)  # has a dtype, as goutput in generated code
         yield env
 
 

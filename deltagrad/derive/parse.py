@@ -17,12 +17,15 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 
 import sympy as sp
 
 from deltagrad.derive.ellipsis import ELLIPSIS
+from deltagrad.derive.extrema import REDUCTIONS, Iverson, elementwise, reduce_extremum
 from deltagrad.derive.functions import COMPARISONS, SPEC_FUNCTIONS, generic, generic_parts
-from deltagrad.derive.spec import MAX_DEPTH, MAX_NODES, Spec, check_spec, extent, index, scalar, summed, tensor
+from deltagrad.derive.spec import (MAX_DEPTH, MAX_NODES, Spec, check_spec, extent, index, itensor, scalar, summed,
+                                   tensor)
 from deltagrad.errors import SpecError
 
 #: Functions a spec may call, with how many arguments each takes (None: two or more).
@@ -35,8 +38,8 @@ FUNCTIONS = {
     "cos": (sp.cos, 1),
     "Abs": (sp.Abs, 1),
     "Heaviside": (sp.Heaviside, 1),
-    "Max": (sp.Max, None),
-    "Min": (sp.Min, None),
+    "Max": (partial(elementwise, "Max"), None),
+    "Min": (partial(elementwise, "Min"), None),
     **SPEC_FUNCTIONS,  # erf, asinh, sigmoid, where, … (deltagrad/derive/functions.py)
 }
 #: What a claim may call besides a spec's functions, because the derived rules print it:
@@ -243,7 +246,7 @@ class _Builder:
             self.fail(words.bad_target, node)
         raise SpecError(words.bad_target)
 
-    def subscript(self, node):
+    def subscript(self, node, gather=False):
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         out = []
         for it in items:
@@ -258,8 +261,14 @@ class _Builder:
                 out.append(sp.Integer(it.value))
             elif isinstance(it, ast.UnaryOp) and isinstance(it.op, ast.USub):
                 self.fail("negative integer indices are not supported", it)
+            elif isinstance(it, ast.Subscript) and isinstance(it.value, ast.Name) and not gather:
+                # a gather: X[i, t[i]] reads X at the position the integer input t holds
+                self.note(it.value.id, it.value, "an integer tensor")
+                self.uses(it.value.id)
+                out.append(itensor(it.value.id)[self.subscript(it, gather=True)])
             else:
-                self.fail("an index must be a name such as i, a non-negative integer literal or ...", it)
+                self.fail("an index must be a name such as i, a non-negative integer literal, ..., or an "
+                          "integer input's entry such as t[i]", it)
         if not out:
             self.fail("empty brackets", node)
         if out.count(ELLIPSIS) > 1:
@@ -346,10 +355,29 @@ class _Builder:
             self.fail(f"the operator {type(node.op).__name__} is not allowed (use + - * / **)", node)
         if isinstance(node, ast.Call):
             return self.call(node, d)
+        if self.claim and isinstance(node, ast.List):
+            return self.indicator(node, d)
         if isinstance(node, ast.Compare):
             self.fail("a comparison is allowed only as the condition of where(COND, A, B)", node)
         what = {ast.Attribute: "attribute access", ast.Lambda: "a lambda"}
         self.fail(f"{what.get(type(node), type(node).__name__)} is not allowed in a spec", node)
+
+    def indicator(self, node, depth):
+        """``[u == v]`` in a claim: 1 where ``u`` equals ``v``, else 0, as the derived rules print it."""
+        inner = node.elts[0] if len(node.elts) == 1 else None
+        if not (isinstance(inner, ast.Compare) and len(inner.ops) == 1 and isinstance(inner.ops[0], ast.Eq)):
+            self.fail("brackets in a claim hold one comparison: [X[a,b] == y[a]] is 1 where equal, else 0", node)
+        return Iverson(self.expr(inner.left, depth), self.expr(inner.comparators[0], depth))
+
+    @staticmethod
+    def reduction_form(node) -> bool:
+        """``Max(X[i,k], k)`` (a reduction), not ``Max(X[i], c)`` (element-wise): every argument
+        after the first is a bare name that the first argument uses as an index."""
+        if len(node.args) < 2 or not all(isinstance(a, ast.Name) for a in node.args[1:]):
+            return False
+        used = {n.id for s in ast.walk(node.args[0]) if isinstance(s, ast.Subscript)
+                for n in (s.slice.elts if isinstance(s.slice, ast.Tuple) else [s.slice]) if isinstance(n, ast.Name)}
+        return all(a.id in used for a in node.args[1:])
 
     def call(self, node, depth):
         if not isinstance(node.func, ast.Name):
@@ -382,6 +410,14 @@ class _Builder:
             if len(node.args) != 2:
                 self.fail("delta takes two indices: delta(a,b) is 1 where a = b, else 0", node)
             return sp.KroneckerDelta(*self.subscript(ast.Subscript(value=node.func, slice=ast.Tuple(elts=node.args))))
+        if fname in REDUCTIONS and self.reduction_form(node):
+            ks = []
+            for a in node.args[1:]:
+                self.note(a.id, a, "an index")
+                ks.append(index(a.id))
+            if len(set(ks)) != len(ks):
+                self.fail(f"{fname} names the same index twice", node)
+            return reduce_extremum(fname, self.expr(node.args[0], depth), *ks)
         generic_call = self.generic(fname)
         if generic_call is not None:
             if len(node.args) != 1:

@@ -300,6 +300,8 @@ def reverse_mode(prog: ProgramSpec, per_step_values, grad_name: str) -> tuple:
             continue  # an intermediate that nothing reads: no gradient flows through it
         local_g = grad_output_name(spec)
         for inp in spec.inputs:
+            if inp.integer:  # an integer input selects positions: no gradient
+                continue
             rule = chain_rule(spec, inp.name)
             local = simplify_index_expr(eliminate_deltas(rule.expr))
             local = rewrite_through_forward(local, spec, values, inp.name, rule.indices, local_g)

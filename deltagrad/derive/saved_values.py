@@ -20,6 +20,7 @@ import itertools
 
 import sympy as sp
 
+from deltagrad.derive.extrema import Extremum, Iverson
 from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.forward_values import ForwardValues, ordered_free_indices
 from deltagrad.derive.functions import expm1
@@ -29,6 +30,10 @@ from deltagrad.derive.simplify import cost, simplify_index_expr
 
 
 def _bound_canonical(e):
+    if isinstance(e, Extremum):  # bound indices and their ranges by position (a primed k1 runs to n_k)
+        mapping = {lim[0]: sp.Symbol(f"_b{n}", integer=True) for n, lim in enumerate(e.limits)}
+        body = sp.Basic.xreplace(e.function, mapping)
+        return type(e)(body, *[(mapping[lim[0]], 0, sp.Symbol(f"_n{n}")) for n, lim in enumerate(e.limits)])
     if not isinstance(e, sp.Sum):
         return e
     return e.xreplace({lim[0]: sp.Symbol(f"_b{n}", integer=True) for n, lim in enumerate(e.limits)}).xreplace(
@@ -91,8 +96,20 @@ def use_output(expr, spec: Spec, values: ForwardValues):
         return tensor(spec.output)[tuple(m.get(i, i) for i in spec.out_indices)]
 
     if values.rhs.is_Atom or isinstance(values.rhs, sp.Indexed):
-        return expr
+        return _output_for_reduction(expr, spec, values)
     return replace_pattern(expr, values.rhs, free, make)
+
+
+def _output_for_reduction(expr, spec: Spec, values: ForwardValues):
+    """``expr`` reading the output where the output is one named reduction (``y[i] = Max(X[i,k], k)``:
+    ``row_max[a]`` becomes ``y[a]``), so that the forward computes it once, as the output."""
+    red = next((r for r in values.reductions if r.ref == values.rhs), None)
+    if red is None or tuple(red.indices) != tuple(spec.out_indices):
+        return expr
+    if not red.indices:
+        return expr.xreplace({scalar(red.name): scalar(spec.output)})
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base.label.name == red.name,
+                        lambda e: tensor(spec.output)[e.indices])
 
 
 def invert(expr, x, y):
@@ -133,6 +150,8 @@ def through_inverse(expr, spec: Spec, values: ForwardValues) -> list:
     (sigmoid's ``exp(-x) = 1/y - 1``), where :func:`invert` finds one."""
     free = spec.free_indices
     out = []
+    if expr.has(Iverson):  # [X == max] stays exact only as it is: Y + row_max == row_max rounds
+        return out
     for inp in spec.inputs:
         if not inp.rank or not expr.has(tensor(inp.name)):
             continue
@@ -201,7 +220,8 @@ def denominators(expr) -> set:
     >>> sorted(denominators(G / Z**2 + 1 / (1 + sp.exp(Z))), key=str)
     [Z[a], exp(Z[a]) + 1]
     """
-    return {p.base for p in expr.atoms(sp.Pow) if p.exp.is_negative and not p.base.is_number}
+    # a count of tied entries, Σ_k [X[a,k] == max], is at least 1: never a pole
+    return {p.base for p in expr.atoms(sp.Pow) if p.exp.is_negative and not p.base.is_number and not p.base.has(Iverson)}
 
 
 def adds_poles(candidate, original) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from deltagrad.derive.extrema import Extremum
 from deltagrad.derive.budget import BudgetExceeded, time_budget
 
 #: One ``simplify`` call may take this long; past it the unsimplified form is kept (still exact).
@@ -77,6 +78,8 @@ def _functions(expr):
 def alpha_key(s: sp.Sum):
     """The sum with its summation indices renamed by position (equal for sums that differ only
     in the names of their dummies)."""
+    if isinstance(s, Extremum):
+        return s.rename_bound({lim[0]: sp.Symbol(f"_bound{n}", integer=True) for n, lim in enumerate(s.limits)})
     return s.xreplace({lim[0]: sp.Symbol(f"_bound{n}", integer=True) for n, lim in enumerate(s.limits)})
 
 

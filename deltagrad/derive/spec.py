@@ -19,6 +19,7 @@ import keyword
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.concrete.expr_with_limits import ExprWithLimits
 
 from deltagrad.derive.ellipsis import ELLIPSIS
 from deltagrad.derive.ellipsis import check_ellipsis as ellipsis_rules
@@ -61,6 +62,26 @@ def tensor(name: str) -> sp.IndexedBase:
     return sp.IndexedBase(name, real=True)
 
 
+def itensor(name: str) -> sp.IndexedBase:
+    """The integer tensor called ``name``, whose entries select positions of another tensor's axis
+    (a gather: ``X[i, t[i]]``, ``E[t[n], d]``).
+
+    >>> itensor('t')[index('i')].is_integer
+    True
+    """
+    # its label is a non-negative integer symbol, which no index is (see is_index)
+    return sp.IndexedBase(sp.Symbol(name, integer=True, nonnegative=True), integer=True)
+
+
+def is_gather(ix: sp.Basic) -> bool:
+    """True for an index position that holds an integer tensor's entry (``t[i]`` in ``X[i, t[i]]``).
+
+    >>> is_gather(itensor('t')[index('i')]), is_gather(index('i'))
+    (True, False)
+    """
+    return isinstance(ix, sp.Indexed) and ix.base.is_integer is True
+
+
 def scalar(name: str) -> sp.Symbol:
     """The real scalar input called ``name``.
 
@@ -85,7 +106,8 @@ def is_index(sym: sp.Basic) -> bool:
     >>> is_index(index('i')), is_index(scalar('c'))
     (True, False)
     """
-    return isinstance(sym, sp.Symbol) and sym.is_integer is True and not NAMES.is_extent(sym.name)
+    return (isinstance(sym, sp.Symbol) and sym.is_integer is True and not NAMES.is_extent(sym.name)
+            and sym.is_nonnegative is not True)  # an integer tensor's label t is no index
 
 
 @dataclass(frozen=True)
@@ -94,6 +116,8 @@ class Input:
 
     name: str
     rank: int
+    #: an integer input: its entries select positions (a gather); it gets no gradient
+    integer: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,7 +171,7 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
 
     >>> i, j = index('i'), index('j')
     >>> check_spec('neg', 'Y', (i, j), -tensor('X')[i, j]).inputs
-    (Input(name='X', rank=2),)
+    (Input(name='X', rank=2, integer=False),)
     >>> check_spec('bad', 'Y', (i,), tensor('X')[i, j])
     Traceback (most recent call last):
     ...
@@ -169,7 +193,7 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
     check_uses_an_input(use)
     order = check_inputs_order(inputs_order, use.order)
     check_gradient_names_free(order, output, use, where)
-    inputs = tuple(Input(n, use.ranks[n]) for n in order)
+    inputs = tuple(Input(n, use.ranks[n], n in use.integers) for n in order)
     carried = {ix for e in rhs.atoms(sp.Indexed) for ix in e.indices if isinstance(ix, sp.Symbol)}
     size_indices = tuple(ix for ix in out_indices if isinstance(ix, sp.Symbol) and ix not in carried)
     return Spec(name, output, tuple(out_indices), rhs, inputs, text, size_indices)
@@ -196,6 +220,7 @@ class RhsUse:
     kinds: dict = field(default_factory=dict)
     sizes: list = field(default_factory=list)
     nodes: int = 0
+    integers: set = field(default_factory=set)
 
 
 def walk_rhs(rhs: sp.Expr, where: dict) -> RhsUse:
@@ -218,7 +243,7 @@ def _walk(e: sp.Basic, bound: frozenset, depth: int, use: RhsUse, where: dict) -
     check_depth(depth)
     if isinstance(e, sp.Indexed):
         _visit_tensor(e, bound, use, where)
-    elif isinstance(e, sp.Sum):
+    elif isinstance(e, ExprWithLimits):  # Sum, and Max/Min over indices
         new = set(bound)
         for lim in e.limits:
             k = lim[0]
@@ -241,10 +266,12 @@ def _walk(e: sp.Basic, bound: frozenset, depth: int, use: RhsUse, where: dict) -
             _walk(arg, bound, depth + 1, use, where)
 
 
-def _visit_tensor(e: sp.Indexed, bound: frozenset, use: RhsUse, where: dict) -> None:
+def _visit_tensor(e: sp.Indexed, bound: frozenset, use: RhsUse, where: dict, integer: bool = False) -> None:
     """Record tensor ``e`` and its indices, applying the rules on tensors and their indices."""
     nm = e.base.label.name
-    check_name(nm, "a tensor", use, where)
+    check_name(nm, "an integer tensor" if integer else "a tensor", use, where)
+    if integer:
+        use.integers.add(nm)
     check_rank_limit(nm, len(e.indices), where)
     check_rank_consistent(nm, len(e.indices), use, where)
     if nm not in use.order:
@@ -252,6 +279,10 @@ def _visit_tensor(e: sp.Indexed, bound: frozenset, use: RhsUse, where: dict) -> 
     for ix in e.indices:
         if isinstance(ix, sp.Integer):
             check_integer_index(nm, ix, where)
+            continue
+        if is_gather(ix) and not integer:  # X[i, t[i]]: t is an integer input, indexed as usual
+            check_plain_gather(nm, ix, where)
+            _visit_tensor(ix, bound, use, where, integer=True)
             continue
         check_tensor_index(nm, ix, where)
         if ix != ELLIPSIS:
@@ -323,6 +354,12 @@ def check_tensor_index(nm: str, ix: sp.Basic, where: dict) -> None:
     """A tensor is indexed by index names or integers only."""
     if not is_index(ix):
         _fail(f"tensor {nm!r} is indexed by {ix}, which is neither an index name nor an integer", where, nm)
+
+
+def check_plain_gather(nm: str, ix: sp.Indexed, where: dict) -> None:
+    """An integer tensor inside brackets is indexed by index names or integers (no gather of a gather)."""
+    if any(not (isinstance(i, sp.Integer) or is_index(i)) for i in ix.indices):
+        _fail(f"{ix.base.label.name}[...] inside {nm}[...] must be indexed by index names or integers", where, nm)
 
 
 def check_not_summed_twice(k: sp.Symbol, bound: set, where: dict) -> None:
@@ -413,7 +450,7 @@ def check_free_indices_on_left(output: str, use: RhsUse, lhs_names: list, where:
 def check_summed_not_on_left(rhs: sp.Expr, lhs_names: list, where: dict) -> None:
     """No index summed on the right appears on the left."""
     for e in sp.preorder_traversal(rhs):
-        if isinstance(e, sp.Sum):
+        if isinstance(e, ExprWithLimits):
             for lim in e.limits:
                 if lim[0].name in lhs_names:
                     _fail(f"index {lim[0].name!r} is summed on the right and also free on the left", where, lim[0].name)
@@ -511,7 +548,7 @@ def index_aliases(spec: Spec) -> dict:
             continue
         name = node.base.label.name
         for axis, ix in enumerate(node.indices):
-            if isinstance(ix, sp.Integer):
+            if not isinstance(ix, sp.Symbol):  # an integer literal, or a gather t[i] (its own axis)
                 continue
             find(ix.name)
             key = (name, axis)

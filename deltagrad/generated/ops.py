@@ -10,9 +10,9 @@ array-API library). This file needs only ``op_base.py`` beside it.
 """
 
 try:  # inside a package (deltagrad.generated, or your own)
-    from .op_base import Op, array_namespace, check_shapes
+    from .op_base import Op, array_namespace, check_shapes, put_along, scatter_add
 except ImportError:  # dropped beside op_base.py as plain modules
-    from op_base import Op, array_namespace, check_shapes
+    from op_base import Op, array_namespace, check_shapes, put_along, scatter_add
 
 __all__ = [
     "Divide",
@@ -39,6 +39,10 @@ __all__ = [
     "Softmax",
     "LogSoftmax",
     "SoftmaxCrossEntropy",
+    "RowMax",
+    "Select",
+    "Embedding",
+    "NllLoss",
 ]
 
 
@@ -743,3 +747,132 @@ class SoftmaxCrossEntropy(Op):
         if needs[1]:
             dT = goutput * (row_max[:, None] + xp.log(shifted_exp_sum)[:, None] - X) / n_i
         return dX, dT
+
+
+class RowMax(Op):
+    """Maximum of each row; the gradient goes to the arg-max, split equally between ties.
+
+    Forward:
+        y[i] = Max_k(X[i,k])
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,b] = G[a]*[X[a,b] == y[a]]/Sum_k([X[a,k] == y[a]])
+            dX = ((G ⊘ (X_is_y𝟏))𝟏ᵀ) ⊙ X_is_y
+    """
+
+    @staticmethod
+    def forward(context, X):
+        xp = array_namespace(X)
+        check_shapes("RowMax", ("i", "k"), {"X": (X, ("i", "k"))})
+        y = xp.max(X, axis=1)
+        context["X"] = X
+        context["y"] = y
+        return y
+
+    @staticmethod
+    def backward(context, goutput):
+        X = context["X"]
+        y = context["y"]
+        xp = array_namespace(goutput, X, y)
+        X_is_y = xp.astype(X == y[:, None], X.dtype)
+        dX = (goutput / xp.sum(X_is_y, axis=1))[:, None] * X_is_y
+        return (dX,)
+
+
+class Select(Op):
+    """Entry t[i] of each row i (vugrad's Select); t holds integers and gets no gradient.
+
+    Forward:
+        y[i] = X[i,t[i]]
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,b] = G[a]*delta(b,t[a])
+            (no matrix form: it puts values at the positions an integer input holds (a scatter))
+    """
+
+    @staticmethod
+    def forward(context, X, t):
+        xp = array_namespace(X, t)
+        check_shapes("Select", ("i",), {"X": (X, ("i", 0)), "t": (t, ("i",))})
+        n_X_1 = X.shape[1]
+        y = xp.take_along_axis(X, t[:, None], axis=1)[:, 0]
+        context["t"] = t
+        context["n_X_1"] = n_X_1
+        return y
+
+    @staticmethod
+    def backward(context, goutput):
+        t = context["t"]
+        n_X_1 = context["n_X_1"]
+        xp = array_namespace(goutput, t)
+        needs = context.get("needs_input_grad", (True, True))
+        dX = put_along(xp, t, goutput, n_X_1) if needs[0] else None
+        return dX, None
+
+
+class Embedding(Op):
+    """Rows t[n] of the table E (an embedding lookup); the backward adds rows into E.
+
+    Forward:
+        Y[n,d] = E[t[n],d]
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dE is that of E, E∇ in the LaTeX write-up):
+        dE[a,b] = Sum_n(G[n,b]*delta(a,t[n]))
+            (no matrix form: it puts values at the positions an integer input holds (a scatter))
+    """
+
+    @staticmethod
+    def forward(context, E, t):
+        xp = array_namespace(E, t)
+        check_shapes("Embedding", ("d", "n"), {"E": (E, (0, "d")), "t": (t, ("n",))})
+        n_E_0 = E.shape[0]
+        Y = xp.take(E, t, axis=0)
+        context["t"] = t
+        context["n_E_0"] = n_E_0
+        return Y
+
+    @staticmethod
+    def backward(context, goutput):
+        t = context["t"]
+        n_E_0 = context["n_E_0"]
+        xp = array_namespace(goutput, t)
+        needs = context.get("needs_input_grad", (True, True))
+        dE = scatter_add(xp, t, goutput, n_E_0) if needs[0] else None
+        return dE, None
+
+
+class NllLoss(Op):
+    """Mean negative log-likelihood of the classes t[i] under the probability rows P.
+
+    Forward:
+        L = -Sum_i(log(P[i,t[i]]))/n_i
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of L, goutput in the code; dP is that of P, P∇ in the LaTeX write-up):
+        dP[a,b] = -G*delta(b,t[a])/(n_i*P[a,t[a]])
+            (no matrix form: it puts values at the positions an integer input holds (a scatter))
+    """
+
+    @staticmethod
+    def forward(context, P, t):
+        xp = array_namespace(P, t)
+        n_i, = check_shapes("NllLoss", ("i",), {"P": (P, ("i", 0)), "t": (t, ("i",))})
+        n_P_1 = P.shape[1]
+        L = -xp.sum(xp.log(xp.take_along_axis(P, t[:, None], axis=1)[:, 0])) / n_i
+        context["P"] = P
+        context["t"] = t
+        context["n_P_1"] = n_P_1
+        context["n_i"] = n_i
+        return L
+
+    @staticmethod
+    def backward(context, goutput):
+        P = context["P"]
+        t = context["t"]
+        n_P_1 = context["n_P_1"]
+        n_i = context["n_i"]
+        xp = array_namespace(goutput, P, t)
+        needs = context.get("needs_input_grad", (True, True))
+        dP = None
+        if needs[0]:
+            dP = put_along(xp, t, -goutput / (n_i * xp.take_along_axis(P, t[:, None], axis=1)[:, 0]), n_P_1)
+        return dP, None
