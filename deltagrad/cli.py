@@ -486,7 +486,35 @@ Exit code: 0 every claim correct, 1 one is not, 2 a bad claim, spec or file.
 """
 
 
-@main.command(epilog=CHECK_EXAMPLES)
+def _check_error_document(message: str, batch: bool) -> str:
+    """The JSON ``check --format json`` prints when nothing could be checked (exit 2)."""
+    import json
+
+    from deltagrad.check.batch import count_statuses
+
+    doc = {"error": message, "results": [], "summary": count_statuses([])} if batch else \
+        [{"status": "error", "correct": False, "error": message}]
+    return json.dumps(doc, indent=2)
+
+
+class _CheckCommand(click.Command):
+    """``check``: with ``--format json`` a bad option (``--timeout abc``, an unknown option) is
+    a JSON document too, exit 2, not click's usage text."""
+
+    def parse_args(self, ctx, args):
+        given = list(args)  # click consumes args as it parses
+        wants_json = any(a == "--format=json" or (a == "--format" and b == "json") for a, b in zip(given, given[1:] + [""]))
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as err:
+            if not wants_json:
+                raise
+            batch = any(a == "--batch" or a.startswith("--batch=") for a in given)
+            click.echo(_check_error_document(err.format_message(), batch))
+            ctx.exit(2)
+
+
+@main.command(cls=_CheckCommand, epilog=CHECK_EXAMPLES)
 @click.argument("spec", required=False)
 @click.option("--claim", "claims", multiple=True, help='A claimed gradient, e.g. "dX[a,b] = G[a,b]/Z[a,b]".')
 @click.option("--code", "code", help="FILE.py:ClassName of a hand-written Op (runs that file).")
@@ -507,9 +535,7 @@ def check(spec, claims, code, grad_name, inputs, kwargs, timeout, batch, fmt):
 
     def stop(message: str):
         if fmt == "json":
-            doc = {"error": message, "results": [], "summary": count_statuses([])} if batch else \
-                [{"status": "error", "correct": False, "error": message}]
-            click.echo(json.dumps(doc, indent=2))
+            click.echo(_check_error_document(message, bool(batch)))
             sys.exit(2)
         _fail(message, 2)
 

@@ -344,3 +344,21 @@ def test_json_is_always_a_complete_document(ops):
     r = CliRunner().invoke(main, ["check", DIV, "--code", f"{ops}:Nope", "--claim", "dX[a,b] = G[a,b]/Z[a,b]",
                                   "--format", "json"])
     assert [x["status"] for x in json.loads(r.output)] == ["correct", "error"]
+
+
+@pytest.mark.parametrize("bad_args, message", [
+    (["--timeout", "abc"], "Invalid value for '--timeout'"),
+    (["--no-such-option"], "No such option"),
+    (["--timeout"], "requires an argument"),
+])
+@pytest.mark.parametrize("batch", [False, True])
+def test_json_is_a_complete_document_for_bad_options_too(tmp_path, bad_args, message, batch):
+    head = ["check", "--batch", str(tmp_path / "hw.toml")] if batch else ["check", DIV, "--claim", "dX[a,b] = G[a,b]"]
+    for fmt in (["--format", "json"], ["--format=json"]):
+        r = CliRunner().invoke(main, [*head, *fmt, *bad_args])
+        assert r.exit_code == 2, r.output
+        doc = json.loads(r.output)
+        said = doc["error"] if batch else doc[0]["error"]
+        assert message in said and (doc["results"] == [] if batch else doc[0]["status"] == "error")
+    r = CliRunner().invoke(main, [*head, *bad_args])  # text: click's usage error, still exit 2
+    assert r.exit_code == 2 and "Traceback" not in r.output
