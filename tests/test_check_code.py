@@ -362,3 +362,33 @@ def test_json_is_a_complete_document_for_bad_options_too(tmp_path, bad_args, mes
         assert message in said and (doc["results"] == [] if batch else doc[0]["status"] == "error")
     r = CliRunner().invoke(main, [*head, *bad_args])  # text: click's usage error, still exit 2
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+class LoopingClass:
+    def forward(context, x):
+        while True:
+            pass
+
+    def backward(context, g):
+        return g
+
+
+def test_a_class_object_runs_in_a_child_process_under_the_time_limit():
+    import time
+
+    d = derive("Y[i,j] = X[i,j]")
+    started = time.monotonic()
+    (v,) = check_code(d, LoopingClass, timeout=1)
+    assert time.monotonic() - started < 30
+    assert not v.correct and "did not finish within 1 s" in verdict_dict(v)["error"]
+
+    class Exits:  # defined here, not importable by name: the child inherits it
+        def forward(context, x):
+            return x
+
+        def backward(context, g):
+            import sys
+            sys.exit(0)
+
+    (v,) = check_code(d, Exits, timeout=5)
+    assert "SystemExit: sys.exit(0) was called (test_check_code.py, line" in verdict_dict(v)["error"]

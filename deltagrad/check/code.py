@@ -19,6 +19,7 @@ shape the user's forward returns (so ``{"dim": 1, "repeats": 16}`` works too).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -158,32 +159,92 @@ def run_isolated(file: Path, cls: str, inputs, kwargs, sizes, seed, timeout: flo
     """Run ``file:cls`` in a child process, killed after ``timeout`` seconds."""
     with tempfile.TemporaryDirectory(prefix="deltagrad-check-") as tmp:
         folder = Path(tmp)
-        request = {"file": str(file.resolve()), "class": cls, "kwargs": _encode(kwargs), "sizes": sizes,
-                   "seed": seed, "inputs": len(inputs)}
-        (folder / "request.json").write_text(json.dumps(request))
-        np.savez(folder / "request.npz", **{f"x{n}": np.asarray(a, dtype=float) for n, a in enumerate(inputs)})
+        _write_request(folder, str(file.resolve()), cls, inputs, kwargs, sizes, seed)
         command = [sys.executable, worker.__file__, str(folder)]
         try:
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)
         except OSError as err:
             raise UserCodeError(f"cannot start Python to run {file.name}: {err}") from None
+        return _collect(proc, folder, timeout)
+
+
+def run_forked(op, file: Path | None, inputs, kwargs, sizes, seed, timeout: float) -> OpRun:
+    """Run the class object ``op`` in a forked child process (which inherits it, wherever it
+    was defined), killed after ``timeout`` seconds, like :func:`run_isolated`."""
+    with tempfile.TemporaryDirectory(prefix="deltagrad-check-") as tmp:
+        folder = Path(tmp)
+        label = getattr(op, "__name__", "op")
+        _write_request(folder, str(file.resolve()) if file else "", label, inputs, kwargs, sizes, seed)
         try:
-            code, stopped = _wait(proc, folder / "phase", timeout)
-        finally:
-            _kill_group(proc)
-        phase = _read(folder / "phase") or "import"
-        result = _read_json(folder / "result.json")
-        if stopped is None and not (result or {}).get("complete"):
-            stopped = "ended"
-        if not stopped:
-            return _decode(folder, result)
-        if phase == "backward" and result:  # forward's output was saved before backward began
-            run = _decode(folder, result)
-        else:
-            run = OpRun(phase if phase in ("import", "forward") else "import")
-        run.stopped, run.phase, run.exit_code = stopped, phase, code
+            pid = os.fork()
+        except OSError as err:
+            raise UserCodeError(f"cannot start a process to run {label}: {err}") from None
+        if pid == 0:  # the child: nothing of it may reach the caller's output or return here
+            try:
+                os.setsid()
+                quiet = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(quiet, fd)
+                sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+                worker.main(str(folder), op)
+            finally:
+                os._exit(1)
+        run = _collect(_Forked(pid), folder, timeout)
+        if run.stage == "import":  # nothing to import: stopped before forward got going
+            run.stage = "forward"
         return run
+
+
+class _Forked:
+    """A forked child with the part of :class:`subprocess.Popen` that :func:`_collect` uses."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode = None
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                break
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.002)
+        return self.returncode
+
+
+def _write_request(folder: Path, file: str, cls: str, inputs, kwargs, sizes, seed) -> None:
+    request = {"file": file, "class": cls, "kwargs": _encode(kwargs), "sizes": sizes,
+               "seed": seed, "inputs": len(inputs)}
+    (folder / "request.json").write_text(json.dumps(request))
+    np.savez(folder / "request.npz", **{f"x{n}": np.asarray(a, dtype=float) for n, a in enumerate(inputs)})
+
+
+def _collect(proc, folder: Path, timeout: float) -> OpRun:
+    """Wait for the child (killed after ``timeout`` seconds) and read what it did."""
+    try:
+        code, stopped = _wait(proc, folder / "phase", timeout)
+    finally:
+        _kill_group(proc)
+    phase = _read(folder / "phase") or "import"
+    result = _read_json(folder / "result.json")
+    if stopped is None and not (result or {}).get("complete"):
+        stopped = "ended"
+    if not stopped:
+        return _decode(folder, result)
+    if phase == "backward" and result:  # forward's output was saved before backward began
+        run = _decode(folder, result)
+    else:
+        run = OpRun(phase if phase in ("import", "forward") else "import")
+    run.stopped, run.phase, run.exit_code = stopped, phase, code
+    return run
 
 
 #: Seconds the child may take to start Python and NumPy, before the user's time limit begins.
@@ -329,12 +390,23 @@ def draw_inputs(d, sizes: dict, rng, low: float, high: float) -> list:
 
 
 def check_code(d, op, file: Path | None = None, seed: int = 0, kwargs: dict | None = None,
-               timeout: float | None = DEFAULT_TIMEOUT) -> list:
+               timeout: float | None = DEFAULT_TIMEOUT, isolate: bool = True) -> list:
     """One :class:`Verdict` per input gradient (or one for the forward or the backward).
 
     ``op`` is ``"file.py:ClassName"`` (run in a child process, killed after ``timeout``
-    seconds) or a class (run here). A file or class that cannot be loaded raises
-    :class:`UserCodeError`.
+    seconds) or a class object: that runs in a forked child process under the same time limit
+    (where the system can fork; ``isolate=False``, or a system without fork, runs it here, with
+    no time limit). ``file`` names the class's file for the lines of errors (by default, the file
+    it was defined in). A file or class that cannot be loaded raises :class:`UserCodeError`.
+
+    >>> from deltagrad import derive
+    >>> class Double:
+    ...     def forward(context, x):
+    ...         return 2 * x
+    ...     def backward(context, g):
+    ...         return 2 * g
+    >>> [v.correct for v in check_code(derive("Y[i] = 2*X[i]"), Double)]
+    [True]
     """
     timeout = timeout or DEFAULT_TIMEOUT
     passed, fixed, mapped = resolve_kwargs(d, kwargs)
@@ -369,7 +441,11 @@ def check_code(d, op, file: Path | None = None, seed: int = 0, kwargs: dict | No
         problem = worker.not_an_op(op, label, Path(file).name if file else "the code")
         if problem:
             raise UserCodeError(problem)
-        run = run_here(op, Path(file) if file else None, arrays, passed, offered, g_seed)
+        file = Path(file) if file else _source_file(op)
+        if isolate and hasattr(os, "fork"):
+            run = run_forked(op, file, arrays, passed, offered, g_seed, timeout)
+        else:
+            run = run_here(op, file, arrays, passed, offered, g_seed)
     if run.stage == "load":
         raise UserCodeError(run.message)
     if run.stage == "import":
@@ -379,6 +455,15 @@ def check_code(d, op, file: Path | None = None, seed: int = 0, kwargs: dict | No
             raise UserCodeError(f"importing {file.name} ended the process (exit code {run.exit_code})")
         raise UserCodeError(f"importing {file.name} failed: {exception_text(run.error)}")
     return judge(d, run, label, arrays, sizes, offered, mapped, g_seed, timeout)
+
+
+def _source_file(op) -> Path | None:
+    """The file a class was defined in, when it has one."""
+    try:
+        name = inspect.getsourcefile(op)
+    except (TypeError, OSError):
+        return None
+    return Path(name) if name and Path(name).is_file() else None
 
 
 def _size_kwargs(d, sizes) -> dict:

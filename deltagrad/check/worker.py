@@ -163,20 +163,22 @@ def decode(value):
     return value
 
 
-def run(folder: Path) -> dict:
-    """Load the class, run forward then backward, and say what happened (plain data)."""
+def run(folder: Path, op=None) -> dict:
+    """Load the class (or take ``op``, a class a forked child inherited), run forward then
+    backward, and say what happened (plain data)."""
     request = json.loads((folder / "request.json").read_text())
     with np.load(folder / "request.npz", allow_pickle=False) as data:
         arrays = [data[f"x{n}"] for n in range(request["inputs"])]
     inputs = [np.copy(a) if a.ndim else float(a) for a in arrays]
-    file = Path(request["file"])
+    file = Path(request["file"]) if request["file"] else None
     phase(folder, "import")
-    try:
-        op, problem = load_class(file, request["class"])
-    except BaseException as err:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: the user's
-        return {"stage": "import", "error": exception_info(err, file)}
-    if problem:
-        return {"stage": "load", "message": problem}
+    if op is None:
+        try:
+            op, problem = load_class(file, request["class"])
+        except BaseException as err:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: the user's
+            return {"stage": "import", "error": exception_info(err, file)}
+        if problem:
+            return {"stage": "load", "message": problem}
     sizes = request["sizes"]
     kwargs = {k: decode(v) for k, v in request["kwargs"].items()}
     passed = {k: sizes[k] for k in accepted(op.forward, [k for k in sizes if k not in kwargs])}
@@ -258,9 +260,9 @@ def save(folder: Path, result: dict, arrays: dict) -> None:
     os.replace(folder / "result.tmp.json", folder / "result.json")
 
 
-def main(folder: str) -> None:
+def main(folder: str, op=None) -> None:
     folder = Path(folder)
-    result = run(folder)
+    result = run(folder, op)
     arrays = result.pop("_arrays", {})
     save(folder, {**result, "complete": True}, arrays)
     os._exit(0)  # no atexit handler or thread of the user's may change the outcome
