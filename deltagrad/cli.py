@@ -20,8 +20,9 @@ Examples:
 
 \b
 Spec syntax: OUT[i,j] = EXPR (or OUT = EXPR for a scalar). EXPR uses tensors
-indexed by names or integers (X[i,0,j]), scalar names, numbers, + - * / **,
+indexed by names or integers (X[i,0,j]: entry 0), scalar names, numbers, + - * / **,
 Sum(expr, k, ...), exp log sqrt tanh sin cos Abs Max Min Heaviside.
+_ is an axis of size one: Y[i,j] = X[i,_,j] squeezes, Y[i,_,j] = X[i,j] unsqueezes.
 An output index that no input carries becomes a keyword argument of forward.
 At a kink, Heaviside(0) = 1/2: Max/Min split the gradient between tied arguments.
 """
@@ -468,7 +469,7 @@ Examples:
   deltagrad check "Y[i,j] = X[i,j] / Z[i,j]" --claim "dZ[a,b] = -G[a,b]*X[a,b]/Z[a,b]**2"
   deltagrad check "Y[i,j] = Sum(X[i,k]*W[k,j], k)" --claim "dW[a,b] = Sum_i(X[i,a]*G[i,b])"
   deltagrad check "Y[i,j] = 1/(1+exp(-X[i,j]))" --code my_ops.py:Sigmoid
-  deltagrad check "Y[i,j] = X[i,0]" --code vugrad/ops.py:Expand --kwargs dim=1,repeats=16
+  deltagrad check "Y[i,j] = X[i,_]" --code vugrad/ops.py:Expand --kwargs dim=1,repeats=16
   deltagrad check --batch homework.toml --format json
 
 \b

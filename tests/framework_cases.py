@@ -17,14 +17,14 @@ POSITIVE = {"divide", "log", "normalize"}
 
 def table_inputs(d, name: str, seed: int = 0):
     """Inputs for a standard op, shaped by its signature: index sizes 3, 4, 5, …; a literal index
-    n selects from an axis of size n + 1; size keywords get their index's size."""
+    n selects from an axis of size n + 1, _ is an axis of size one; size keywords get their index's size."""
     rng = np.random.default_rng(seed)
     sig = d.signature
     sizes = {ix: 3 + n for n, ix in enumerate(dict.fromkeys(sig.sizes))}
     low, high = (0.5, 2.0) if name in POSITIVE else (-1.5, 1.5)
     arrays = []
     for pattern in sig.patterns.values():
-        shape = tuple(sizes[ix] if isinstance(ix, str) else ix + 1 for ix in pattern)
+        shape = tuple(1 if ix == "_" else sizes[ix] if isinstance(ix, str) else ix + 1 for ix in pattern)
         arrays.append(rng.uniform(low, high, size=shape) if shape else float(rng.uniform(low, high)))
     return arrays, {k: sizes[k] for k in sig.size_kwargs}
 

@@ -208,23 +208,23 @@ def test_runaway_code_is_stopped(ops, cls, phase):
 def test_keyword_arguments_reach_forward(ops):
     # vugrad's Expand: the size of j is read off the output (repeats=16), or mapped (repeats=j)
     for kwargs in ({"dim": 1, "repeats": 16}, {"dim": 1, "repeats": "j"}, parse_kwargs("dim=1,repeats=16")):
-        assert all(v["correct"] for v in verdicts("Y[i,j] = X[i,0]", f"{ops}:Expand", kwargs=kwargs))
-    assert all(v["correct"] for v in verdicts("Y[j,i] = X[0,i]", f"{ops}:Expand", kwargs={"dim": 0, "repeats": 5}))
+        assert all(v["correct"] for v in verdicts("Y[i,j] = X[i,_]", f"{ops}:Expand", kwargs=kwargs))
+    assert all(v["correct"] for v in verdicts("Y[j,i] = X[_,i]", f"{ops}:Expand", kwargs={"dim": 0, "repeats": 5}))
     assert all(v["correct"] for v in verdicts("Y[i,j] = x[i]", f"{ops}:Repeat", kwargs={"times": "j", "j": 7}))
     kwargs = parse_kwargs("scale=2.5, indices=[0, 1]")
     assert all(v["correct"] for v in verdicts("Y[i,j] = 2.5*X[i,j]", f"{ops}:Scaled", kwargs=kwargs))
     # without them: the user's call is named, not a line of deltagrad
-    said = bad("Y[i,j] = X[i,0]", f"{ops}:Expand")
+    said = bad("Y[i,j] = X[i,_]", f"{ops}:Expand")
     assert said.startswith("TypeError: Expand.forward() missing 2 required keyword-only arguments: 'dim' and "
                            "'repeats' (calling Expand.forward(context, <array (2, 1)>))")
     assert "--kwargs" in said and "deltagrad" not in said.split("(calling")[0]
 
 
 def test_kwargs_on_the_command_line(ops):
-    r = CliRunner().invoke(main, ["check", "Y[i,j] = X[i,0]", "--code", f"{ops}:Expand", "--kwargs",
+    r = CliRunner().invoke(main, ["check", "Y[i,j] = X[i,_]", "--code", f"{ops}:Expand", "--kwargs",
                                   "dim=1,repeats=16"])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["check", "Y[i,j] = X[i,0]", "--code", f"{ops}:Expand", "--kwargs", "dim=1,=2"])
+    r = CliRunner().invoke(main, ["check", "Y[i,j] = X[i,_]", "--code", f"{ops}:Expand", "--kwargs", "dim=1,=2"])
     assert r.exit_code == 2 and r.output.startswith("error: --kwargs takes NAME=VALUE")
 
 

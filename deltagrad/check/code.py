@@ -10,7 +10,7 @@ already-imported class here, for the Python API.
 
 Keyword arguments: ``kwargs`` maps a keyword of the user's forward to a value, or to the name
 of one of the spec's indices, which passes that index's size (vugrad's
-``Expand.forward(context, input, *, dim, repeats)`` for ``Y[i,j] = X[i,0]`` takes
+``Expand.forward(context, input, *, dim, repeats)`` for ``Y[i,j] = X[i,_]`` takes
 ``{"dim": 1, "repeats": "j"}``); an index name with a number (``{"j": 16}``) sets that index's
 size. A size the derived op takes as a keyword (an output index no input carries) and that no
 keyword maps is passed under its own name when the user's forward takes it, else read off the
@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +35,11 @@ import sympy as sp
 
 from deltagrad.check import worker
 from deltagrad.check.claims import sign_or_factor
+from deltagrad.check.size_one import size_one_derivation
 from deltagrad.check.verdict import Counterexample, Diagnosis, Verdict
 from deltagrad.codegen.verdict_text import exception_text
 from deltagrad.derive.numeric import index_sizes
-from deltagrad.derive.spec import extent, index, index_aliases, input_pattern
+from deltagrad.derive.spec import UNIT, extent, index, index_aliases, input_pattern
 from deltagrad.errors import SpecError
 
 #: Seconds the user's code may run (import, forward and backward together) by default.
@@ -365,15 +366,18 @@ def resolve_kwargs(d, kwargs: dict | None):
 
 
 def literal_axis_sizes(spec) -> dict:
-    """(input, axis) → the size of an axis that the spec only reads at integer indices: one more
-    than the largest (``X[i,0]`` gives X a singleton axis, as vugrad's Expand expects)."""
+    """(input, axis) → the size of an axis that the spec reads at integer indices or as ``_``:
+    two more than the largest integer (``X[i,0]`` selects entry 0 of an axis of any size, so
+    it is drawn with more than one), 1 for ``_`` (an axis of size one: ``X[i,_]``)."""
     out = {}
     for e in sp.preorder_traversal(spec.rhs):
         if isinstance(e, sp.Indexed):
             for axis, ix in enumerate(e.indices):
-                if isinstance(ix, sp.Integer):
-                    key = (e.base.label.name, axis)
-                    out[key] = max(out.get(key, 1), int(ix) + 1)
+                key = (e.base.label.name, axis)
+                if ix == UNIT:
+                    out[key] = 1
+                elif isinstance(ix, sp.Integer):
+                    out[key] = max(out.get(key, 1), int(ix) + 2)
     return out
 
 
@@ -382,7 +386,7 @@ def draw_inputs(d, sizes: dict, rng, low: float, high: float) -> list:
     literal = literal_axis_sizes(d.spec)
     arrays = []
     for inp in d.spec.inputs:
-        shape = tuple(sizes[extent(ix)] if isinstance(ix, sp.Symbol) else literal.get((inp.name, axis), int(ix) + 1)
+        shape = tuple(literal[(inp.name, axis)] if (inp.name, axis) in literal else sizes[extent(ix)]
                       for axis, ix in enumerate(input_pattern(d.spec, inp.name)))
         vals = rng.uniform(low, high, size=shape)
         arrays.append(vals if shape else float(vals))
@@ -391,7 +395,8 @@ def draw_inputs(d, sizes: dict, rng, low: float, high: float) -> list:
 
 def check_code(d, op, file: Path | None = None, seed: int = 0, kwargs: dict | None = None,
                timeout: float | None = DEFAULT_TIMEOUT, isolate: bool = True) -> list:
-    """One :class:`Verdict` per input gradient (or one for the forward or the backward).
+    """One :class:`Verdict` per input gradient (or one for the forward or the backward); code
+    that is right only where the spec's literal 0 reads an axis of size one says so (write _).
 
     ``op`` is ``"file.py:ClassName"`` (run in a child process, killed after ``timeout``
     seconds) or a class object: that runs in a forked child process under the same time limit
@@ -408,6 +413,22 @@ def check_code(d, op, file: Path | None = None, seed: int = 0, kwargs: dict | No
     >>> [v.correct for v in check_code(derive("Y[i] = 2*X[i]"), Double)]
     [True]
     """
+    verdicts = _check_code(d, op, file, seed, kwargs, timeout, isolate)
+    if all(v.correct for v in verdicts) or any(v.method == "stopped" for v in verdicts):
+        return verdicts
+    d1, diagnosis = size_one_derivation(d)
+    if d1 is None:
+        return verdicts
+    try:
+        right = all(v.correct for v in _check_code(d1, op, file, seed, kwargs, timeout, isolate))
+    except UserCodeError:
+        right = False
+    if not right:
+        return verdicts
+    return [v if v.correct else replace(v, diagnosis=diagnosis) for v in verdicts]
+
+
+def _check_code(d, op, file, seed, kwargs, timeout, isolate) -> list:
     timeout = timeout or DEFAULT_TIMEOUT
     passed, fixed, mapped = resolve_kwargs(d, kwargs)
     aliases = index_aliases(d.spec)

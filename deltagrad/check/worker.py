@@ -87,17 +87,47 @@ def _same_file(name: str, file: Path) -> bool:
 
 def load_class(file: Path, cls: str):
     """The object ``cls`` of ``file`` (imported as a module, so the file runs) and a problem:
-    (object, None), or (None, message) when it is missing or not an Op class."""
-    name = f"deltagrad_user_{abs(hash(str(file.resolve())))}"
-    spec = importlib.util.spec_from_file_location(name, file)
-    if spec is None or spec.loader is None:
-        return None, f"{file.name} cannot be imported as Python"
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    (object, None), or (None, message) when it is missing or not an Op class. A file inside a
+    package (folders with ``__init__.py``, as ``vugrad/ops.py``) is imported as part of it, so
+    that its relative imports work."""
+    root, dotted = package_module(file)
+    if dotted is not None:
+        sys.path.insert(0, str(root))
+        module = importlib.import_module(dotted)
+        if not _same_file(getattr(module, "__file__", "") or "", file):
+            return None, f"{file.name}: importing it as {dotted} found another file ({module.__file__})"
+    else:
+        name = f"deltagrad_user_{abs(hash(str(file.resolve())))}"
+        spec = importlib.util.spec_from_file_location(name, file)
+        if spec is None or spec.loader is None:
+            return None, f"{file.name} cannot be imported as Python"
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
     if not hasattr(module, cls):
         return None, f"{file.name} has no class {cls!r}"
     return getattr(module, cls), not_an_op(getattr(module, cls), cls, file.name)
+
+
+def package_module(file: Path):
+    """(the folder to import from, the dotted module name) for a file inside a package; (None,
+    None) for a plain file.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "pkg").mkdir(); (root / "pkg" / "__init__.py").write_text("")
+    0
+    >>> package_module(root / "pkg" / "ops.py") == (root.resolve(), "pkg.ops")
+    True
+    """
+    file = Path(file).resolve()
+    parts, folder = [file.stem], file.parent
+    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if len(parts) == 1 or not all(p.isidentifier() for p in parts):
+        return None, None
+    return folder, ".".join(parts)
 
 
 def not_an_op(obj, cls: str, filename: str) -> str | None:

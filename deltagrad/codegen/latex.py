@@ -152,7 +152,7 @@ def _entry(name: str, indices) -> sp.Expr:
 
 
 def _idx(indices) -> str:
-    parts = [str(i) for i in indices]
+    parts = [r"\_" if str(i) == "_" else str(i) for i in indices]
     return "".join(parts) if all(len(p) == 1 for p in parts) else ",".join(parts)
 
 

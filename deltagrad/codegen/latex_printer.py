@@ -43,6 +43,8 @@ def index_latex(name) -> str:
     ('j', "j'", "k''")
     """
     name = str(name)
+    if name == "_":  # an axis of size one
+        return r"\_"
     m = re.fullmatch(r"([a-zA-Z])(\d)", name)
     if m:
         return m.group(1) + "'" * int(m.group(2))

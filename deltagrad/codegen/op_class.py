@@ -29,6 +29,7 @@ from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
 from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
 from deltagrad.derive.names import NAMES
+from deltagrad.derive.size_one import shown_indices
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
 
@@ -84,7 +85,7 @@ def op_context(derivation, summary: str | None = None) -> dict:
 
     backward_doc = []
     for name, step in derivation.steps.items():
-        idx = ",".join(i.name for i in step.indices)
+        idx = ",".join(i.name for i in shown_indices(spec, name, step.indices))
         lhs = f"{NAMES.gradient(name)}[{idx}]" if idx else NAMES.gradient(name)
         backward_doc.append(f"{lhs} = {text(step.final)}")
         form = matrix_form(derivation, name)

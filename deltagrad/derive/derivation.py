@@ -31,7 +31,8 @@ from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_
 from deltagrad.derive.saved_values import adds_poles, agree, rewrite_through_forward, use_output, use_reductions
 from deltagrad.derive.stabilize import stabilize
 from deltagrad.derive.simplify import collect_linear, cost, simplify_index_expr
-from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
+from deltagrad.derive.size_one import gradient_target, on_unit_axes, refuse_in_program
+from deltagrad.derive.spec import UNIT, Spec, extent, index, index_aliases, input_pattern
 from deltagrad.errors import SpecError
 
 
@@ -168,6 +169,7 @@ def _derive(spec, name, inputs) -> Derivation:
         simplified = simplify_index_expr(eliminated)
         final = rewrite_through_forward(simplified, spec, values, inp.name, rule.indices, grad_name)
         steps[inp.name] = GradientSteps(inp.name, rule.indices, rule.partial, rule.expr, eliminated, simplified, final)
+    steps = on_unit_axes(spec, steps)
     stable_values, stable = stabilize(spec, values, {n: s.final for n, s in steps.items()})
     if stable_values is not values:
         both = replace(stable_values, reductions=values.reductions + stable_values.reductions)
@@ -182,6 +184,7 @@ def _derive(spec, name, inputs) -> Derivation:
 
 def _derive_program(prog: ProgramSpec) -> Derivation:
     """A program's derivation: reverse mode over its steps (:mod:`deltagrad.derive.program`)."""
+    refuse_in_program(prog.composite)
     grad_name = grad_output_name(prog.composite)
     values, per_step = program_values(prog)
     grads, renamed = reverse_mode(prog, per_step, grad_name)
@@ -215,10 +218,11 @@ def _signature(spec: Spec) -> Signature:
     aliases = index_aliases(spec)
     patterns = {}
     for inp in spec.inputs:
-        patterns[inp.name] = tuple(int(i) if i.is_Integer else aliases[i.name] for i in input_pattern(spec, inp.name))
+        patterns[inp.name] = tuple("_" if i == UNIT else int(i) if i.is_Integer else aliases[i.name]
+                                   for i in input_pattern(spec, inp.name))
     order = []
     for pat in patterns.values():
-        order += [i for i in pat if isinstance(i, str) and i not in order]
+        order += [i for i in pat if isinstance(i, str) and i != "_" and i not in order]
     order += [aliases[i.name] for i in spec.out_indices if isinstance(i, sp.Symbol) and aliases[i.name] not in order]
     return Signature(patterns, tuple(i.name for i in spec.size_indices), tuple(order), aliases)
 
@@ -231,7 +235,7 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
     for inp in spec.inputs:
         own = {}
         for axis, (idx, ix) in enumerate(zip(steps[inp.name].indices, signature.patterns[inp.name])):
-            if isinstance(ix, int):
+            if isinstance(ix, int) or ix == "_":
                 own[extent(idx)] = NAMES.axis_size(inp.name, axis)
                 size_statements.append(Assign(own[extent(idx)], Subscript(Attr(Var(inp.name), "shape"), (axis,))))
             else:
@@ -249,7 +253,7 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
         step = steps[inp.name]
         back.order = list(step.indices)
         back.sizes = {**sizes, **grad_sizes[inp.name]}
-        back.assign(NAMES.gradient(inp.name), back.lower(step.final, step.indices))
+        back.assign(NAMES.gradient(inp.name), back.lower_output(step.final, gradient_target(spec, inp.name, step.indices)))
         results.append(NAMES.gradient(inp.name))
     read = set()
     for s in back.statements:

@@ -26,7 +26,7 @@ import sympy as sp
 
 from deltagrad.derive.array_program import Assign, Attr, BinOp, Call, Const, Neg, Subscript, Var
 from deltagrad.derive.names import NAMES, temporary_hint, unique
-from deltagrad.derive.spec import is_index
+from deltagrad.derive.spec import UNIT, is_index
 
 _ELEMENTWISE = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos", sp.Abs: "abs", sp.sign: "sign"}
 
@@ -345,10 +345,10 @@ class Lowering:
     # -- tensors, deltas -------------------------------------------------------------------
     def indexed(self, e) -> Arr:
         node = Var(self.names.get(e.base.label.name, e.base.label.name))
-        key = [int(i) if isinstance(i, sp.Integer) else ":" for i in e.indices]
+        key = [0 if i == UNIT else int(i) if isinstance(i, sp.Integer) else ":" for i in e.indices]
         if any(k != ":" for k in key):
             node = Subscript(node, tuple(key))
-        idx = [i for i in e.indices if not isinstance(i, sp.Integer)]
+        idx = [i for i in e.indices if not isinstance(i, sp.Integer) and i != UNIT]
         while len(set(idx)) < len(idx):
             s = next(i for i in idx if idx.count(i) > 1)
             p = idx.index(s)

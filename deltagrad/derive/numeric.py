@@ -21,7 +21,7 @@ from deltagrad.derive.array_program import Assign
 from deltagrad.derive.evaluate import run
 from deltagrad.derive.forward_values import Maximum, computation_order, max_node
 from deltagrad.derive.lower import Lowering
-from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern
+from deltagrad.derive.spec import UNIT, Spec, extent, index, index_aliases, input_pattern
 
 
 def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> dict:
@@ -32,12 +32,19 @@ def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> di
     sizes = {extent(index(n)): first + classes.index(rep) % 4 for n, rep in aliases.items()}
     pattern = input_pattern(spec, input_name)
     for idx, ix in zip(grad_indices, pattern):
-        sizes[extent(idx)] = int(ix) + 2 if isinstance(ix, sp.Integer) else sizes[extent(ix)]
+        sizes[extent(idx)] = _axis_size(ix, sizes)
     return sizes
 
 
+def _axis_size(ix, sizes: dict) -> int:
+    """An axis' size: 1 for ``_``, room for a literal index and one more, else its index's."""
+    if ix == UNIT:
+        return 1
+    return int(ix) + 2 if isinstance(ix, sp.Integer) else sizes[extent(ix)]
+
+
 def input_shape(spec: Spec, name: str, sizes: dict) -> tuple:
-    return tuple(int(i) + 2 if isinstance(i, sp.Integer) else sizes[extent(i)] for i in input_pattern(spec, name))
+    return tuple(_axis_size(i, sizes) for i in input_pattern(spec, name))
 
 
 def output_shape(spec: Spec, sizes: dict) -> tuple:

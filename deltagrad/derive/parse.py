@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-from deltagrad.derive.spec import MAX_DEPTH, MAX_NODES, Spec, check_spec, extent, index, scalar, summed, tensor
+from deltagrad.derive.spec import MAX_DEPTH, MAX_NODES, UNIT, Spec, check_spec, extent, index, scalar, summed, tensor
 from deltagrad.errors import SpecError
 
 #: Functions a spec may call, with how many arguments each takes (None: two or more).
@@ -229,16 +229,22 @@ class _Builder:
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
             if words.target_kind:
                 self.note(node.value.id, node.value, words.target_kind)
-            return node.value.id, self.subscript(node)
+            return node.value.id, self.subscript(node, sp.Integer(0) if words.target_kind else UNIT)
         if words.target_column:
             self.fail(words.bad_target, node)
         raise SpecError(words.bad_target)
 
-    def subscript(self, node):
+    def subscript(self, node, unit=UNIT):
+        """The indices in brackets; ``_`` (an axis of size one) becomes ``unit``: UNIT on the
+        right, 0 on the left (a new axis of size one), None where it has no meaning."""
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         out = []
         for it in items:
-            if isinstance(it, ast.Name):
+            if isinstance(it, ast.Name) and it.id == "_":
+                if unit is None:
+                    self.fail("_ (an axis of size one) stands only inside a tensor's brackets, as in X[i,_,j]", it)
+                out.append(unit)
+            elif isinstance(it, ast.Name):
                 self.note(it.id, it, "an index")
                 out.append(index(it.id))
             elif isinstance(it, ast.Constant) and type(it.value) is int:
@@ -248,7 +254,7 @@ class _Builder:
             elif isinstance(it, ast.UnaryOp) and isinstance(it.op, ast.USub):
                 self.fail("negative integer indices are not supported", it)
             else:
-                self.fail("an index must be a name such as i or a non-negative integer literal", it)
+                self.fail("an index must be a name such as i, a non-negative integer literal or _ (an axis of size one)", it)
         if not out:
             self.fail("empty brackets", node)
         return tuple(out)
@@ -362,7 +368,8 @@ class _Builder:
         if self.claim and fname == "delta":
             if len(node.args) != 2:
                 self.fail("delta takes two indices: delta(a,b) is 1 where a = b, else 0", node)
-            return sp.KroneckerDelta(*self.subscript(ast.Subscript(value=node.func, slice=ast.Tuple(elts=node.args))))
+            return sp.KroneckerDelta(*self.subscript(ast.Subscript(value=node.func, slice=ast.Tuple(elts=node.args)),
+                                                     unit=None))
         table = {**FUNCTIONS, **CLAIM_FUNCTIONS} if self.claim else FUNCTIONS
         if fname not in table:
             allowed = ", ".join(sorted([*table, "Sum", "size", *(["delta"] if self.claim else [])]))
