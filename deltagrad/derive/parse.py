@@ -44,6 +44,7 @@ MAX_LITERAL = 10**15
 MAX_EXPONENT = 64
 #: A decimal literal with a denominator up to this is kept exact (0.5 → 1/2); others stay floats.
 MAX_EXACT_DENOMINATOR = 1000
+_UNIT_OUTSIDE = "_ (an axis of size one) stands only inside a tensor's brackets, as in X[i,_,j]"
 #: The most statements a program (a spec of named steps) may have.
 MAX_STATEMENTS = 32
 
@@ -242,7 +243,7 @@ class _Builder:
         for it in items:
             if isinstance(it, ast.Name) and it.id == "_":
                 if unit is None:
-                    self.fail("_ (an axis of size one) stands only inside a tensor's brackets, as in X[i,_,j]", it)
+                    self.fail(_UNIT_OUTSIDE, it)
                 out.append(unit)
             elif isinstance(it, ast.Name):
                 self.note(it.id, it, "an index")
@@ -313,6 +314,8 @@ class _Builder:
         if isinstance(node, ast.Constant):
             return self.number(node)
         if isinstance(node, ast.Name):
+            if node.id == "_":
+                self.fail(_UNIT_OUTSIDE, node)
             self.note(node.id, node, "a scalar")
             if node.id in FUNCTIONS or node.id in ("Sum", "size"):
                 self.fail(f"{node.id!r} is a function: call it, as in {node.id}(...)", node)
@@ -353,6 +356,8 @@ class _Builder:
                 self.fail("Sum takes an expression and one or more index names: Sum(X[i,k], k)", node)
             ks = []
             for a in node.args[1:]:
+                if isinstance(a, ast.Name) and a.id == "_":
+                    self.fail(_UNIT_OUTSIDE, a)
                 if not isinstance(a, ast.Name):
                     self.fail("Sum sums over whole index ranges: name the indices, as in Sum(X[i,k], k)", a)
                 self.note(a.id, a, "an index")
