@@ -392,3 +392,31 @@ def test_a_class_object_runs_in_a_child_process_under_the_time_limit():
 
     (v,) = check_code(d, Exits, timeout=5)
     assert "SystemExit: sys.exit(0) was called (test_check_code.py, line" in verdict_dict(v)["error"]
+
+
+def test_the_fixed_class_passes_where_each_mistake_fails(ops):
+    """The wrong half of each pair is test_what_the_users_code_does_is_a_verdict; this is the fixed one."""
+    assert all(v["correct"] for v in verdicts(MATMUL, f"{ops}:Matmul"))
+    r = CliRunner().invoke(main, ["check", MATMUL, "--code", f"{ops}:Matmul"])
+    assert r.exit_code == 0 and "INCORRECT" not in r.output
+
+
+def test_timeout_on_the_command_line_stops_a_loop(ops):
+    r = CliRunner().invoke(main, ["check", MATMUL, "--code", f"{ops}:MatmulLoop", "--timeout", "1"])
+    assert r.exit_code == 1 and "it did not finish within 1 s and was stopped (in forward)" in r.output
+    r = CliRunner().invoke(main, ["check", MATMUL, "--code", f"{ops}:MatmulLoop", "--timeout", "0"])
+    assert r.exit_code == 2 and "--timeout is a number of seconds above 0" in r.output
+    assert "[default: 10.0]" in CliRunner().invoke(main, ["check", "--help"]).output
+
+
+def test_a_batch_entry_passes_keyword_arguments(ops):
+    batch = ops.parent / "hw.toml"
+    batch.write_text('[[check]]\nname = "expand"\nspec = "Y[i,j] = X[i,_]"\ncode = "ops.py:Expand"\n'
+                     'kwargs = { dim = 1, repeats = 16 }\n\n'
+                     '[[check]]\nname = "expand, no kwargs"\nspec = "Y[i,j] = X[i,_]"\ncode = "ops.py:Expand"\n')
+    r = CliRunner().invoke(main, ["check", "--batch", str(batch)])
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 1, r.output
+    assert lines[0] == "expand: Expand.backward: dX: correct"
+    assert lines[1].startswith("expand, no kwargs: Expand.forward: incorrect (TypeError: Expand.forward() missing 2 "
+                               "required keyword-only arguments")
