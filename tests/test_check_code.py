@@ -420,3 +420,26 @@ def test_a_batch_entry_passes_keyword_arguments(ops):
     assert lines[0] == "expand: Expand.backward: dX: correct"
     assert lines[1].startswith("expand, no kwargs: Expand.forward: incorrect (TypeError: Expand.forward() missing 2 "
                                "required keyword-only arguments")
+
+
+class PlainMatmul:
+    @staticmethod
+    def forward(context, x, w):
+        context["x"], context["w"] = x, w
+        return x @ w
+
+    @staticmethod
+    def backward(context, g):
+        return g @ context["w"].T, context["x"].T @ g
+
+
+def test_with_threads_about_a_class_runs_in_a_fresh_interpreter(monkeypatch):
+    """Where forking is unsafe (JAX or PyTorch threads), a top-level class is imported from its
+    file by a fresh interpreter, under the same time limit; a local class is still forked."""
+    from deltagrad.check import code
+
+    monkeypatch.setattr(code, "_fork_is_safe", lambda: False)
+    monkeypatch.setattr(code, "run_forked", lambda *a, **k: pytest.fail("forked a class its file could give"))
+    (v,) = check_code(derive("Y[i,j] = X[i,j]"), LoopingClass, timeout=1)
+    assert "did not finish within 1 s" in verdict_dict(v)["error"]
+    assert all(v.correct for v in check_code(derive(MATMUL), PlainMatmul))

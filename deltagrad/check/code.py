@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -156,8 +157,9 @@ def _array_or_what(value):
     return arr if arr is not None else (None if what == "None" else what)
 
 
-def run_isolated(file: Path, cls: str, inputs, kwargs, sizes, seed, timeout: float) -> OpRun:
-    """Run ``file:cls`` in a child process, killed after ``timeout`` seconds."""
+def run_isolated(file: Path, cls: str, inputs, kwargs, sizes, seed, timeout: float, clock_from: str = "import") -> OpRun:
+    """Run ``file:cls`` in a child process, killed after ``timeout`` seconds from the start of
+    phase ``clock_from`` ('import', or 'forward' when the file is not the user's to time)."""
     with tempfile.TemporaryDirectory(prefix="deltagrad-check-") as tmp:
         folder = Path(tmp)
         _write_request(folder, str(file.resolve()), cls, inputs, kwargs, sizes, seed)
@@ -167,7 +169,7 @@ def run_isolated(file: Path, cls: str, inputs, kwargs, sizes, seed, timeout: flo
                                     stderr=subprocess.DEVNULL, start_new_session=True)
         except OSError as err:
             raise UserCodeError(f"cannot start Python to run {file.name}: {err}") from None
-        return _collect(proc, folder, timeout)
+        return _collect(proc, folder, timeout, clock_from)
 
 
 def run_forked(op, file: Path | None, inputs, kwargs, sizes, seed, timeout: float) -> OpRun:
@@ -178,7 +180,9 @@ def run_forked(op, file: Path | None, inputs, kwargs, sizes, seed, timeout: floa
         label = getattr(op, "__name__", "op")
         _write_request(folder, str(file.resolve()) if file else "", label, inputs, kwargs, sizes, seed)
         try:
-            pid = os.fork()
+            with warnings.catch_warnings():  # a framework's at-fork warning: the child runs only NumPy
+                warnings.simplefilter("ignore")
+                pid = os.fork()
         except OSError as err:
             raise UserCodeError(f"cannot start a process to run {label}: {err}") from None
         if pid == 0:  # the child: nothing of it may reach the caller's output or return here
@@ -228,10 +232,10 @@ def _write_request(folder: Path, file: str, cls: str, inputs, kwargs, sizes, see
     np.savez(folder / "request.npz", **{f"x{n}": np.asarray(a, dtype=float) for n, a in enumerate(inputs)})
 
 
-def _collect(proc, folder: Path, timeout: float) -> OpRun:
+def _collect(proc, folder: Path, timeout: float, clock_from: str = "import") -> OpRun:
     """Wait for the child (killed after ``timeout`` seconds) and read what it did."""
     try:
-        code, stopped = _wait(proc, folder / "phase", timeout)
+        code, stopped = _wait(proc, folder / "phase", timeout, clock_from)
     finally:
         _kill_group(proc)
     phase = _read(folder / "phase") or "import"
@@ -252,9 +256,11 @@ def _collect(proc, folder: Path, timeout: float) -> OpRun:
 STARTUP_SECONDS = 60.0
 
 
-def _wait(proc, phase: Path, timeout: float):
+def _wait(proc, phase: Path, timeout: float, clock_from: str = "import"):
     """(exit code, None) when the child ends in time; (None, 'timeout') when it is killed. The
-    user's time starts when the child writes its first phase (Python and NumPy are loaded)."""
+    user's time starts when the child writes its first phase (Python and NumPy are loaded), or
+    with ``clock_from='forward'`` when forward begins."""
+    timed = ("import", "forward", "backward")[("import", "forward", "backward").index(clock_from):]
     started = time.monotonic()
     user_started = None
     poll = 0.005
@@ -264,7 +270,7 @@ def _wait(proc, phase: Path, timeout: float):
         except subprocess.TimeoutExpired:
             pass
         now = time.monotonic()
-        if user_started is None and phase.exists():
+        if user_started is None and phase.exists() and _read(phase) in timed:
             user_started = now
         limit = timeout if user_started is not None else timeout + STARTUP_SECONDS
         if now - (user_started if user_started is not None else started) > limit:
@@ -463,8 +469,13 @@ def _check_code(d, op, file, seed, kwargs, timeout, isolate) -> list:
         if problem:
             raise UserCodeError(problem)
         file = Path(file) if file else _source_file(op)
-        if isolate and hasattr(os, "fork"):
+        by_name = _importable_name(op, file)
+        if isolate and hasattr(os, "fork") and (_fork_is_safe() or by_name is None):
             run = run_forked(op, file, arrays, passed, offered, g_seed, timeout)
+        elif isolate and by_name is not None:  # threads about: a fresh interpreter imports the class's file
+            run = run_isolated(file, by_name, arrays, passed, offered, g_seed, timeout, clock_from="forward")
+            if run.stage in ("import", "load"):  # the file does not import on its own: fork after all
+                run = run_forked(op, file, arrays, passed, offered, g_seed, timeout)
         else:
             run = run_here(op, file, arrays, passed, offered, g_seed)
     if run.stage == "load":
@@ -476,6 +487,24 @@ def _check_code(d, op, file, seed, kwargs, timeout, isolate) -> list:
             raise UserCodeError(f"importing {file.name} ended the process (exit code {run.exit_code})")
         raise UserCodeError(f"importing {file.name} failed: {exception_text(run.error)}")
     return judge(d, run, label, arrays, sizes, offered, mapped, g_seed, timeout)
+
+
+def _fork_is_safe() -> bool:
+    """A fork copies only the calling thread: safe while no other thread (of Python, or of a
+    framework such as JAX or PyTorch) may hold a lock the child needs."""
+    import threading
+
+    return threading.active_count() == 1 and not any(m in sys.modules for m in ("jax", "torch", "tensorflow"))
+
+
+def _importable_name(op, file: Path | None) -> str | None:
+    """The class's name when a fresh interpreter can find it by importing ``file``: a class
+    defined at the top of that file (not inside a function or another class)."""
+    name = getattr(op, "__qualname__", "")
+    module = sys.modules.get(getattr(op, "__module__", ""))
+    if file is None or not name.isidentifier() or getattr(module, name, None) is not op:
+        return None
+    return name
 
 
 def _source_file(op) -> Path | None:
