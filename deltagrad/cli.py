@@ -20,10 +20,12 @@ Examples:
 
 \b
 Spec syntax: OUT[i,j] = EXPR (or OUT = EXPR for a scalar). EXPR uses tensors
-indexed by names or integers (X[i,0,j]), scalar names, numbers, + - * / **,
-Sum(expr, k, ...), exp log sqrt tanh sin cos Abs Max Min Heaviside, erf erfc
+indexed by names or integers (X[i,0,j]: entry 0), scalar names, numbers, + - * / **,
+Sum(expr, k, ...), Max/Min(expr, k, ...), gathers X[i, t[i]] by an integer input t,
+exp log sqrt tanh sin cos Abs Max Min Heaviside, erf erfc
 asin acos atan sinh cosh asinh acosh atanh log1p expm1 sigmoid softplus sign,
 where(A > B, P, Q) (also <, <=, >=), and F(...) for each --function F.
+_ is an axis of size one: Y[i,j] = X[i,_,j] squeezes, Y[i,_,j] = X[i,j] unsqueezes.
 An output index that no input carries becomes a keyword argument of forward.
 At a kink, Heaviside(0) = 1/2: Max/Min split the gradient between tied arguments.
 """
@@ -484,7 +486,7 @@ Examples:
   deltagrad check "Y[i,j] = X[i,j] / Z[i,j]" --claim "dZ[a,b] = -G[a,b]*X[a,b]/Z[a,b]**2"
   deltagrad check "Y[i,j] = Sum(X[i,k]*W[k,j], k)" --claim "dW[a,b] = Sum_i(X[i,a]*G[i,b])"
   deltagrad check "Y[i,j] = 1/(1+exp(-X[i,j]))" --code my_ops.py:Sigmoid
-  deltagrad check "Y[i,j] = X[i,0]" --code vugrad/ops.py:Expand --kwargs dim=1,repeats=16
+  deltagrad check "Y[i,j] = X[i,_]" --code vugrad/ops.py:Expand --kwargs dim=1,repeats=16
   deltagrad check --batch homework.toml --format json
 
 \b
@@ -502,7 +504,35 @@ Exit code: 0 every claim correct, 1 one is not, 2 a bad claim, spec or file.
 """
 
 
-@main.command(epilog=CHECK_EXAMPLES)
+def _check_error_document(message: str, batch: bool) -> str:
+    """The JSON ``check --format json`` prints when nothing could be checked (exit 2)."""
+    import json
+
+    from deltagrad.check.batch import count_statuses
+
+    doc = {"error": message, "results": [], "summary": count_statuses([])} if batch else \
+        [{"status": "error", "correct": False, "error": message}]
+    return json.dumps(doc, indent=2)
+
+
+class _CheckCommand(click.Command):
+    """``check``: with ``--format json`` a bad option (``--timeout abc``, an unknown option) is
+    a JSON document too, exit 2, not click's usage text."""
+
+    def parse_args(self, ctx, args):
+        given = list(args)  # click consumes args as it parses
+        wants_json = any(a == "--format=json" or (a == "--format" and b == "json") for a, b in zip(given, given[1:] + [""]))
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as err:
+            if not wants_json:
+                raise
+            batch = any(a == "--batch" or a.startswith("--batch=") for a in given)
+            click.echo(_check_error_document(err.format_message(), batch))
+            ctx.exit(2)
+
+
+@main.command(cls=_CheckCommand, epilog=CHECK_EXAMPLES)
 @click.argument("spec", required=False)
 @click.option("--claim", "claims", multiple=True, help='A claimed gradient, e.g. "dX[a,b] = G[a,b]/Z[a,b]".')
 @click.option("--code", "code", help="FILE.py:ClassName of a hand-written Op (runs that file).")
@@ -525,9 +555,7 @@ def check(spec, claims, code, grad_name, inputs, kwargs, timeout, batch, fmt, fu
 
     def stop(message: str):
         if fmt == "json":
-            doc = {"error": message, "results": [], "summary": count_statuses([])} if batch else \
-                [{"status": "error", "correct": False, "error": message}]
-            click.echo(json.dumps(doc, indent=2))
+            click.echo(_check_error_document(message, bool(batch)))
             sys.exit(2)
         _fail(message, 2)
 

@@ -68,7 +68,8 @@ def check_shapes(op: str, order: tuple, arrays: dict, given: dict | None = None)
     """The size of each index in ``order``, checked to agree across all ``arrays``.
 
     ``arrays`` maps an input's name to ``(value, pattern)``: one index name (or an integer
-    literal) per axis, ``()`` for a scalar. ``given`` holds sizes passed as keyword arguments.
+    literal, or ``"_"`` for an axis of size one) per axis, ``()`` for a scalar. ``given`` holds
+    sizes passed as keyword arguments.
 
     >>> import numpy as np
     >>> check_shapes("Div", ("i", "j"), {"X": (np.ones((2, 3)), ("i", "j")), "Z": (np.ones((3, 2)), ("i", "j"))})
@@ -85,6 +86,11 @@ def check_shapes(op: str, order: tuple, arrays: dict, given: dict | None = None)
             want = "a scalar" if not pattern else f"rank {len(pattern)} ({', '.join(map(str, pattern))})"
             raise ShapeError(f"{op}: input {name} must be {want}, got shape {shape}")
         for axis, (ix, n) in enumerate(zip(pattern, shape)):
+            if ix == "_":
+                if n != 1:
+                    raise ShapeError(f"{op}: input {name} axis {axis} has size {n}, but the spec writes _ there "
+                                     "(an axis of size one)")
+                continue
             if isinstance(ix, int):
                 if n <= ix:
                     raise ShapeError(f"{op}: input {name} axis {axis} has size {n}, too small for index {ix}")

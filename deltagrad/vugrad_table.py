@@ -5,9 +5,7 @@ Each entry names vugrad's class, its ``forward`` signature (keyword arguments in
 the spec whose derived op does the work. Where vugrad's keyword arguments pick an axis
 (``dim``) or a size (``repeats``), the entry's ``adapter`` says how the generated class maps
 them onto the one spec (see :data:`ADAPTERS`); an adapter moves or reshapes axes, it never
-computes a gradient. ``needs`` names a spec construct that another branch adds (gathers, Max
-reductions, size-one axes ``_``): until it is there such a row renders as a class that says so
-when called, and the tests skip it with that reason.
+computes a gradient.
 
 >>> [e.name for e in VUGRAD_OPS][:4]
 ['Log', 'Id', 'Exp', 'Sum']
@@ -26,7 +24,7 @@ class VugradEntry:
     argument names, so the generated ``forward`` reads like vugrad's); ``inputs``: the spec's
     argument order; ``params``: the text after ``context,`` in vugrad's ``forward``;
     ``adapter``: a key of :data:`ADAPTERS`; ``keywords``: vugrad keyword → the spec's input or
-    size it feeds; ``needs``: the construct the spec waits for ("" when it derives today).
+    size it feeds.
     """
 
     name: str
@@ -36,7 +34,6 @@ class VugradEntry:
     adapter: str = "plain"
     inputs: tuple | None = None
     keywords: dict = field(default_factory=dict)
-    needs: str = ""
 
 
 #: How a vugrad class's arguments reach its spec's op (the generated file explains each too):
@@ -46,9 +43,6 @@ ADAPTERS = {
     "last_axis": "axis `dim` (any rank, negative too) is moved last, where the spec has it, and moved back after",
     "keyword_inputs": "keyword arguments that are arrays (indices) are the spec's integer inputs; no gradient for them",
 }
-
-GATHERS = "needs gathers by an integer input (X[i, t[i]], branch h/red)"
-MAX_REDUCTIONS = "needs Max reductions (Max(X[i,k], k), branch h/red)"
 
 VUGRAD_OPS: tuple[VugradEntry, ...] = (
     VugradEntry("Log", "Y[...] = log(x[...])", "x", "Natural logarithm, element-wise (any rank)."),
@@ -62,16 +56,14 @@ VUGRAD_OPS: tuple[VugradEntry, ...] = (
     VugradEntry("BatchMM", "Y[i,j] = Sum(vectors[i,k]*matrix[j,k], k)", "matrix, vectors",
                 "One matrix times a batch of vectors (the rows of `vectors`).", inputs=("matrix", "vectors")),
     VugradEntry("Sigmoid", "Y[...] = 1 / (1 + exp(-input[...]))", "input", "Logistic sigmoid, element-wise (any rank)."),
-    VugradEntry("Expand", "Y[...,r] = input[...,0]", "input, *, dim, repeats",
+    VugradEntry("Expand", "Y[...,r] = input[...,_]", "input, *, dim, repeats",
                 "Repeat a size-one axis `dim` `repeats` times (any rank).", adapter="last_axis",
                 keywords={"repeats": "r"}),
     VugradEntry("Select", "y[i] = input[i, indices[i]]", "input, *, indices",
                 "One element of each row of a matrix, picked by an integer vector.", adapter="keyword_inputs",
                 inputs=("input", "indices"), keywords={"indices": "indices"}),
-    # Squeeze reads entry 0 of the size-one axis (a stopgap until size-one axes `_`, branch h/check):
-    # the generated class checks that the axis has size one, as numpy's squeeze does.
-    VugradEntry("Squeeze", "Y[...] = input[...,0]", "input, dim=0", "Remove the size-one axis `dim` (any rank).",
+    VugradEntry("Squeeze", "Y[...] = input[...,_]", "input, dim=0", "Remove the size-one axis `dim` (any rank).",
                 adapter="last_axis"),
-    VugradEntry("Unsqueeze", "Y[...,0] = input[...]", "input, dim=0", "Insert a size-one axis at `dim` (any rank).",
+    VugradEntry("Unsqueeze", "Y[...,_] = input[...]", "input, dim=0", "Insert a size-one axis at `dim` (any rank).",
                 adapter="last_axis"),
 )

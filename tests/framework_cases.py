@@ -21,7 +21,7 @@ GATHERED = 4
 
 def table_inputs(d, name: str, seed: int = 0):
     """Inputs for a standard op, shaped by its signature: index sizes 3, 4, 5, …; a literal index
-    n selects from an axis of size n + 1; size keywords get their index's size."""
+    n selects from an axis of size n + 1, _ is an axis of size one; size keywords get their index's size."""
     rng = np.random.default_rng(seed)
     sig = d.signature
     sizes = {ix: 3 + n for n, ix in enumerate(dict.fromkeys(sig.sizes))}
@@ -31,7 +31,7 @@ def table_inputs(d, name: str, seed: int = 0):
                 for axis, ix in enumerate(e.indices) if is_gather(ix)}
     arrays = []
     for inp, pattern in zip(d.spec.inputs, sig.patterns.values()):
-        shape = tuple(GATHERED if (inp.name, axis) in gathered else sizes[ix] if isinstance(ix, str) else ix + 1
+        shape = tuple(GATHERED if (inp.name, axis) in gathered else 1 if ix == "_" else sizes[ix] if isinstance(ix, str) else ix + 1
                       for axis, ix in enumerate(pattern))
         if inp.integer:
             arrays.append(rng.integers(0, GATHERED, size=shape))

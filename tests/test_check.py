@@ -15,6 +15,7 @@ from deltagrad.check.claims import check_claim
 from deltagrad.check.code import check_code, load_op
 from deltagrad.cli import main
 from deltagrad.codegen.verdict_text import verdict_dict
+from deltagrad.derive.size_one import shown_indices
 
 DIV = "Y[i,j] = X[i,j] / Z[i,j]"
 MATMUL = "Y[i,j] = Sum(X[i,k]*W[k,j], k)"
@@ -410,10 +411,11 @@ def test_every_printed_rule_is_a_correct_claim():
     from deltagrad.codegen.index_printer import index_text
 
     for spec in (MATMUL, LINEAR, NORMALIZE, SIGMOID, DIV, SCALE, "Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)",
-                 "L = -Sum(T[i,j]*log(P[i,j]), i, j)", "Y[i] = X[i,0]", "Y[i,j] = X[i,j] - Sum(X[i,k],k)/size(k)"):
+                 "L = -Sum(T[i,j]*log(P[i,j]), i, j)", "Y[i] = X[i,0]", "Y[i,j] = X[i,j] - Sum(X[i,k],k)/size(k)",
+                 "Y[i,j] = X[i,_,j]**2*W[j]", "Y[i,_,j] = X[i,j]"):
         d = derive(spec)
         for name, st in d.steps.items():
-            idx = ",".join(i.name for i in st.indices)
+            idx = ",".join(i.name for i in shown_indices(d.spec, name, st.indices))
             claim = f"d{name}[{idx}] = {index_text(st.final)}" if idx else f"d{name} = {index_text(st.final)}"
             assert check_claim(d, claim).correct, claim
 

@@ -208,23 +208,23 @@ def test_runaway_code_is_stopped(ops, cls, phase):
 def test_keyword_arguments_reach_forward(ops):
     # vugrad's Expand: the size of j is read off the output (repeats=16), or mapped (repeats=j)
     for kwargs in ({"dim": 1, "repeats": 16}, {"dim": 1, "repeats": "j"}, parse_kwargs("dim=1,repeats=16")):
-        assert all(v["correct"] for v in verdicts("Y[i,j] = X[i,0]", f"{ops}:Expand", kwargs=kwargs))
-    assert all(v["correct"] for v in verdicts("Y[j,i] = X[0,i]", f"{ops}:Expand", kwargs={"dim": 0, "repeats": 5}))
+        assert all(v["correct"] for v in verdicts("Y[i,j] = X[i,_]", f"{ops}:Expand", kwargs=kwargs))
+    assert all(v["correct"] for v in verdicts("Y[j,i] = X[_,i]", f"{ops}:Expand", kwargs={"dim": 0, "repeats": 5}))
     assert all(v["correct"] for v in verdicts("Y[i,j] = x[i]", f"{ops}:Repeat", kwargs={"times": "j", "j": 7}))
     kwargs = parse_kwargs("scale=2.5, indices=[0, 1]")
     assert all(v["correct"] for v in verdicts("Y[i,j] = 2.5*X[i,j]", f"{ops}:Scaled", kwargs=kwargs))
     # without them: the user's call is named, not a line of deltagrad
-    said = bad("Y[i,j] = X[i,0]", f"{ops}:Expand")
+    said = bad("Y[i,j] = X[i,_]", f"{ops}:Expand")
     assert said.startswith("TypeError: Expand.forward() missing 2 required keyword-only arguments: 'dim' and "
                            "'repeats' (calling Expand.forward(context, <array (2, 1)>))")
     assert "--kwargs" in said and "deltagrad" not in said.split("(calling")[0]
 
 
 def test_kwargs_on_the_command_line(ops):
-    r = CliRunner().invoke(main, ["check", "Y[i,j] = X[i,0]", "--code", f"{ops}:Expand", "--kwargs",
+    r = CliRunner().invoke(main, ["check", "Y[i,j] = X[i,_]", "--code", f"{ops}:Expand", "--kwargs",
                                   "dim=1,repeats=16"])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["check", "Y[i,j] = X[i,0]", "--code", f"{ops}:Expand", "--kwargs", "dim=1,=2"])
+    r = CliRunner().invoke(main, ["check", "Y[i,j] = X[i,_]", "--code", f"{ops}:Expand", "--kwargs", "dim=1,=2"])
     assert r.exit_code == 2 and r.output.startswith("error: --kwargs takes NAME=VALUE")
 
 
@@ -344,3 +344,102 @@ def test_json_is_always_a_complete_document(ops):
     r = CliRunner().invoke(main, ["check", DIV, "--code", f"{ops}:Nope", "--claim", "dX[a,b] = G[a,b]/Z[a,b]",
                                   "--format", "json"])
     assert [x["status"] for x in json.loads(r.output)] == ["correct", "error"]
+
+
+@pytest.mark.parametrize("bad_args, message", [
+    (["--timeout", "abc"], "Invalid value for '--timeout'"),
+    (["--no-such-option"], "No such option"),
+    (["--timeout"], "requires an argument"),
+])
+@pytest.mark.parametrize("batch", [False, True])
+def test_json_is_a_complete_document_for_bad_options_too(tmp_path, bad_args, message, batch):
+    head = ["check", "--batch", str(tmp_path / "hw.toml")] if batch else ["check", DIV, "--claim", "dX[a,b] = G[a,b]"]
+    for fmt in (["--format", "json"], ["--format=json"]):
+        r = CliRunner().invoke(main, [*head, *fmt, *bad_args])
+        assert r.exit_code == 2, r.output
+        doc = json.loads(r.output)
+        said = doc["error"] if batch else doc[0]["error"]
+        assert message in said and (doc["results"] == [] if batch else doc[0]["status"] == "error")
+    r = CliRunner().invoke(main, [*head, *bad_args])  # text: click's usage error, still exit 2
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+class LoopingClass:
+    def forward(context, x):
+        while True:
+            pass
+
+    def backward(context, g):
+        return g
+
+
+def test_a_class_object_runs_in_a_child_process_under_the_time_limit():
+    import time
+
+    d = derive("Y[i,j] = X[i,j]")
+    started = time.monotonic()
+    (v,) = check_code(d, LoopingClass, timeout=1)
+    assert time.monotonic() - started < 30
+    assert not v.correct and "did not finish within 1 s" in verdict_dict(v)["error"]
+
+    class Exits:  # defined here, not importable by name: the child inherits it
+        def forward(context, x):
+            return x
+
+        def backward(context, g):
+            import sys
+            sys.exit(0)
+
+    (v,) = check_code(d, Exits, timeout=5)
+    assert "SystemExit: sys.exit(0) was called (test_check_code.py, line" in verdict_dict(v)["error"]
+
+
+def test_the_fixed_class_passes_where_each_mistake_fails(ops):
+    """The wrong half of each pair is test_what_the_users_code_does_is_a_verdict; this is the fixed one."""
+    assert all(v["correct"] for v in verdicts(MATMUL, f"{ops}:Matmul"))
+    r = CliRunner().invoke(main, ["check", MATMUL, "--code", f"{ops}:Matmul"])
+    assert r.exit_code == 0 and "INCORRECT" not in r.output
+
+
+def test_timeout_on_the_command_line_stops_a_loop(ops):
+    r = CliRunner().invoke(main, ["check", MATMUL, "--code", f"{ops}:MatmulLoop", "--timeout", "1"])
+    assert r.exit_code == 1 and "it did not finish within 1 s and was stopped (in forward)" in r.output
+    r = CliRunner().invoke(main, ["check", MATMUL, "--code", f"{ops}:MatmulLoop", "--timeout", "0"])
+    assert r.exit_code == 2 and "--timeout is a number of seconds above 0" in r.output
+    assert "[default: 10.0]" in CliRunner().invoke(main, ["check", "--help"]).output
+
+
+def test_a_batch_entry_passes_keyword_arguments(ops):
+    batch = ops.parent / "hw.toml"
+    batch.write_text('[[check]]\nname = "expand"\nspec = "Y[i,j] = X[i,_]"\ncode = "ops.py:Expand"\n'
+                     'kwargs = { dim = 1, repeats = 16 }\n\n'
+                     '[[check]]\nname = "expand, no kwargs"\nspec = "Y[i,j] = X[i,_]"\ncode = "ops.py:Expand"\n')
+    r = CliRunner().invoke(main, ["check", "--batch", str(batch)])
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 1, r.output
+    assert lines[0] == "expand: Expand.backward: dX: correct"
+    assert lines[1].startswith("expand, no kwargs: Expand.forward: incorrect (TypeError: Expand.forward() missing 2 "
+                               "required keyword-only arguments")
+
+
+class PlainMatmul:
+    @staticmethod
+    def forward(context, x, w):
+        context["x"], context["w"] = x, w
+        return x @ w
+
+    @staticmethod
+    def backward(context, g):
+        return g @ context["w"].T, context["x"].T @ g
+
+
+def test_with_threads_about_a_class_runs_in_a_fresh_interpreter(monkeypatch):
+    """Where forking is unsafe (JAX or PyTorch threads), a top-level class is imported from its
+    file by a fresh interpreter, under the same time limit; a local class is still forked."""
+    from deltagrad.check import code
+
+    monkeypatch.setattr(code, "_fork_is_safe", lambda: False)
+    monkeypatch.setattr(code, "run_forked", lambda *a, **k: pytest.fail("forked a class its file could give"))
+    (v,) = check_code(derive("Y[i,j] = X[i,j]"), LoopingClass, timeout=1)
+    assert "did not finish within 1 s" in verdict_dict(v)["error"]
+    assert all(v.correct for v in check_code(derive(MATMUL), PlainMatmul))

@@ -24,6 +24,7 @@ from deltagrad.check.claims import check_claim
 from deltagrad.cli import main
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.verdict_text import verdict_dict, verdict_text
+from deltagrad.derive.size_one import shown_indices
 from deltagrad.derive.spec import is_index
 
 SPECS = [
@@ -40,6 +41,8 @@ SPECS = [
     "L = -Sum(T[i,j]*log(P[i,j]), i, j)",
     "Y[i,j] = x[i]",
     "Y[i] = X[i,0]",
+    "Y[i,j] = X[i,_,j]**2*W[j]",
+    "Y[i,_,j] = X[i,j]*W[j]",
     "Y[i,j] = X[i,j]*c",
     "L = Sum(X[i,j]**2, i, j)",
     "Y[i] = Sum(X[i,k], k)/size(k)",
@@ -109,7 +112,8 @@ def claim_text(d, name, expr, rnd):
     pool = [c for c in NAMES if c not in taken]
     rnd.shuffle(pool)
     names = {sym: pool[n] for n, sym in enumerate([*st_.indices, *bound])}
-    lhs = f"d{name}[{','.join(names[i] for i in st_.indices)}]" if st_.indices else f"d{name}"
+    shown = shown_indices(d.spec, name, st_.indices) if rnd.random() < 0.5 else st_.indices  # dX[a,_,c] or dX[a,b,c]
+    lhs = f"d{name}[{','.join(names.get(i, '_') for i in shown)}]" if st_.indices else f"d{name}"
     return f"{lhs} = {show(expr, rnd, names)}"
 
 

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from deltagrad import derive
 from deltagrad.cli import main
 from deltagrad.codegen.index_printer import index_text
+from deltagrad.derive.size_one import shown_indices
 from test_ops_numeric import CASES
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -17,7 +18,7 @@ def table_rows():
     for name, spec, *_ in CASES:
         d = derive(spec, name=name)
         for n, st in d.steps.items():
-            idx = ",".join(i.name for i in st.indices)
+            idx = ",".join(i.name for i in shown_indices(d.spec, n, st.indices))
             lhs = f"d{n}[{idx}]" if idx else f"d{n}"
             code = d.numpy(n).replace("\n", "; ")
             rows.append(f"| {name} | `{spec}` | `{lhs} = {index_text(st.final)}` | `{code}` |")

@@ -95,3 +95,24 @@ def test_names_from_sympy_objects_must_be_identifiers():
         derive((sp.IndexedBase("Y")[i], bad[i]))
     with pytest.raises(SpecError, match="must be a Python identifier"):
         derive("Y[i] = X[i]", name="my op")
+
+
+def test_sympy_sums_over_part_of_an_axis_are_refused():
+    from deltagrad import SpecError
+
+    i, k = sp.symbols("i k", cls=sp.Idx)
+    X, Y = sp.IndexedBase("X"), sp.IndexedBase("Y")
+    with pytest.raises(SpecError, match=r"partial summation ranges are not supported: Sum over k from 1 to 3; "
+                                        r"write the full range \(k, 0, n - 1\)"):
+        derive((Y[i], sp.Sum(X[i, k], (k, 1, 3))))
+    bounded = sp.Idx("k", 5)
+    with pytest.raises(SpecError, match=r"Sum over k from 0 to 2; write the full range \(k, 0, 4\)"):
+        derive((Y[i], sp.Sum(X[i, bounded], (bounded, 0, 2))))
+    with pytest.raises(SpecError, match="partial summation"):  # a step of a program too
+        derive([(sp.IndexedBase("m")[i], sp.Sum(X[i, k], (k, 2, 5))), (Y[i], sp.IndexedBase("m")[i] * 2)])
+    # the whole axis, however written, is accepted and sums every entry
+    n = sp.Symbol("n", integer=True)
+    x = np.arange(12.0).reshape(3, 4)
+    for limits in ((k, 0, n - 1), (k, 0, 3), (bounded, 0, 4)):
+        d = derive((Y[i], sp.Sum(X[i, limits[0]], limits)))
+        assert np.allclose(d.compile().forward({}, x), x.sum(axis=1))

@@ -6,9 +6,8 @@ is, once with vugrad/ops.py replaced by the generated file. The same probe scrip
 vugrad's functions (softmax, logsoftmax, celoss, logceloss) and an MLP's loss and gradients; the
 two are compared to 1e-9 in float64. experiments/train_mlp.py runs unchanged in both.
 
-Rows whose spec waits for a construct of another branch (gathers and Max reductions: Select,
-RowMax) are generated as classes that say so; what needs them is xfailed with that reason, and
-also run with vugrad's own class in their place, so everything else is checked today.
+Every row of the table is generated (Select is a gather, RowMax a Max reduction, Squeeze,
+Unsqueeze and Expand use size-one axes `_`), so the generated file runs vugrad alone.
 """
 
 from __future__ import annotations
@@ -31,8 +30,6 @@ from deltagrad.vugrad_table import VUGRAD_OPS
 VUGRAD = Path(__file__).resolve().parents[2] / "shared" / "vugrad"
 pytestmark = pytest.mark.skipif(not (VUGRAD / "vugrad" / "ops.py").exists(), reason="vugrad is not in ../shared/vugrad")
 
-WAITING = ("needs gathers", "needs Max reductions", "needs size-one axes")
-
 PROBE = r'''
 import pickle, sys, traceback, zlib
 import numpy as np
@@ -40,18 +37,6 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 import vugrad as vg
 import vugrad.ops
-
-if len(sys.argv) > 3:  # borrow vugrad's own classes for the rows that are not generated yet
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("vugrad._original_ops", sys.argv[3],
-                                                  submodule_search_locations=None)
-    original = importlib.util.module_from_spec(spec)
-    original.__package__ = "vugrad"
-    spec.loader.exec_module(original)
-    for name in dir(vugrad.ops):
-        if getattr(getattr(vugrad.ops, name), "unavailable", None):
-            for module in (vugrad.ops, vg, sys.modules["vugrad.functions"], sys.modules["vugrad.modules"]):
-                setattr(module, name, getattr(original, name))
 
 T = vg.TensorNode
 rng = np.random.default_rng(0)
@@ -64,8 +49,6 @@ def run(name, make):
     rng = np.random.default_rng(zlib.crc32(name.encode()))  # each item its own draws, whatever failed before
     try:
         results[name] = make()
-    except NotImplementedError as err:
-        results[name] = "unavailable: " + str(err)
     except Exception:
         results[name] = "error: " + traceback.format_exc()
 
@@ -143,27 +126,10 @@ TRAIN = r'''
 import runpy, sys
 import numpy as np
 sys.path.insert(0, "experiments")
-if len(sys.argv) > 1:  # borrow vugrad's own classes for the rows that are not generated yet
-    exec(open(sys.argv[1]).read())
 np.random.seed(0)
 sys.argv = ["train_mlp.py", "-e", "2", "-b", "256"]
 runpy.run_path("experiments/train_mlp.py", run_name="__main__")
 '''
-
-BORROW = r'''
-import importlib.util, sys
-sys.path.insert(0, ".")
-import vugrad as vg, vugrad.ops
-spec = importlib.util.spec_from_file_location("vugrad._original_ops", ORIGINAL)
-original = importlib.util.module_from_spec(spec)
-original.__package__ = "vugrad"
-spec.loader.exec_module(original)
-for name in dir(vugrad.ops):
-    if getattr(getattr(vugrad.ops, name), "unavailable", None):
-        for module in (vugrad.ops, vg, sys.modules["vugrad.functions"], sys.modules["vugrad.modules"]):
-            setattr(module, name, getattr(original, name))
-'''
-
 
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory):
@@ -189,9 +155,7 @@ def _probe(root, tree, label, *extra):
 @pytest.fixture(scope="module")
 def probes(trees):
     root, own, generated = trees
-    original_ops = str(own / "vugrad" / "ops.py")
-    return {"own": _probe(root, own, "own"), "generated": _probe(root, generated, "generated"),
-            "borrowed": _probe(root, generated, "borrowed", original_ops)}
+    return {"own": _probe(root, own, "own"), "generated": _probe(root, generated, "generated")}
 
 
 ITEMS = ([f"{c} rank {r}" for c in ["Log", "Exp", "Sigmoid", "Id"] for r in range(1, 5)]
@@ -203,8 +167,6 @@ ITEMS = ([f"{c} rank {r}" for c in ["Log", "Exp", "Sigmoid", "Id"] for r in rang
 
 def _compare(want, got, item):
     assert not isinstance(want, str), f"vugrad's own {item} failed: {want}"
-    if isinstance(got, str) and got.startswith("unavailable: ") and any(w in got for w in WAITING):
-        pytest.xfail(got)  # needs gathers / Max reductions / `_` (other branches)
     assert not isinstance(got, str), got
     assert len(got) == len(want)
     for n, (g, w) in enumerate(zip(got, want)):
@@ -217,21 +179,9 @@ def test_generated_ops_match_vugrads_own(probes, item):
     _compare(probes["own"][item], probes["generated"][item], item)
 
 
-@pytest.mark.parametrize("item", ["logsoftmax", "celoss", "logceloss", "MLP"])
-def test_functions_with_vugrads_class_for_rows_not_generated_yet(probes, item):
-    """The functions and the MLP through every generated op that derives today (vugrad's own
-    Select and RowMax standing in until gathers and Max reductions are merged)."""
-    _compare(probes["own"][item], probes["borrowed"][item], item)
-
-
-def _train(tree, borrow=None):
-    args = [sys.executable, "-c", TRAIN]
-    if borrow:
-        script = tree.parent / "borrow.py"
-        script.write_text(f"ORIGINAL = {borrow!r}\n" + BORROW, encoding="utf-8")
-        args.append(str(script))
-    proc = subprocess.run(args, cwd=tree, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 or "NotImplementedError" in proc.stderr, proc.stderr[-2000:]
+def _train(tree):
+    proc = subprocess.run([sys.executable, "-c", TRAIN], cwd=tree, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     numbers = [float(v) for v in re.findall(r"(?:accuracy|running loss): ([-0-9.e]+)", proc.stdout)]
     return proc, numbers
 
@@ -240,14 +190,8 @@ def test_train_mlp_runs_unchanged_and_learns_the_same(trees):
     root, own, generated = trees
     _, want = _train(own)
     assert len(want) == 4  # two epochs: accuracy and running loss each
-    _, borrowed = _train(generated, borrow=str(own / "vugrad" / "ops.py"))
-    np.testing.assert_allclose(borrowed, want, rtol=2e-3)  # printed with 4 significant digits
-    proc, got = _train(generated)
-    unavailable = [e for e in VUGRAD_OPS if e.needs]
-    if proc.returncode != 0 and unavailable:
-        pytest.xfail("train_mlp.py needs " + ", ".join(e.name for e in unavailable)
-                     + ": needs gathers / Max reductions (branch h/red)")
-    np.testing.assert_allclose(got, want, rtol=2e-3)
+    _, got = _train(generated)
+    np.testing.assert_allclose(got, want, rtol=2e-3)  # printed with 4 significant digits
 
 
 def test_the_generated_file_keeps_vugrads_names_signatures_and_base_class(trees):
@@ -285,14 +229,11 @@ def test_codegen_target_vugrad_writes_ops_py(tmp_path):
     assert bad.exit_code == 2 and "give no specs" in bad.output
 
 
-def test_rows_waiting_for_other_branches_say_why_when_called():
-    for entry in VUGRAD_OPS:
-        if entry.needs:
-            assert any(w in entry.needs for w in WAITING), entry.name
+def test_every_row_is_derived():
     text = render_vugrad_package()["ops.py"]
-    for name in ("Select", "RowMax"):
-        block = text.split(f"class {name}(Op):", 1)[1].split("\nclass ", 1)[0]
-        assert "unavailable" in block or "Spec:" in block or "Forward:" in block
+    for entry in VUGRAD_OPS:
+        block = text.split(f"class {entry.name}(Op):", 1)[1].split("\nclass ", 1)[0]
+        assert "NotImplementedError" not in block and ("Spec:" in block or "Forward:" in block), entry.name
 
 
 def test_compile_target_vugrad_with_ellipsis(monkeypatch):

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as with_changes
 
 import numpy as np
 import sympy as sp
 
 from deltagrad.check.shapes import IndexFit, class_extent
+from deltagrad.check.size_one import size_one_derivation
 from deltagrad.check.verdict import Counterexample, Diagnosis, Verdict
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.derive.budget import BudgetExceeded, time_budget
@@ -35,7 +36,8 @@ from deltagrad.derive.names import NAMES
 from deltagrad.derive.numeric import compare_gradients, evaluate_gradient, index_sizes, random_environments
 from deltagrad.derive.parse import parse_equation
 from deltagrad.derive.simplify import simplify_index_expr
-from deltagrad.derive.spec import extent, index, index_aliases, input_pattern, is_index, scalar, tensor
+from deltagrad.derive.size_one import shown_indices
+from deltagrad.derive.spec import UNIT, extent, index, index_aliases, input_pattern, is_index, scalar, tensor
 from deltagrad.errors import SpecError
 
 #: Seconds the symbolic comparison of a claim through the forward's saved values may take
@@ -141,7 +143,8 @@ def parse_claim(d, text: str, grad_name: str = "G") -> Claim:
                             "(the backward returns None for it)", 1)
         if len(lhs_idx) != inputs[name] or any(not isinstance(i, sp.Symbol) for i in lhs_idx):
             raise SpecError(f"{lhs_name} needs {inputs[name]} index name(s), one per axis of {name}", 1)
-        if len(set(lhs_idx)) != len(lhs_idx):
+        named = [i for i in lhs_idx if i != UNIT]
+        if len(set(named)) != len(named):
             raise SpecError(f"{lhs_name}: each index on the left must be a different name", 1)
 
     where, parsed = None, text
@@ -152,7 +155,9 @@ def parse_claim(d, text: str, grad_name: str = "G") -> Claim:
         eq = parse_equation(parsed, form="claim", check_target=check_target, functions=declared(d))
     except SpecError as err:
         raise _remapped(err, where) from None
-    name, lhs_idx, rhs = eq.name[1:], eq.indices, eq.rhs
+    name, rhs = eq.name[1:], eq.rhs
+    # dX[a,_,c]: the gradient along an axis of size one, the same for its one entry as for any
+    lhs_idx = tuple(index(f"_unit{n}") if ix == UNIT else ix for n, ix in enumerate(eq.indices))
     columns = {nm: _column(col, where) for nm, col in eq.where.items()}
 
     names = claim_names(d, grad_name)
@@ -420,11 +425,27 @@ def check_claim(d, text: str, grad_name: str = "G") -> Verdict:
         return _check_claim(d, text, grad_name)
 
 
-def _check_claim(d, text, grad_name) -> Verdict:
+def _check_claim(d, text, grad_name, hint: bool = True) -> Verdict:
+    verdict = _judge_claim(d, text, grad_name)
+    if verdict.correct or not hint:
+        return verdict
+    d1, diagnosis = size_one_derivation(d)
+    if d1 is not None:
+        try:
+            right = _check_claim(d1, text, grad_name, hint=False).correct
+        except SpecError:
+            right = False
+        if right:
+            return with_changes(verdict, diagnosis=diagnosis)
+    return verdict
+
+
+def _judge_claim(d, text, grad_name) -> Verdict:
     claim = parse_claim(d, text, grad_name)
     st = d.steps[claim.input]
     derived = st.final if claim.saved else st.simplified
-    found = dict(claim=claim.text, input=claim.input, derived=derived, indices=tuple(st.indices))
+    found = dict(claim=claim.text, input=claim.input, derived=derived,
+                 indices=shown_indices(d.spec, claim.input, tuple(st.indices)))
     if claim.missing_sum:
         return Verdict(**found, correct=False, method="unbound_index",
                        diagnosis=Diagnosis("unbound_index", {"indices": claim.missing_sum}))

@@ -10,7 +10,7 @@ already-imported class here, for the Python API.
 
 Keyword arguments: ``kwargs`` maps a keyword of the user's forward to a value, or to the name
 of one of the spec's indices, which passes that index's size (vugrad's
-``Expand.forward(context, input, *, dim, repeats)`` for ``Y[i,j] = X[i,0]`` takes
+``Expand.forward(context, input, *, dim, repeats)`` for ``Y[i,j] = X[i,_]`` takes
 ``{"dim": 1, "repeats": "j"}``); an index name with a number (``{"j": 16}``) sets that index's
 size. A size the derived op takes as a keyword (an output index no input carries) and that no
 keyword maps is passed under its own name when the user's forward takes it, else read off the
@@ -19,6 +19,7 @@ shape the user's forward returns (so ``{"dim": 1, "repeats": 16}`` works too).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -26,7 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +36,11 @@ import sympy as sp
 
 from deltagrad.check import worker
 from deltagrad.check.claims import sign_or_factor
+from deltagrad.check.size_one import size_one_derivation
 from deltagrad.check.verdict import Counterexample, Diagnosis, Verdict
 from deltagrad.codegen.verdict_text import exception_text
 from deltagrad.derive.numeric import GATHER_SIZE, gather_range, index_sizes
-from deltagrad.derive.spec import extent, index, index_aliases, input_pattern, is_gather
+from deltagrad.derive.spec import UNIT, extent, index, index_aliases, input_pattern, is_gather
 from deltagrad.errors import SpecError
 
 #: Seconds the user's code may run (import, forward and backward together) by default.
@@ -154,45 +157,110 @@ def _array_or_what(value):
     return arr if arr is not None else (None if what == "None" else what)
 
 
-def run_isolated(file: Path, cls: str, inputs, kwargs, sizes, seed, timeout: float) -> OpRun:
-    """Run ``file:cls`` in a child process, killed after ``timeout`` seconds."""
+def run_isolated(file: Path, cls: str, inputs, kwargs, sizes, seed, timeout: float, clock_from: str = "import") -> OpRun:
+    """Run ``file:cls`` in a child process, killed after ``timeout`` seconds from the start of
+    phase ``clock_from`` ('import', or 'forward' when the file is not the user's to time)."""
     with tempfile.TemporaryDirectory(prefix="deltagrad-check-") as tmp:
         folder = Path(tmp)
-        request = {"file": str(file.resolve()), "class": cls, "kwargs": _encode(kwargs), "sizes": sizes,
-                   "seed": seed, "inputs": len(inputs)}
-        (folder / "request.json").write_text(json.dumps(request))
-        np.savez(folder / "request.npz", **{f"x{n}": _as_sent(a) for n, a in enumerate(inputs)})
+        _write_request(folder, str(file.resolve()), cls, inputs, kwargs, sizes, seed)
         command = [sys.executable, worker.__file__, str(folder)]
         try:
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)
         except OSError as err:
             raise UserCodeError(f"cannot start Python to run {file.name}: {err}") from None
+        return _collect(proc, folder, timeout, clock_from)
+
+
+def run_forked(op, file: Path | None, inputs, kwargs, sizes, seed, timeout: float) -> OpRun:
+    """Run the class object ``op`` in a forked child process (which inherits it, wherever it
+    was defined), killed after ``timeout`` seconds, like :func:`run_isolated`."""
+    with tempfile.TemporaryDirectory(prefix="deltagrad-check-") as tmp:
+        folder = Path(tmp)
+        label = getattr(op, "__name__", "op")
+        _write_request(folder, str(file.resolve()) if file else "", label, inputs, kwargs, sizes, seed)
         try:
-            code, stopped = _wait(proc, folder / "phase", timeout)
-        finally:
-            _kill_group(proc)
-        phase = _read(folder / "phase") or "import"
-        result = _read_json(folder / "result.json")
-        if stopped is None and not (result or {}).get("complete"):
-            stopped = "ended"
-        if not stopped:
-            return _decode(folder, result)
-        if phase == "backward" and result:  # forward's output was saved before backward began
-            run = _decode(folder, result)
-        else:
-            run = OpRun(phase if phase in ("import", "forward") else "import")
-        run.stopped, run.phase, run.exit_code = stopped, phase, code
+            with warnings.catch_warnings():  # a framework's at-fork warning: the child runs only NumPy
+                warnings.simplefilter("ignore")
+                pid = os.fork()
+        except OSError as err:
+            raise UserCodeError(f"cannot start a process to run {label}: {err}") from None
+        if pid == 0:  # the child: nothing of it may reach the caller's output or return here
+            try:
+                os.setsid()
+                quiet = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(quiet, fd)
+                sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+                worker.main(str(folder), op)
+            finally:
+                os._exit(1)
+        run = _collect(_Forked(pid), folder, timeout)
+        if run.stage == "import":  # nothing to import: stopped before forward got going
+            run.stage = "forward"
         return run
+
+
+class _Forked:
+    """A forked child with the part of :class:`subprocess.Popen` that :func:`_collect` uses."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode = None
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                break
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.002)
+        return self.returncode
+
+
+def _write_request(folder: Path, file: str, cls: str, inputs, kwargs, sizes, seed) -> None:
+    request = {"file": file, "class": cls, "kwargs": _encode(kwargs), "sizes": sizes,
+               "seed": seed, "inputs": len(inputs)}
+    (folder / "request.json").write_text(json.dumps(request))
+    np.savez(folder / "request.npz", **{f"x{n}": _as_sent(a) for n, a in enumerate(inputs)})
+
+
+def _collect(proc, folder: Path, timeout: float, clock_from: str = "import") -> OpRun:
+    """Wait for the child (killed after ``timeout`` seconds) and read what it did."""
+    try:
+        code, stopped = _wait(proc, folder / "phase", timeout, clock_from)
+    finally:
+        _kill_group(proc)
+    phase = _read(folder / "phase") or "import"
+    result = _read_json(folder / "result.json")
+    if stopped is None and not (result or {}).get("complete"):
+        stopped = "ended"
+    if not stopped:
+        return _decode(folder, result)
+    if phase == "backward" and result:  # forward's output was saved before backward began
+        run = _decode(folder, result)
+    else:
+        run = OpRun(phase if phase in ("import", "forward") else "import")
+    run.stopped, run.phase, run.exit_code = stopped, phase, code
+    return run
 
 
 #: Seconds the child may take to start Python and NumPy, before the user's time limit begins.
 STARTUP_SECONDS = 60.0
 
 
-def _wait(proc, phase: Path, timeout: float):
+def _wait(proc, phase: Path, timeout: float, clock_from: str = "import"):
     """(exit code, None) when the child ends in time; (None, 'timeout') when it is killed. The
-    user's time starts when the child writes its first phase (Python and NumPy are loaded)."""
+    user's time starts when the child writes its first phase (Python and NumPy are loaded), or
+    with ``clock_from='forward'`` when forward begins."""
+    timed = ("import", "forward", "backward")[("import", "forward", "backward").index(clock_from):]
     started = time.monotonic()
     user_started = None
     poll = 0.005
@@ -202,7 +270,7 @@ def _wait(proc, phase: Path, timeout: float):
         except subprocess.TimeoutExpired:
             pass
         now = time.monotonic()
-        if user_started is None and phase.exists():
+        if user_started is None and phase.exists() and _read(phase) in timed:
             user_started = now
         limit = timeout if user_started is not None else timeout + STARTUP_SECONDS
         if now - (user_started if user_started is not None else started) > limit:
@@ -304,15 +372,18 @@ def resolve_kwargs(d, kwargs: dict | None):
 
 
 def literal_axis_sizes(spec) -> dict:
-    """(input, axis) → the size of an axis that the spec only reads at integer indices: one more
-    than the largest (``X[i,0]`` gives X a singleton axis, as vugrad's Expand expects)."""
+    """(input, axis) → the size of an axis that the spec reads at integer indices or as ``_``:
+    two more than the largest integer (``X[i,0]`` selects entry 0 of an axis of any size, so
+    it is drawn with more than one), 1 for ``_`` (an axis of size one: ``X[i,_]``)."""
     out = {}
     for e in sp.preorder_traversal(spec.rhs):
         if isinstance(e, sp.Indexed):
             for axis, ix in enumerate(e.indices):
-                if isinstance(ix, sp.Integer):
-                    key = (e.base.label.name, axis)
-                    out[key] = max(out.get(key, 1), int(ix) + 1)
+                key = (e.base.label.name, axis)
+                if ix == UNIT:
+                    out[key] = 1
+                elif isinstance(ix, sp.Integer):
+                    out[key] = max(out.get(key, 1), int(ix) + 2)
     return out
 
 
@@ -326,8 +397,8 @@ def draw_inputs(d, sizes: dict, rng, low: float, high: float) -> list:
     """Random inputs of the spec's shapes (uniform floats; a scalar input is a float)."""
     literal = literal_axis_sizes(d.spec)
     arrays = []
-    shapes = {inp.name: tuple(sizes[extent(ix)] if isinstance(ix, sp.Symbol) else GATHER_SIZE if is_gather(ix)
-                              else literal.get((inp.name, axis), int(ix) + 1)
+    shapes = {inp.name: tuple(literal[(inp.name, axis)] if (inp.name, axis) in literal
+                              else GATHER_SIZE if is_gather(ix) else sizes[extent(ix)]
                               for axis, ix in enumerate(input_pattern(d.spec, inp.name))) for inp in d.spec.inputs}
     for inp in d.spec.inputs:
         shape = shapes[inp.name]
@@ -340,13 +411,41 @@ def draw_inputs(d, sizes: dict, rng, low: float, high: float) -> list:
 
 
 def check_code(d, op, file: Path | None = None, seed: int = 0, kwargs: dict | None = None,
-               timeout: float | None = DEFAULT_TIMEOUT) -> list:
-    """One :class:`Verdict` per input gradient (or one for the forward or the backward).
+               timeout: float | None = DEFAULT_TIMEOUT, isolate: bool = True) -> list:
+    """One :class:`Verdict` per input gradient (or one for the forward or the backward); code
+    that is right only where the spec's literal 0 reads an axis of size one says so (write _).
 
     ``op`` is ``"file.py:ClassName"`` (run in a child process, killed after ``timeout``
-    seconds) or a class (run here). A file or class that cannot be loaded raises
-    :class:`UserCodeError`.
+    seconds) or a class object: that runs in a forked child process under the same time limit
+    (where the system can fork; ``isolate=False``, or a system without fork, runs it here, with
+    no time limit). ``file`` names the class's file for the lines of errors (by default, the file
+    it was defined in). A file or class that cannot be loaded raises :class:`UserCodeError`.
+
+    >>> from deltagrad import derive
+    >>> class Double:
+    ...     def forward(context, x):
+    ...         return 2 * x
+    ...     def backward(context, g):
+    ...         return 2 * g
+    >>> [v.correct for v in check_code(derive("Y[i] = 2*X[i]"), Double)]
+    [True]
     """
+    verdicts = _check_code(d, op, file, seed, kwargs, timeout, isolate)
+    if all(v.correct for v in verdicts) or any(v.method == "stopped" for v in verdicts):
+        return verdicts
+    d1, diagnosis = size_one_derivation(d)
+    if d1 is None:
+        return verdicts
+    try:
+        right = all(v.correct for v in _check_code(d1, op, file, seed, kwargs, timeout, isolate))
+    except UserCodeError:
+        right = False
+    if not right:
+        return verdicts
+    return [v if v.correct else replace(v, diagnosis=diagnosis) for v in verdicts]
+
+
+def _check_code(d, op, file, seed, kwargs, timeout, isolate) -> list:
     timeout = timeout or DEFAULT_TIMEOUT
     passed, fixed, mapped = resolve_kwargs(d, kwargs)
     aliases = index_aliases(d.spec)
@@ -380,7 +479,16 @@ def check_code(d, op, file: Path | None = None, seed: int = 0, kwargs: dict | No
         problem = worker.not_an_op(op, label, Path(file).name if file else "the code")
         if problem:
             raise UserCodeError(problem)
-        run = run_here(op, Path(file) if file else None, arrays, passed, offered, g_seed)
+        file = Path(file) if file else _source_file(op)
+        by_name = _importable_name(op, file)
+        if isolate and hasattr(os, "fork") and (_fork_is_safe() or by_name is None):
+            run = run_forked(op, file, arrays, passed, offered, g_seed, timeout)
+        elif isolate and by_name is not None:  # threads about: a fresh interpreter imports the class's file
+            run = run_isolated(file, by_name, arrays, passed, offered, g_seed, timeout, clock_from="forward")
+            if run.stage in ("import", "load"):  # the file does not import on its own: fork after all
+                run = run_forked(op, file, arrays, passed, offered, g_seed, timeout)
+        else:
+            run = run_here(op, file, arrays, passed, offered, g_seed)
     if run.stage == "load":
         raise UserCodeError(run.message)
     if run.stage == "import":
@@ -390,6 +498,33 @@ def check_code(d, op, file: Path | None = None, seed: int = 0, kwargs: dict | No
             raise UserCodeError(f"importing {file.name} ended the process (exit code {run.exit_code})")
         raise UserCodeError(f"importing {file.name} failed: {exception_text(run.error)}")
     return judge(d, run, label, arrays, sizes, offered, mapped, g_seed, timeout)
+
+
+def _fork_is_safe() -> bool:
+    """A fork copies only the calling thread: safe while no other thread (of Python, or of a
+    framework such as JAX or PyTorch) may hold a lock the child needs."""
+    import threading
+
+    return threading.active_count() == 1 and not any(m in sys.modules for m in ("jax", "torch", "tensorflow"))
+
+
+def _importable_name(op, file: Path | None) -> str | None:
+    """The class's name when a fresh interpreter can find it by importing ``file``: a class
+    defined at the top of that file (not inside a function or another class)."""
+    name = getattr(op, "__qualname__", "")
+    module = sys.modules.get(getattr(op, "__module__", ""))
+    if file is None or not name.isidentifier() or getattr(module, name, None) is not op:
+        return None
+    return name
+
+
+def _source_file(op) -> Path | None:
+    """The file a class was defined in, when it has one."""
+    try:
+        name = inspect.getsourcefile(op)
+    except (TypeError, OSError):
+        return None
+    return Path(name) if name and Path(name).is_file() else None
 
 
 def _size_kwargs(d, sizes) -> dict:

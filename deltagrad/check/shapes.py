@@ -53,7 +53,7 @@ def axis_kinds(d, grad_name: str) -> dict:
     aliases = index_aliases(spec)
 
     def kind(ix, owner, pos):
-        if isinstance(ix, sp.Symbol):
+        if is_index(ix):
             return Axis(("index", aliases.get(ix.name, ix.name)), ix.name)
         return Axis(("axis", owner, pos), f"{owner}'s axis {pos + 1}")
 

@@ -49,6 +49,8 @@ forward_type        what: forward returned this (None, a str...) instead of an a
 not_array           what: backward returned this instead of an array for the input
 timeout             seconds, phase: the code ran past its time limit and was killed
 ended               code, phase: the code ended the Python process (exit code)
+size_one            axes: ((input, axis), ...), written: the input entries with _, squeeze: bool:
+                    right only when those axes have size one (the spec should write _ there)
 exception           type, message, file, line, source, context_keys, calling, hint: the
                     user's code raised (``SystemExit`` and ``KeyboardInterrupt`` included)
 ==================  ======================================================================

@@ -87,17 +87,47 @@ def _same_file(name: str, file: Path) -> bool:
 
 def load_class(file: Path, cls: str):
     """The object ``cls`` of ``file`` (imported as a module, so the file runs) and a problem:
-    (object, None), or (None, message) when it is missing or not an Op class."""
-    name = f"deltagrad_user_{abs(hash(str(file.resolve())))}"
-    spec = importlib.util.spec_from_file_location(name, file)
-    if spec is None or spec.loader is None:
-        return None, f"{file.name} cannot be imported as Python"
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    (object, None), or (None, message) when it is missing or not an Op class. A file inside a
+    package (folders with ``__init__.py``, as ``vugrad/ops.py``) is imported as part of it, so
+    that its relative imports work."""
+    root, dotted = package_module(file)
+    if dotted is not None:
+        sys.path.insert(0, str(root))
+        module = importlib.import_module(dotted)
+        if not _same_file(getattr(module, "__file__", "") or "", file):
+            return None, f"{file.name}: importing it as {dotted} found another file ({module.__file__})"
+    else:
+        name = f"deltagrad_user_{abs(hash(str(file.resolve())))}"
+        spec = importlib.util.spec_from_file_location(name, file)
+        if spec is None or spec.loader is None:
+            return None, f"{file.name} cannot be imported as Python"
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
     if not hasattr(module, cls):
         return None, f"{file.name} has no class {cls!r}"
     return getattr(module, cls), not_an_op(getattr(module, cls), cls, file.name)
+
+
+def package_module(file: Path):
+    """(the folder to import from, the dotted module name) for a file inside a package; (None,
+    None) for a plain file.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "pkg").mkdir(); (root / "pkg" / "__init__.py").write_text("")
+    0
+    >>> package_module(root / "pkg" / "ops.py") == (root.resolve(), "pkg.ops")
+    True
+    """
+    file = Path(file).resolve()
+    parts, folder = [file.stem], file.parent
+    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if len(parts) == 1 or not all(p.isidentifier() for p in parts):
+        return None, None
+    return folder, ".".join(parts)
 
 
 def not_an_op(obj, cls: str, filename: str) -> str | None:
@@ -163,20 +193,22 @@ def decode(value):
     return value
 
 
-def run(folder: Path) -> dict:
-    """Load the class, run forward then backward, and say what happened (plain data)."""
+def run(folder: Path, op=None) -> dict:
+    """Load the class (or take ``op``, a class a forked child inherited), run forward then
+    backward, and say what happened (plain data)."""
     request = json.loads((folder / "request.json").read_text())
     with np.load(folder / "request.npz", allow_pickle=False) as data:
         arrays = [data[f"x{n}"] for n in range(request["inputs"])]
     inputs = [np.copy(a) if a.ndim else float(a) for a in arrays]
-    file = Path(request["file"])
+    file = Path(request["file"]) if request["file"] else None
     phase(folder, "import")
-    try:
-        op, problem = load_class(file, request["class"])
-    except BaseException as err:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: the user's
-        return {"stage": "import", "error": exception_info(err, file)}
-    if problem:
-        return {"stage": "load", "message": problem}
+    if op is None:
+        try:
+            op, problem = load_class(file, request["class"])
+        except BaseException as err:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: the user's
+            return {"stage": "import", "error": exception_info(err, file)}
+        if problem:
+            return {"stage": "load", "message": problem}
     sizes = request["sizes"]
     kwargs = {k: decode(v) for k, v in request["kwargs"].items()}
     passed = {k: sizes[k] for k in accepted(op.forward, [k for k in sizes if k not in kwargs])}
@@ -258,9 +290,9 @@ def save(folder: Path, result: dict, arrays: dict) -> None:
     os.replace(folder / "result.tmp.json", folder / "result.json")
 
 
-def main(folder: str) -> None:
+def main(folder: str, op=None) -> None:
     folder = Path(folder)
-    result = run(folder)
+    result = run(folder, op)
     arrays = result.pop("_arrays", {})
     save(folder, {**result, "complete": True}, arrays)
     os._exit(0)  # no atexit handler or thread of the user's may change the outcome

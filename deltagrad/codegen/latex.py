@@ -153,7 +153,7 @@ def _entry(name: str, indices) -> sp.Expr:
 
 
 def _idx(indices) -> str:
-    parts = [index_latex(i) if str(i) == "..." else str(i) for i in indices]
+    parts = [index_latex(i) if str(i) == "..." else r"\_" if str(i) == "_" else str(i) for i in indices]
     return "".join(parts) if all(len(p) == 1 for p in parts) else ",".join(parts)
 
 

@@ -50,6 +50,8 @@ def index_latex(name) -> str:
     name = str(name)
     if name == "...":  # any leading axes (derive/ellipsis.py)
         return "\\ldots"
+    if name == "_":  # an axis of size one
+        return r"\_"
     m = re.fullmatch(r"([a-zA-Z])(\d)", name)
     if m:
         return m.group(1) + "'" * int(m.group(2))

@@ -181,7 +181,10 @@ def delta_note(terms, printer, output: str, out_indices, input_name: str, grad_i
             ks = ", ".join(f"$\\sum_{{{p(s)}}}$" for s in t.counted)
             sentence += ("; " if sentence else "") + f"{ks} of a term without its index gives a factor ${' '.join(p(_extent(s)) for s in t.counted)}$"
         for d in t.remains:
-            a, b = sorted(d.args, key=lambda x: x.is_Integer)
+            a, b = sorted(d.args, key=lambda x: x.is_Integer or x.name == "_")
+            if b.is_Symbol and b.name == "_":  # _ is an axis of size one: a takes no other value
+                sentence += ("; " if sentence else "") + f"${p(d)} = 1$: ${p(a)}$ runs over an axis of size one"
+                continue
             sentence += ("; " if sentence else "") + f"${p(d)}$ remains (zero unless ${p(a)} = {p(b)}$)"
         if len(terms) > 1:
             sentence = f"{_ORDINALS[n] if n < len(_ORDINALS) else f'term {n + 1}'} term: {sentence}"

@@ -31,6 +31,7 @@ from deltagrad.derive.array_program import applied, helpers, reads_attribute, us
 from deltagrad.derive.ellipsis import carriers, flat_rank, has_ellipsis
 from deltagrad.derive.functions import where
 from deltagrad.derive.names import NAMES
+from deltagrad.derive.size_one import shown_indices
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
 #: what every generated NumPy op imports from ``op_base``
@@ -126,7 +127,7 @@ def op_context(derivation, summary: str | None = None) -> dict:
 
     backward_doc = []
     for name, step in derivation.steps.items():
-        idx = ",".join(i.name for i in step.indices)
+        idx = ",".join(i.name for i in shown_indices(spec, name, step.indices))
         lhs = f"{NAMES.gradient(name)}[{idx}]" if idx else NAMES.gradient(name)
         backward_doc.append(f"{lhs} = {text(step.final)}")
         form = matrix_form(derivation, name)

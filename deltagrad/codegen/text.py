@@ -17,6 +17,7 @@ from __future__ import annotations
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.python_printer import backward_source
 from deltagrad.derive.names import NAMES
+from deltagrad.derive.size_one import shown_indices
 
 _STEPS = (("chain_rule", "chain rule", "the chain rule"), ("eliminated", "deltas eliminated", "delta elimination"),
           ("simplified", "simplified", "simplification"), ("final", "through saved values", "saved values"))
@@ -64,7 +65,7 @@ def derivation_text(d, wrt: str | None = None, steps: bool = False) -> str:
     for name, st in d.steps.items():
         if wrt not in (None, name):
             continue
-        idx = ",".join(i.name for i in st.indices)
+        idx = ",".join(i.name for i in shown_indices(d.spec, name, st.indices))
         lhs = f"{NAMES.gradient(name)}[{idx}]" if idx else NAMES.gradient(name)
         lines += step_lines(lhs, st) if steps else [f"{lhs} = {index_text(st.final)}"]
         lines += [f"    {code}" for code in backward_source(d, name).splitlines()]

@@ -144,6 +144,12 @@ def diagnosis_text(diag) -> str:
     if diag.kind == "gradient_order":
         names = lambda xs: "(" + ", ".join(NAMES.gradient(x) for x in xs) + ")"  # noqa: E731
         return DIAGNOSES["gradient_order"].format(returned=names(p["returned"]), expected=names(p["inputs"]))
+    if diag.kind == "size_one":
+        axes = p["axes"]
+        which = " and ".join(f"axis {n}" + (f" of {name}" if len({a for a, _ in axes}) > 1 else "") for name, n in axes)
+        verb = "has" if len(axes) == 1 else "have"
+        use = " for a squeeze" if p.get("squeeze") else " (an axis of size one)"
+        return f"correct if {which} {verb} size 1: write {' and '.join(p['written'])}{use}"
     if diag.kind == "ended":
         code = f" (exit code {p['code']})" if p.get("code") is not None else ""
         return DIAGNOSES["ended"].format(phase=p["phase"], code=code)

@@ -25,7 +25,6 @@ from deltagrad.codegen.module import op_base_source
 from deltagrad.codegen.op_class import environment, op_context
 from deltagrad.derive.derivation import derive
 from deltagrad.derive.ellipsis import ELLIPSIS
-from deltagrad.errors import SpecError
 
 #: the run-time helpers of op_base.py that a derived op calls, copied into the vugrad file
 HELPERS = ("ShapeError", "array_namespace", "check_shapes", "flatten_batch", "unflatten_batch", "flat_batch",
@@ -59,18 +58,12 @@ def entry_context(entry) -> dict:
     """The plain data the template renders for one row of the vugrad table."""
     base = {"name": entry.name, "params": entry.params, "summary": entry.summary, "spec": entry.spec,
             "adapter": entry.adapter}
-    try:
-        d = derive(entry.spec, name=entry.name, inputs=entry.inputs)
-    except SpecError as err:
-        if not entry.needs:
-            raise
-        reason = f"{entry.name} {entry.needs}: its spec {entry.spec} does not derive yet ({err})"
-        return {**base, "unavailable": reason}
+    d = derive(entry.spec, name=entry.name, inputs=entry.inputs)
     inner = entry.name if entry.adapter == "plain" else "_" + entry.name
     op = op_context(d, entry.summary)
     op["class_name"] = inner
     source = environment().get_template("op_class.py.j2").render(op=op)
-    context = {**base, "unavailable": None, "inner": inner, "source": source}
+    context = {**base, "inner": inner, "source": source}
     if entry.adapter == "flatten":
         context["array"] = d.inputs[0]
     elif entry.adapter == "last_axis":

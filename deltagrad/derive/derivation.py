@@ -32,7 +32,8 @@ from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_
 from deltagrad.derive.saved_values import adds_poles, agree, rewrite_through_forward, use_output, use_reductions
 from deltagrad.derive.stabilize import stabilize
 from deltagrad.derive.simplify import collect_linear, cost, simplify_index_expr
-from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern, is_gather
+from deltagrad.derive.size_one import gradient_target, on_unit_axes, refuse_in_program
+from deltagrad.derive.spec import UNIT, Spec, extent, index, index_aliases, input_pattern, is_gather
 from deltagrad.errors import SpecError
 
 
@@ -172,6 +173,7 @@ def _derive(spec, name, inputs, functions=()) -> Derivation:
         simplified = simplify_index_expr(eliminated)
         final = rewrite_through_forward(simplified, spec, values, inp.name, rule.indices, grad_name)
         steps[inp.name] = GradientSteps(inp.name, rule.indices, rule.partial, rule.expr, eliminated, simplified, final)
+    steps = on_unit_axes(spec, steps)
     stable_values, stable = stabilize(spec, values, {n: s.final for n, s in steps.items()})
     if stable_values is not values:
         both = replace(stable_values, reductions=values.reductions + stable_values.reductions)
@@ -188,6 +190,7 @@ def _derive(spec, name, inputs, functions=()) -> Derivation:
 
 def _derive_program(prog: ProgramSpec) -> Derivation:
     """A program's derivation: reverse mode over its steps (:mod:`deltagrad.derive.program`)."""
+    refuse_in_program(prog.composite)
     grad_name = grad_output_name(prog.composite)
     values, per_step = program_values(prog)
     grads, renamed = reverse_mode(prog, per_step, grad_name)
@@ -233,11 +236,12 @@ def _signature(spec: Spec) -> Signature:
     patterns = {}
     for inp in spec.inputs:
         # a gathered axis (X[i, t[i]]) takes any size: it is checked as a literal 0 is (size > 0)
-        patterns[inp.name] = tuple(int(i) if i.is_Integer else 0 if is_gather(i) else aliases[i.name]
+        patterns[inp.name] = tuple("_" if i == UNIT else int(i) if i.is_Integer else 0 if is_gather(i)
+                                   else aliases[i.name]
                                    for i in input_pattern(spec, inp.name))
     order = []
     for pat in patterns.values():
-        order += [i for i in pat if isinstance(i, str) and i not in order]
+        order += [i for i in pat if isinstance(i, str) and i != "_" and i not in order]
     order += [aliases[i.name] for i in spec.out_indices if isinstance(i, sp.Symbol) and aliases[i.name] not in order]
     return Signature(patterns, tuple(i.name for i in spec.size_indices), tuple(order), aliases)
 
@@ -250,7 +254,7 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
     for inp in differentiable(spec):
         own = {}
         for axis, (idx, ix) in enumerate(zip(steps[inp.name].indices, signature.patterns[inp.name])):
-            if isinstance(ix, int):
+            if isinstance(ix, int) or ix == "_":
                 own[extent(idx)] = NAMES.axis_size(inp.name, axis)
                 size_statements.append(Assign(own[extent(idx)], Subscript(Attr(Var(inp.name), "shape"), (axis,))))
             else:
@@ -271,7 +275,7 @@ def _programs(spec: Spec, steps: dict, values: ForwardValues, grad_name: str, si
         step = steps[inp.name]
         back.order = list(step.indices)
         back.sizes = {**sizes, **grad_sizes[inp.name]}
-        back.assign(NAMES.gradient(inp.name), back.lower(step.final, step.indices))
+        back.assign(NAMES.gradient(inp.name), back.lower_output(step.final, gradient_target(spec, inp.name, step.indices)))
         results.append(NAMES.gradient(inp.name))
     read = set()
     for s in back.statements:

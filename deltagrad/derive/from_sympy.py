@@ -27,7 +27,10 @@ def spec_from_sympy(lhs, rhs, *, name: str | None = None, inputs=None) -> Spec:
     """Check and canonicalise ``lhs = rhs`` given as SymPy objects.
 
     ``lhs`` is ``Y[i, j]`` (an ``Indexed``) or a ``Symbol`` for a scalar output. Sums run over
-    the whole range of their index; the limits given are not used (ranges come from shapes).
+    the whole range of their index: from 0 to the last entry, whose number comes from the
+    arrays' shapes (an upper limit given is not used); a sum over part of an axis (a lower
+    limit other than 0, or limits other than an ``Idx``'s own range) is refused with a
+    :class:`SpecError` by :func:`check_full_range`.
     """
     eq = equation_from_sympy(lhs, rhs)
     order = list(inputs) if inputs is not None else list(eq.names)
@@ -74,6 +77,8 @@ def _convert(e, depth):
     if isinstance(e, sp.Number):
         return e
     if isinstance(e, sp.Sum):
+        for lim in e.limits:
+            check_full_range(*lim)
         ks = [_index(lim[0]) for lim in e.limits]
         return summed(_convert(e.function, depth + 1), *ks)
     if isinstance(e, (sp.Max, sp.Min)):  # three or more arguments: the k-way tie rule
@@ -81,6 +86,26 @@ def _convert(e, depth):
     if isinstance(e, (sp.Add, sp.Mul, sp.Pow, Generic)) or e.func in _ALLOWED_FUNCS or is_comparison(e):
         return e.func(*[_convert(a, depth + 1) for a in e.args])
     raise SpecError(f"{e.func.__name__} is not supported in a spec")
+
+
+def check_full_range(k, lower, upper) -> None:
+    """A Sum runs over the whole axis of ``k``: from 0 (and to the ``Idx``'s own upper bound when
+    it has one); the last entry otherwise comes from the arrays' shapes. A partial range is
+    refused (the engine would read it as the whole axis).
+
+    >>> k = sp.Idx('k')
+    >>> check_full_range(k, 0, sp.Symbol('n') - 1)
+    >>> check_full_range(k, 1, 3)
+    Traceback (most recent call last):
+    ...
+    deltagrad.errors.SpecError: partial summation ranges are not supported: Sum over k from 1 to 3; write the full range (k, 0, n - 1), or Sum(..., k) in a text spec
+    """
+    bounded = isinstance(k, sp.Idx) and k.lower is not None and k.upper is not None
+    if lower != 0 or (bounded and (lower, upper) != (k.lower, k.upper)):
+        name = k.label if isinstance(k, sp.Idx) else k
+        whole = f"({name}, {k.lower}, {k.upper})" if bounded else f"({name}, 0, n - 1)"
+        raise SpecError(f"partial summation ranges are not supported: Sum over {name} from {lower} to {upper}; "
+                        f"write the full range {whole}, or Sum(..., {name}) in a text spec")
 
 
 def _first_appearance(e):

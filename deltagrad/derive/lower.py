@@ -28,7 +28,7 @@ from deltagrad.derive.array_program import Apply, Assign, Attr, BinOp, Call, Con
 from deltagrad.derive.extrema import Extremum, Iverson
 from deltagrad.derive.functions import COMPARISONS, ELEMENTWISE, Generic, is_comparison, softplus, where
 from deltagrad.derive.names import NAMES, temporary_hint, unique
-from deltagrad.derive.spec import is_gather, is_index
+from deltagrad.derive.spec import UNIT, is_gather, is_index
 
 _ELEMENTWISE = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos", sp.Abs: "abs", sp.sign: "sign",
                 **ELEMENTWISE}
@@ -441,10 +441,10 @@ class Lowering:
         if any(is_gather(i) for i in e.indices):
             return self.gather(e)
         node = Var(self.names.get(e.base.label.name, e.base.label.name))
-        key = [int(i) if isinstance(i, sp.Integer) else ":" for i in e.indices]
+        key = [0 if i == UNIT else int(i) if isinstance(i, sp.Integer) else ":" for i in e.indices]
         if any(k != ":" for k in key):
             node = Subscript(node, tuple(key))
-        idx = [i for i in e.indices if not isinstance(i, sp.Integer)]
+        idx = [i for i in e.indices if not isinstance(i, sp.Integer) and i != UNIT]
         while len(set(idx)) < len(idx):
             s = next(i for i in idx if idx.count(i) > 1)
             p = idx.index(s)

@@ -21,7 +21,7 @@ from deltagrad.derive.array_program import Assign
 from deltagrad.derive.evaluate import run
 from deltagrad.derive.forward_values import Maximum, computation_order, max_node
 from deltagrad.derive.lower import Lowering
-from deltagrad.derive.spec import Spec, extent, index, index_aliases, input_pattern, is_gather
+from deltagrad.derive.spec import UNIT, Spec, extent, index, index_aliases, input_pattern, is_gather
 
 
 def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> dict:
@@ -38,14 +38,15 @@ def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> di
 
 def input_shape(spec: Spec, name: str, sizes: dict) -> tuple:
     """The shape of a random input: its indices' sizes; an axis that a literal selects from is
-    long enough for every literal used on it (``X[i,0]``, …, ``X[i,9]``: 11)."""
+    long enough for every literal used on it (``X[i,0]``, …, ``X[i,9]``: 11); ``_`` has size 1."""
     literal = {}
     for e in spec.rhs.atoms(sp.Indexed):
         if e.base.label.name == name:
             for axis, i in enumerate(e.indices):
                 if isinstance(i, sp.Integer):
                     literal[axis] = max(literal.get(axis, 0), int(i))
-    return tuple(literal.get(n, int(i)) + 2 if isinstance(i, sp.Integer) else GATHER_SIZE if is_gather(i)
+    return tuple(1 if i == UNIT else literal.get(n, int(i)) + 2 if isinstance(i, sp.Integer)
+                 else GATHER_SIZE if is_gather(i)
                  else sizes[extent(i)] for n, i in enumerate(input_pattern(spec, name)))
 
 

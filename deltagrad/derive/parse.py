@@ -24,8 +24,8 @@ import sympy as sp
 from deltagrad.derive.ellipsis import ELLIPSIS
 from deltagrad.derive.extrema import REDUCTIONS, Iverson, elementwise, reduce_extremum
 from deltagrad.derive.functions import COMPARISONS, SPEC_FUNCTIONS, generic, generic_parts
-from deltagrad.derive.spec import (MAX_DEPTH, MAX_NODES, Spec, check_spec, extent, index, itensor, scalar, summed,
-                                   tensor)
+from deltagrad.derive.spec import (MAX_DEPTH, MAX_NODES, UNIT, Spec, check_spec, extent, index, itensor, scalar,
+                                   summed, tensor)
 from deltagrad.errors import SpecError
 
 #: Functions a spec may call, with how many arguments each takes (None: two or more).
@@ -53,6 +53,7 @@ MAX_LITERAL = 10**15
 MAX_EXPONENT = 64
 #: A decimal literal with a denominator up to this is kept exact (0.5 → 1/2); others stay floats.
 MAX_EXACT_DENOMINATOR = 1000
+_UNIT_OUTSIDE = "_ (an axis of size one) stands only inside a tensor's brackets, as in X[i,_,j]"
 #: The most statements a program (a spec of named steps) may have.
 MAX_STATEMENTS = 32
 
@@ -241,16 +242,23 @@ class _Builder:
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
             if words.target_kind:
                 self.note(node.value.id, node.value, words.target_kind)
-            return node.value.id, self.subscript(node)
+            return node.value.id, self.subscript(node, unit=sp.Integer(0) if words.target_kind else UNIT)
         if words.target_column:
             self.fail(words.bad_target, node)
         raise SpecError(words.bad_target)
 
-    def subscript(self, node, gather=False):
+    def subscript(self, node, gather=False, unit=UNIT):
+        """The indices in brackets; ``_`` (an axis of size one) becomes ``unit``: UNIT on the
+        right, 0 on the left (a new axis of size one), None where it has no meaning; ``gather``:
+        inside an integer input's brackets (``t[i]`` in ``X[i, t[i]]``)."""
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         out = []
         for it in items:
-            if isinstance(it, ast.Name):
+            if isinstance(it, ast.Name) and it.id == "_":
+                if unit is None:
+                    self.fail(_UNIT_OUTSIDE, it)
+                out.append(unit)
+            elif isinstance(it, ast.Name):
                 self.note(it.id, it, "an index")
                 out.append(index(it.id))
             elif isinstance(it, ast.Constant) and it.value is Ellipsis:  # X[...,i]: any leading axes
@@ -265,10 +273,10 @@ class _Builder:
                 # a gather: X[i, t[i]] reads X at the position the integer input t holds
                 self.note(it.value.id, it.value, "an integer tensor")
                 self.uses(it.value.id)
-                out.append(itensor(it.value.id)[self.subscript(it, gather=True)])
+                out.append(itensor(it.value.id)[self.subscript(it, gather=True, unit=None)])
             else:
-                self.fail("an index must be a name such as i, a non-negative integer literal, ..., or an "
-                          "integer input's entry such as t[i]", it)
+                self.fail("an index must be a name such as i, a non-negative integer literal, _ (an axis of "
+                          "size one), ... or an integer input's entry such as t[i]", it)
         if not out:
             self.fail("empty brackets", node)
         if out.count(ELLIPSIS) > 1:
@@ -329,6 +337,8 @@ class _Builder:
         if isinstance(node, ast.Constant):
             return self.number(node)
         if isinstance(node, ast.Name):
+            if node.id == "_":
+                self.fail(_UNIT_OUTSIDE, node)
             if self.claim and node.id == "pi":  # derived rules print sqrt(pi) (erf's derivative)
                 return sp.pi
             self.note(node.id, node, "a scalar")
@@ -394,6 +404,8 @@ class _Builder:
             for a in node.args[1:]:
                 if isinstance(a, ast.Constant) and a.value is Ellipsis:
                     self.fail("'...' is never summed: sum over named indices only", a)
+                if isinstance(a, ast.Name) and a.id == "_":
+                    self.fail(_UNIT_OUTSIDE, a)
                 if not isinstance(a, ast.Name):
                     self.fail("Sum sums over whole index ranges: name the indices, as in Sum(X[i,k], k)", a)
                 self.note(a.id, a, "an index")
@@ -409,7 +421,8 @@ class _Builder:
         if self.claim and fname == "delta":
             if len(node.args) != 2:
                 self.fail("delta takes two indices: delta(a,b) is 1 where a = b, else 0", node)
-            return sp.KroneckerDelta(*self.subscript(ast.Subscript(value=node.func, slice=ast.Tuple(elts=node.args))))
+            return sp.KroneckerDelta(*self.subscript(ast.Subscript(value=node.func, slice=ast.Tuple(elts=node.args)),
+                                                     unit=None))
         if fname in REDUCTIONS and self.reduction_form(node):
             ks = []
             for a in node.args[1:]:

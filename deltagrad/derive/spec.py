@@ -100,14 +100,36 @@ def summed(body: sp.Expr, *indices: sp.Symbol) -> sp.Expr:
     return sp.Sum(body, *[(k, 0, extent(k) - 1) for k in indices])
 
 
-def is_index(sym: sp.Basic) -> bool:
-    """True for an index symbol (as opposed to a scalar input or an extent).
+#: ``_`` at an axis of an input on the right (``X[i,_,j]``): an axis of size one, read at its
+#: only entry. Not an index: it is never summed, never free, and has no size to pass.
+UNIT = sp.Symbol("_", integer=True, nonnegative=True)
 
-    >>> is_index(index('i')), is_index(scalar('c'))
-    (True, False)
+
+def is_index(sym: sp.Basic) -> bool:
+    """True for an index symbol (as opposed to a scalar input, an extent or the ``_`` of an
+    axis of size one).
+
+    >>> is_index(index('i')), is_index(scalar('c')), is_index(UNIT)
+    (True, False, False)
     """
     return (isinstance(sym, sp.Symbol) and sym.is_integer is True and not NAMES.is_extent(sym.name)
-            and sym.is_nonnegative is not True)  # an integer tensor's label t is no index
+            and sym.is_nonnegative is not True and sym != UNIT)  # an integer tensor's label t is no index
+
+
+def unit_axes(expr) -> dict:
+    """Input name → the axes written ``_`` (size one) in ``expr``.
+
+    >>> from deltagrad.derive.parse import parse_spec
+    >>> unit_axes(parse_spec("Y[i,j] = X[i,_,j] * W[j]").rhs)
+    {'X': (1,)}
+    """
+    found: dict = {}
+    for e in sp.preorder_traversal(expr):
+        if isinstance(e, sp.Indexed):
+            for axis, ix in enumerate(e.indices):
+                if ix == UNIT and axis not in found.setdefault(e.base.label.name, ()):
+                    found[e.base.label.name] += (axis,)
+    return {name: tuple(sorted(axes)) for name, axes in found.items() if axes}
 
 
 @dataclass(frozen=True)
@@ -211,7 +233,8 @@ class RhsUse:
     ``ranks``: input name → rank (0 for a scalar); ``order``: inputs in order of first use;
     ``free``: index name → symbol, for indices outside every Sum that binds them; ``kinds``:
     name → 'a tensor', 'an index' or 'a scalar'; ``sizes``: index names used as ``size(k)``;
-    ``nodes``: the number of nodes visited.
+    ``nodes``: the number of nodes visited; ``axes``: (tensor, axis) → whether it is written
+    ``_`` (an axis of size one) there.
     """
 
     ranks: dict = field(default_factory=dict)
@@ -221,6 +244,7 @@ class RhsUse:
     sizes: list = field(default_factory=list)
     nodes: int = 0
     integers: set = field(default_factory=set)
+    axes: dict = field(default_factory=dict)
 
 
 def walk_rhs(rhs: sp.Expr, where: dict) -> RhsUse:
@@ -276,7 +300,10 @@ def _visit_tensor(e: sp.Indexed, bound: frozenset, use: RhsUse, where: dict, int
     check_rank_consistent(nm, len(e.indices), use, where)
     if nm not in use.order:
         use.order.append(nm)
-    for ix in e.indices:
+    for axis, ix in enumerate(e.indices):
+        check_unit_axis(nm, axis, ix == UNIT, use, where)
+        if ix == UNIT:
+            continue
         if isinstance(ix, sp.Integer):
             check_integer_index(nm, ix, where)
             continue
@@ -348,6 +375,13 @@ def check_integer_index(nm: str, ix: sp.Integer, where: dict) -> None:
     """An integer index of a tensor is not negative."""
     if ix < 0:
         _fail(f"tensor {nm!r} has a negative index {ix}", where, nm)
+
+
+def check_unit_axis(nm: str, axis: int, unit: bool, use: RhsUse, where: dict) -> None:
+    """An axis written ``_`` (size one) is written ``_`` wherever the tensor is used."""
+    if use.axes.setdefault((nm, axis), unit) != unit:
+        _fail(f"axis {axis} of {nm!r} is written _ (an axis of size one) in one place but not in another: "
+              "write _ there everywhere", where, nm)
 
 
 def check_tensor_index(nm: str, ix: sp.Basic, where: dict) -> None:
@@ -548,7 +582,7 @@ def index_aliases(spec: Spec) -> dict:
             continue
         name = node.base.label.name
         for axis, ix in enumerate(node.indices):
-            if not isinstance(ix, sp.Symbol):  # an integer literal, or a gather t[i] (its own axis)
+            if not isinstance(ix, sp.Symbol) or ix == UNIT:  # a literal, `_`, or a gather t[i] (its own axis)
                 continue
             find(ix.name)
             key = (name, axis)

@@ -575,26 +575,22 @@ class Squeeze(Op):
     """Drop a middle axis of size one.
 
     Forward:
-        Y[i,j] = X[i,0,j]
+        Y[i,j] = X[i,_,j]
     Backward, each gradient in index form, then in matrix form (G is the gradient
     of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
-        dX[a,b,c] = G[a,c]*delta(0,b)
-            dX[:, 0, :] = G, other slices 0
+        dX[a,_,c] = G[a,c]
+            (no matrix form: it indexes an array with a number or adds an axis)
     """
 
     @staticmethod
     def forward(context, X):
-        check_shapes("Squeeze", ("i", "j"), {"X": (X, ("i", 0, "j"))})
-        n_X_1 = X.shape[1]
+        check_shapes("Squeeze", ("i", "j"), {"X": (X, ("i", "_", "j"))})
         Y = X[:, 0, :]
-        context["n_X_1"] = n_X_1
         return Y
 
     @staticmethod
     def backward(context, goutput):
-        n_X_1 = context["n_X_1"]
-        xp = array_namespace(goutput)
-        dX = goutput[:, None, :] * xp.eye(n_X_1, dtype=goutput.dtype)[0, :][:, None]
+        dX = goutput[:, None, :]
         return (dX,)
 
 
