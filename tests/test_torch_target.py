@@ -137,9 +137,12 @@ def test_devices_are_kept():
 def test_cuda_in_cuda_out():  # pragma: no cover - needs a GPU
     for kind, name, spec, inputs, arrays, sizes in CASES:
         d, arrays, sizes = case(kind, name, spec, inputs, arrays, sizes)
-        xs = [t.cuda().detach().requires_grad_() for t in tensors(arrays, requires_grad=False)]
+        ints = integer_inputs(d)
+        xs = [t.cuda() if n in ints else t.cuda().detach().requires_grad_()
+              for n, t in enumerate(tensors(arrays, requires_grad=False, integers=ints))]
         y = d.compile(target="torch")(*xs, **sizes)
-        grads = torch.autograd.grad(y, xs, torch.ones_like(y))
+        floats = [x for n, x in enumerate(xs) if n not in ints]
+        grads = torch.autograd.grad(y, floats, torch.ones_like(y))
         assert y.is_cuda and all(gr.is_cuda for gr in grads), name
 
 
