@@ -111,6 +111,8 @@ class _Printer(Visitor):
         return self.paren(item[0]) if item[2] in (_ADD, _HAD) else item[0]
 
     def unknown(self, n):
+        if type(n).__name__ == "Helper":  # derive/windows.py: a scatter back through windows
+            raise NoMatrixForm("it scatters back through the windows of a correlation (index arithmetic)")
         raise NoMatrixForm(f"it uses {type(n).__name__}")
 
     def sup(self, text):

@@ -30,7 +30,7 @@ from deltagrad.codegen.python_printer import render, render_statements
 from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
 from deltagrad.derive.names import NAMES
 
-HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
+HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes, unwindow, window_count, windows\n"
 
 
 @lru_cache(maxsize=1)

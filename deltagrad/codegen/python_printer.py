@@ -48,7 +48,10 @@ class PythonPrinter(Visitor):
     def visit_Const(self, node):
         return repr(node.value)
 
-    visit_int = visit_float = repr  # plain data in a Call's arguments (never a bool)
+    visit_int = visit_float = visit_str = repr  # plain data in a Call's arguments (never a bool)
+
+    def visit_NoneType(self, node):
+        return "None"
 
     def visit_tuple(self, node):
         inner = ", ".join(self.visit(x) for x in node)
@@ -66,6 +69,9 @@ class PythonPrinter(Visitor):
     def visit_Call(self, node):
         args = [self.visit(a) for a in node.args] + [f"{k}={self.visit(v)}" for k, v in node.kwargs]
         return f"xp.{node.fn}({', '.join(args)})"
+
+    def visit_Helper(self, node):
+        return f"{node.fn}({', '.join(self.visit(a) for a in node.args)})"
 
     def visit_Attr(self, node):
         return f"{self.wrap(node.value, _PREC['atom'], False)}.{node.name}"

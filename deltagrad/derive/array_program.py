@@ -53,6 +53,15 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Helper:
+    """``fn(*args)``: a run-time helper of ``op_base`` (``windows``, ``unwindow``, ``window_count``),
+    not a namespace function; ``args`` hold nodes and plain data (ints, strings, tuples)."""
+
+    fn: str
+    args: tuple
+
+
+@dataclass(frozen=True)
 class Attr:
     """``value.name``, for ``.T`` and ``.mT``."""
 
@@ -150,6 +159,9 @@ class _Variables(Visitor):
 
     visit_Subscript = visit_Attr  # the key holds no variables
 
+    def visit_Helper(self, node):
+        return self.visit(node.args)
+
     def visit_tuple(self, node):
         return set().union(*(self.visit(x) for x in node))
 
@@ -189,6 +201,9 @@ class _Nodes(Visitor):
 
     def visit_Attr(self, node):
         return [node, *self.visit(node.value)]
+
+    def visit_Helper(self, node):
+        return [node, *self.visit(node.args)]
 
     visit_Subscript = visit_Attr
 

@@ -20,6 +20,7 @@ from fractions import Fraction
 
 import sympy as sp
 
+from deltagrad.derive.affine import affine_index
 from deltagrad.derive.spec import MAX_DEPTH, MAX_NODES, Spec, check_spec, extent, index, scalar, summed, tensor
 from deltagrad.errors import SpecError
 
@@ -229,12 +230,12 @@ class _Builder:
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
             if words.target_kind:
                 self.note(node.value.id, node.value, words.target_kind)
-            return node.value.id, self.subscript(node)
+            return node.value.id, self.subscript(node, affine=False)
         if words.target_column:
             self.fail(words.bad_target, node)
         raise SpecError(words.bad_target)
 
-    def subscript(self, node):
+    def subscript(self, node, affine=True):
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         out = []
         for it in items:
@@ -247,6 +248,8 @@ class _Builder:
                 out.append(sp.Integer(it.value))
             elif isinstance(it, ast.UnaryOp) and isinstance(it.op, ast.USub):
                 self.fail("negative integer indices are not supported", it)
+            elif affine and not self.claim and isinstance(it, ast.BinOp):  # X[2*i+p]: derive/affine.py
+                out.append(affine_index(it, self.note, self.fail))
             else:
                 self.fail("an index must be a name such as i or a non-negative integer literal", it)
         if not out:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from deltagrad.derive.affine import affine_problem, is_affine
 from deltagrad.derive.names import NAMES
 from deltagrad.errors import SpecError
 
@@ -167,7 +168,7 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
     order = check_inputs_order(inputs_order, use.order)
     check_gradient_names_free(order, output, use, where)
     inputs = tuple(Input(n, use.ranks[n]) for n in order)
-    carried = {ix for e in rhs.atoms(sp.Indexed) for ix in e.indices if isinstance(ix, sp.Symbol)}
+    carried = {s for e in rhs.atoms(sp.Indexed) for ix in e.indices for s in ix.free_symbols}
     size_indices = tuple(ix for ix in out_indices if isinstance(ix, sp.Symbol) and ix not in carried)
     return Spec(name, output, tuple(out_indices), rhs, inputs, text, size_indices)
 
@@ -250,10 +251,16 @@ def _visit_tensor(e: sp.Indexed, bound: frozenset, use: RhsUse, where: dict) -> 
         if isinstance(ix, sp.Integer):
             check_integer_index(nm, ix, where)
             continue
-        check_tensor_index(nm, ix, where)
-        check_name(ix.name, "an index", use, where)
-        if ix not in bound:
-            use.free[ix.name] = ix
+        if is_affine(ix):  # X[2*i+p]: its names are indices like any other
+            check_affine_index(nm, ix, where)
+            names = sorted(ix.free_symbols, key=lambda s: s.name)
+        else:
+            check_tensor_index(nm, ix, where)
+            names = [ix]
+        for s in names:
+            check_name(s.name, "an index", use, where)
+            if s not in bound:
+                use.free[s.name] = s
 
 
 # The rules, one function each, in the order check_spec and walk_rhs apply them.
@@ -319,6 +326,13 @@ def check_tensor_index(nm: str, ix: sp.Basic, where: dict) -> None:
     """A tensor is indexed by index names or integers only."""
     if not is_index(ix):
         _fail(f"tensor {nm!r} is indexed by {ix}, which is neither an index name nor an integer", where, nm)
+
+
+def check_affine_index(nm: str, ix: sp.Basic, where: dict) -> None:
+    """An index expression is index names times small positive integers plus an offset (derive/affine.py)."""
+    problem = affine_problem(ix)
+    if problem:
+        _fail(f"tensor {nm!r}: {problem}", where, nm)
 
 
 def check_not_summed_twice(k: sp.Symbol, bound: set, where: dict) -> None:
@@ -417,7 +431,7 @@ def check_summed_not_on_left(rhs: sp.Expr, lhs_names: list, where: dict) -> None
 
 def check_sizes_known(rhs: sp.Expr, use: RhsUse, lhs_names: list, where: dict) -> None:
     """Each size(k) names an index that a tensor or the output carries."""
-    carried_names = {ix.name for e in rhs.atoms(sp.Indexed) for ix in e.indices if isinstance(ix, sp.Symbol)}
+    carried_names = {s.name for e in rhs.atoms(sp.Indexed) for ix in e.indices for s in ix.free_symbols}
     for nm in use.sizes:
         if nm not in carried_names and nm not in lhs_names:
             _fail(f"size({nm}): no tensor is indexed by {nm!r}, so its size is unknown", where, nm)

@@ -10,9 +10,9 @@ array-API library). This file needs only ``op_base.py`` beside it.
 """
 
 try:  # inside a package (deltagrad.generated, or your own)
-    from .op_base import Op, array_namespace, check_shapes
+    from .op_base import Op, array_namespace, check_shapes, unwindow, window_count, windows
 except ImportError:  # dropped beside op_base.py as plain modules
-    from op_base import Op, array_namespace, check_shapes
+    from op_base import Op, array_namespace, check_shapes, unwindow, window_count, windows
 
 __all__ = [
     "Divide",
