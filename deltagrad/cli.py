@@ -561,9 +561,9 @@ def render_numpy(d, wrt=None) -> str:
     """The generated Op class, or only the backward lines of one input."""
     if wrt is not None:
         return d.numpy(wrt)
-    from deltagrad.codegen.op_class import HEADER
+    from deltagrad.codegen.op_class import header
 
-    return HEADER + "\n\n" + d.source()
+    return header(d) + "\n\n" + d.source()
 
 
 if __name__ == "__main__":  # pragma: no cover

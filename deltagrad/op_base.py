@@ -164,6 +164,16 @@ def windows(x, axes):
             key[a] = slice(o, _stop(o, c, s), s)
         key += [slice(None, None, d) for a, c, w, s, d, o in axes if w is not None]
         return view[tuple(key)]
+    if mod == "torch":  # Tensor.unfold: a strided view, windows appended in the order of the axes
+        view = x
+        for a, c, w, s, d, o in axes:
+            if w is not None:
+                view = view.unfold(a, (w - 1) * d + 1, 1)
+        key = [slice(None)] * x.ndim
+        for a, c, w, s, d, o in axes:
+            key[a] = slice(o, _stop(o, c, s), s)
+        key += [slice(None, None, d) for a, c, w, s, d, o in axes if w is not None]
+        return view[tuple(key)]
     xp = array_namespace(x)
     out, ndim = x, x.ndim
     for a, c, w, s, d, o in axes:
@@ -191,8 +201,11 @@ def unwindow(shape, *pairs):
     """
     import itertools
 
-    xp = array_namespace(pairs[0])
-    out = xp.zeros(tuple(shape), dtype=pairs[0].dtype)
+    first = pairs[0]
+    if type(first).__module__.split(".")[0] == "torch":
+        out = first.new_zeros(tuple(shape))
+    else:
+        out = array_namespace(first).zeros(tuple(shape), dtype=first.dtype)
     for grad, axes in zip(pairs[0::2], pairs[1::2]):
         ranges = [range(w) for a, c, w, s, d, o in axes if w is not None]
         for position in itertools.product(*ranges):
@@ -204,6 +217,18 @@ def unwindow(shape, *pairs):
             part = grad[(Ellipsis, *position)] if position else grad
             if hasattr(out, "at"):  # JAX: arrays are immutable
                 out = out.at[tuple(key)].add(part)
+            elif type(out).__module__.split(".")[0] == "torch":  # out of place, so autograd sees every add
+                out = _torch_add(out, key, part)
             else:
                 out[tuple(key)] += part
     return out
+
+
+def _torch_add(out, key, part):
+    """``out`` with ``part`` added at the strided slice ``key`` (torch: through a padded copy, so
+    that double backward sees an out-of-place op)."""
+    import torch
+
+    mask = torch.zeros_like(out)
+    mask[tuple(key)] = part
+    return out + mask

@@ -49,7 +49,7 @@ from deltagrad.codegen.op_class import environment, op_context
 from deltagrad.codegen.python_printer import PythonPrinter, backward_source
 from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require, shared_context
 
-HEADER = "import jax\nimport jax.numpy as jnp\n\nfrom deltagrad.op_base import check_shapes\n"
+HEADER = "import jax\nimport jax.numpy as jnp\n\nfrom deltagrad.op_base import check_shapes, unwindow, window_count, windows\n"
 
 
 def jax_module_source(derivation, summary: str | None = None) -> str:

@@ -27,10 +27,23 @@ import sympy as sp
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
-from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
+from deltagrad.derive.array_program import nodes, reads_attribute, uses_namespace, variables
 from deltagrad.derive.names import NAMES
 
-HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes, unwindow, window_count, windows\n"
+HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
+#: The import line of an op that reads windows (index arithmetic, derive/windows.py).
+WINDOW_HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes, unwindow, window_count, windows\n"
+
+
+def header(derivation) -> str:
+    """The import line the op's source needs: with the window helpers when it reads windows.
+
+    >>> from deltagrad.derive.derivation import derive
+    >>> header(derive("Y[i] = X[2*i]")) == WINDOW_HEADER, header(derive("Y[i] = X[i]")) == HEADER
+    (True, True)
+    """
+    code = [*derivation.forward.statements, *derivation.backward.statements]
+    return WINDOW_HEADER if any(type(n).__name__ == "Helper" for n in nodes(code)) else HEADER
 
 
 @lru_cache(maxsize=1)
@@ -137,7 +150,7 @@ def op_source(derivation, summary: str | None = None) -> str:
 def compile_op(derivation) -> type:
     """Build the op class in memory from its generated source (no user text is evaluated:
     the source is rendered from the checked, parsed spec)."""
-    source = HEADER + "\n\n" + op_source(derivation)
+    source = header(derivation) + "\n\n" + op_source(derivation)
     filename = f"<deltagrad op {class_name(derivation.name)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict = {"__name__": "deltagrad.compiled"}

@@ -22,7 +22,7 @@ import linecache
 from dataclasses import dataclass
 
 from deltagrad.codegen.python_printer import render_statements
-from deltagrad.derive.array_program import needed, nodes, variables
+from deltagrad.derive.array_program import needed, variables
 from deltagrad.derive.names import NAMES
 from deltagrad.errors import SpecError
 
@@ -88,9 +88,6 @@ def framework_plan(derivation) -> FrameworkPlan:
     deltagrad.errors.SpecError: the name 'ctx' is one the generated torch/jax code uses for itself; rename it in the spec
     """
     inputs = list(derivation.inputs)
-    if any(type(n).__name__ == "Helper" for n in nodes([*derivation.forward.statements, *derivation.backward.statements])):
-        raise SpecError("index arithmetic (X[i+k], windows) runs on the numpy target only for now; "
-                        "the torch and jax targets cannot build this op yet")
     used = set(inputs) | {st.target for st in derivation.forward.statements} | {derivation.name}
     clash = sorted(used & CODE_NAMES)
     if clash:

@@ -37,7 +37,7 @@ from deltagrad.codegen.python_printer import PythonPrinter, backward_source
 from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require, shared_context
 from deltagrad.derive.array_program import Attr, Const
 
-HEADER = "import torch\n\nfrom deltagrad.op_base import check_shapes\n"
+HEADER = "import torch\n\nfrom deltagrad.op_base import check_shapes, unwindow, window_count, windows\n"
 
 
 class TorchPrinter(PythonPrinter):

@@ -278,6 +278,7 @@ def derive_windowed(spec: Spec, derive_plain):
         order += [n for n in pat if isinstance(n, str) and n not in order]
     order += [n for n in kwargs if n not in order]
     order += [rep(s) for s in spec.free_indices if rep(s) not in order and rep(s) not in deduced]
+    order = [n for n in order if n not in axis_names.values()] + [n for n in order if n in axis_names.values()]
     all_aliases = {**aliases, **{n: n for n in axis_names.values()}}
     signature = replace(d.signature, patterns=patterns, size_kwargs=kwargs, sizes=tuple(order), aliases=all_aliases)
 

@@ -718,9 +718,9 @@ class Conv2d(Op):
     @staticmethod
     def forward(context, X, W, B):
         xp = array_namespace(X, W, B)
-        n_b, n_c, n_X_2, n_X_3, _, n_p, n_q = check_shapes(
+        n_b, n_c, _, n_p, n_q, n_X_2, n_X_3 = check_shapes(
             "Conv2d",
-            ("b", "c", "X_2", "X_3", "o", "p", "q"),
+            ("b", "c", "o", "p", "q", "X_2", "X_3"),
             {
                 "X": (X, ("b", "c", "X_2", "X_3")),
                 "W": (W, ("o", "c", "p", "q")),
@@ -737,10 +737,10 @@ class Conv2d(Op):
         context["n_j"] = n_j
         context["n_b"] = n_b
         context["n_c"] = n_c
-        context["n_X_2"] = n_X_2
-        context["n_X_3"] = n_X_3
         context["n_p"] = n_p
         context["n_q"] = n_q
+        context["n_X_2"] = n_X_2
+        context["n_X_3"] = n_X_3
         return Y
 
     @staticmethod
@@ -751,10 +751,10 @@ class Conv2d(Op):
         n_j = context["n_j"]
         n_b = context["n_b"]
         n_c = context["n_c"]
-        n_X_2 = context["n_X_2"]
-        n_X_3 = context["n_X_3"]
         n_p = context["n_p"]
         n_q = context["n_q"]
+        n_X_2 = context["n_X_2"]
+        n_X_3 = context["n_X_3"]
         xp = array_namespace(goutput, W, X_windows)
         needs = context.get("needs_input_grad", (True, True, True))
         dX = None
@@ -779,9 +779,9 @@ class AvgPool2d(Op):
     @staticmethod
     def forward(context, X, *, p=None, q=None):
         xp = array_namespace(X)
-        n_b, n_c, n_X_2, n_X_3, n_p, n_q = check_shapes(
+        n_b, n_c, n_p, n_q, n_X_2, n_X_3 = check_shapes(
             "AvgPool2d",
-            ("b", "c", "X_2", "X_3", "p", "q"),
+            ("b", "c", "p", "q", "X_2", "X_3"),
             {
                 "X": (X, ("b", "c", "X_2", "X_3")),
             },
