@@ -117,3 +117,30 @@ def test_derive_and_compile_conv_and_pool_under_two_seconds():
         start = time.perf_counter()
         derive(spec, name="timed").compile()
         assert time.perf_counter() - start < 2.0, spec
+
+
+def test_the_cnn_learns_a_slice_of_mnist(mnist_dir, tmp_path):
+    from deltagrad.nn.config import make_config, resolve
+    from deltagrad.nn.runs import load_model
+    from deltagrad.nn.train import evaluate, train
+
+    config = resolve(make_config(model="cnn", channels=(4, 8), data_dir=str(mnist_dir), limit=1500, epochs=1,
+                                 batch_size=32, val_size=300))
+    assert config.hidden == (120, 84)
+    result = train(config, tmp_path, progress=False)
+    row = result.metrics[-1]
+    assert row["val_accuracy"] > 0.5 and row["test_accuracy"] > 0.5  # chance is 0.1
+    model, saved = load_model(tmp_path / "model.npz")
+    assert [p.shape for p in model.parameters()][:2] == [(4, 1, 5, 5), (4,)]
+    assert abs(evaluate(tmp_path / "model.npz") - row["test_accuracy"]) < 1e-9
+
+
+def test_cnn_options_are_checked_first():
+    from deltagrad.nn.config import ConfigError, check_config, make_config
+
+    with pytest.raises(ConfigError, match="Max reduction"):
+        check_config(make_config(model="cnn", pool="max"))
+    with pytest.raises(ConfigError, match="--kernel 13"):
+        check_config(make_config(model="cnn", kernel=13))
+    with pytest.raises(ConfigError, match="--model"):
+        check_config(make_config(model="rnn"))
