@@ -144,3 +144,21 @@ def test_cnn_options_are_checked_first():
         check_config(make_config(model="cnn", kernel=13))
     with pytest.raises(ConfigError, match="--model"):
         check_config(make_config(model="rnn"))
+
+
+def test_the_latex_write_up_solves_the_affine_delta_with_its_range():
+    text = derive("Y[i] = Sum(X[i+k]*W[k], k)").latex(fragment=True)
+    assert r"$\delta_{a,i + k}$ sets $k = a - i$ where $0 \le a - i < n_{k}$" in text
+    assert r"\sum_{i} Y^{\nabla}_{i} W_{a - i}" in text
+    pool = derive("Y[b,c,i,j] = Sum(X[b,c,2*i+p,2*j+q], p, q)/4").latex(fragment=True)
+    assert "2 i + p" in pool and "2*i" not in pool.split("verbatim")[0]
+
+
+def test_torch_and_jax_targets_run_the_windows():
+    torch = pytest.importorskip("torch")
+    d = derive("Y[b,o,i,j] = Sum(X[b,c,2*i+p,2*j+q]*W[o,c,p,q], c, p, q)", name="strided")
+    x = torch.randn(2, 2, 7, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, 3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(d.compile("torch"), (x, w))
+    want = torch.nn.functional.conv2d(x, w, stride=2)
+    assert torch.allclose(d.compile("torch")(x, w), want)

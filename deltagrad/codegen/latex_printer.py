@@ -42,7 +42,7 @@ def index_latex(name) -> str:
     >>> index_latex("j"), index_latex("j1"), index_latex("k2")
     ('j', "j'", "k''")
     """
-    name = str(name)
+    name = str(name).replace("*", " ")  # an affine index: 2*i + p → 2 i + p
     m = re.fullmatch(r"([a-zA-Z])(\d)", name)
     if m:
         return m.group(1) + "'" * int(m.group(2))
