@@ -185,6 +185,8 @@ def _derive(spec, name, inputs) -> Derivation:
 
 def _derive_program(prog: ProgramSpec) -> Derivation:
     """A program's derivation: reverse mode over its steps (:mod:`deltagrad.derive.program`)."""
+    if any(has_affine(st) for st in prog.steps):
+        raise SpecError("index arithmetic (X[i+k]) works in one-line specs, not yet in a program of named steps")
     grad_name = grad_output_name(prog.composite)
     values, per_step = program_values(prog)
     grads, renamed = reverse_mode(prog, per_step, grad_name)

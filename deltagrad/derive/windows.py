@@ -198,22 +198,25 @@ def _unview(expr, views):
     return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base.label.name in table, back)
 
 
-def solve_affine_deltas(expr):
+def solve_affine_deltas(expr, guarded=frozenset()):
     """Eliminate deltas ``δ(x, s·i + p)`` against a summed index of coefficient 1 inside a Sum,
-    leaving the range condition ``InRange(x - s·i, n_p)``; plain deltas as ``eliminate_deltas``.
+    leaving the range condition ``InRange(x - s·i, n_p)``; so too a plain delta ``δ(a, i)`` on a
+    ``guarded`` index ``a`` (an axis read through windows, where ``i`` may run over fewer values
+    than the axis has); other deltas as ``eliminate_deltas``.
 
     >>> from deltagrad.derive.spec import index, summed
     >>> i, k, a = index('i'), index('k'), index('a')
     >>> G, W = tensor('G'), tensor('W')
     >>> solve_affine_deltas(summed(G[i] * summed(W[k] * sp.KroneckerDelta(a, i + k), k), i))
     Sum(InRange(a - i, n_k)*G[i]*W[a - i], (i, 0, n_i - 1))
+    >>> solve_affine_deltas(summed(G[i] * sp.KroneckerDelta(a, i), i), {a})
+    InRange(a, n_i)*G[a]
     """
-    expr = eliminate_deltas(expr)
     if not isinstance(expr, sp.Sum):
         if not expr.args or isinstance(expr, sp.Indexed):
             return expr
-        return expr.func(*[solve_affine_deltas(a) for a in expr.args])
-    body = solve_affine_deltas(expr.function)
+        return expr.func(*[solve_affine_deltas(a, guarded) for a in expr.args])
+    body = solve_affine_deltas(expr.function, guarded)
     indices = [lim[0] for lim in expr.limits]
     out = []
     for term in sp.Add.make_args(expand_products(body)):
@@ -222,7 +225,8 @@ def solve_affine_deltas(expr):
         while progress:
             progress = False
             for f in sp.Mul.make_args(term):
-                if not isinstance(f, sp.KroneckerDelta):
+                if not isinstance(f, sp.KroneckerDelta) or not (
+                        any(is_affine(a) for a in f.args) or f.free_symbols & set(guarded)):
                     continue
                 x, y = f.args
                 for lhs, rhs in ((x, y), (y, x)):
@@ -237,7 +241,8 @@ def solve_affine_deltas(expr):
                     break
                 if progress:
                     break
-        out.append(pull_out(term, remaining))
+        rest = sp.Sum(term, *[(k, 0, extent(k) - 1) for k in remaining]) if remaining else term
+        out.append(eliminate_deltas(rest))
     return sp.Add(*out)
 
 
@@ -346,7 +351,8 @@ def derive_windowed(spec: Spec, derive_plain):
                                              ("partial", "chain_rule", "eliminated", "simplified", "final")})
             continue
         rule = chain_rule(spec, inp.name)
-        eliminated = solve_affine_deltas(rule.expr)
+        guarded = {rule.indices[k] for k in w.windowed[inp.name]}
+        eliminated = solve_affine_deltas(rule.expr, guarded)
         final = _through_output(eliminated, d, w)
         some = d.steps[next(v.name for v in w.views if v.tensor == inp.name)]
         steps[inp.name] = replace(some, input=inp.name, indices=rule.indices, partial=rule.partial,
