@@ -77,6 +77,10 @@ class View:
     access: sp.Indexed
     axes: tuple
     pattern: tuple
+    #: the view's axes as a permutation of the windows' own layout (the input's axes, windowed
+    #: ones cut to their starts, then the window axes): summed plain axes next to the windows, so
+    #: that the contraction reads one contiguous im2col matrix (None: that layout as it is)
+    order: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ def windowing(spec: Spec) -> Windowing:
     windowed_names = sorted({e.base.label.name for e in accesses if any(is_affine(ix) for ix in e.indices)})
     summed = {lim[0] for s in spec.rhs.atoms(sp.Sum) for lim in s.limits}
     # affine axes of each windowed tensor: those that are not the same bare name in every access
+    summed |= {lim[0] for e in sp.preorder_traversal(spec.rhs) for lim in getattr(e, "limits", ())
+               if isinstance(e, sp.concrete.expr_with_limits.ExprWithLimits)}  # a Max over named indices too
     windowed = {}
     for nm in windowed_names:
         mine = [e for e in accesses if e.base.label.name == nm]
@@ -134,20 +140,26 @@ def windowing(spec: Spec) -> Windowing:
         nm = e.base.label.name
         if nm not in windowed:
             continue
-        axes, pattern, tail = [], [], []
+        axes, pattern, tail, kinds = [], [], [], []
         for k, ix in enumerate(e.indices):
             if k not in windowed[nm]:
                 pattern.append(ix)
+                kinds.append(1 if ix in summed else 0)
                 continue
             ax = _window_axis(k, ix, known, summed, e)
             axes.append(ax)
             pattern.append(ax.outer)
+            kinds.append(0)
             outers.append(ax.outer)
             if ax.window is not None:
                 tail.append(ax.window)
                 windows_.append(ax.window)
+        base = pattern + tail
+        kinds += [2] * len(tail)
+        order = tuple(sorted(range(len(base)), key=lambda n: (kinds[n], n)))
+        order = None if order == tuple(range(len(base))) else order
         name = unique(f"{nm}_windows", used_names)
-        views.append(View(name, nm, e, tuple(axes), tuple(pattern + tail)))
+        views.append(View(name, nm, e, tuple(axes), tuple(base[n] for n in order) if order else tuple(base), order))
     kwargs = tuple(dict.fromkeys(w for w in windows_ if w not in known))
     deduced = tuple(dict.fromkeys(o for o in outers if o not in known and o not in kwargs))
     by_access = {v.access: tensor(v.name)[v.pattern] for v in views}
@@ -303,7 +315,8 @@ def derive_windowed(spec: Spec, derive_plain):
             args += (Var(NAMES.extent(outer)),)
         forward.append(Assign(NAMES.extent(outer), Helper("window_count", args)))
     for v in w.views:
-        forward.append(Assign(v.name, Helper("windows", (Var(v.tensor), _axes_node(v, size)))))
+        args = (Var(v.tensor), _axes_node(v, size)) + ((v.order,) if v.order else ())
+        forward.append(Assign(v.name, Helper("windows", args)))
     forward += list(d.forward.statements)
 
     # backward: each windowed input's gradient scattered back from its views' gradients
@@ -315,13 +328,13 @@ def derive_windowed(spec: Spec, derive_plain):
         if v is None:
             backward.append(st)
             continue
-        grads_of.setdefault(v.tensor, []).append((st.value, _axes_node(v, size)))
+        grads_of.setdefault(v.tensor, []).append((st.value, _axes_node(v, size), v.order))
     for nm in w.windowed:
         shape = tuple(Var(NAMES.extent(axis_names[(nm, k)] if (nm, k) in axis_names else patterns[nm][k]))
                       for k in range(len(patterns[nm])))
         args = (shape,)
-        for value, axes in grads_of[nm]:
-            args += (value, axes)
+        for value, axes, layout in grads_of[nm]:
+            args += (value, axes, layout)
         backward.append(Assign(NAMES.gradient(nm), Helper("unwindow", args)))
     results = tuple(NAMES.gradient(i.name) for i in spec.inputs)
     backward = _in_result_order(backward, results)
@@ -350,11 +363,18 @@ def derive_windowed(spec: Spec, derive_plain):
             steps[inp.name] = replace(st, **{f: _unview(getattr(st, f), w.views) for f in
                                              ("partial", "chain_rule", "eliminated", "simplified", "final")})
             continue
-        rule = chain_rule(spec, inp.name)
-        guarded = {rule.indices[k] for k in w.windowed[inp.name]}
-        eliminated = solve_affine_deltas(rule.expr, guarded)
-        final = _through_output(eliminated, d, w)
         some = d.steps[next(v.name for v in w.views if v.tensor == inp.name)]
+        try:
+            rule = chain_rule(spec, inp.name)
+            guarded = {rule.indices[k] for k in w.windowed[inp.name]}
+            eliminated = solve_affine_deltas(rule.expr, guarded)
+        except (TypeError, ValueError, AttributeError, NotImplementedError):
+            # a forward SymPy cannot differentiate symbolically (a reduction of another kind):
+            # the write-up shows the view's own steps, written back through the windows
+            steps[inp.name] = replace(some, **{f: _unview(getattr(some, f), w.views) for f in
+                                               ("partial", "chain_rule", "eliminated", "simplified", "final")})
+            continue
+        final = _through_output(eliminated, d, w)
         steps[inp.name] = replace(some, input=inp.name, indices=rule.indices, partial=rule.partial,
                                   chain_rule=rule.expr, eliminated=eliminated, simplified=eliminated, final=final)
     return replace(d, spec=spec, steps=steps, signature=signature, forward=forward_program,

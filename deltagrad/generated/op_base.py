@@ -142,15 +142,30 @@ def _stop(offset, count, stride):
     return offset + stride * (count - 1) + 1
 
 
-def windows(x, axes):
+def windows(x, axes, order=None):
     """A view of ``x`` with each windowed axis cut to its ``count`` window starts and the
     positions inside each window appended as new last axes (NumPy/CuPy: a strided view, no copy;
-    other array-API libraries: one ``take`` per axis).
+    PyTorch: ``Tensor.unfold``; other array-API libraries: one ``take`` per axis). With
+    ``order``, those axes permuted, as one contiguous array (the im2col matrix, copied once).
 
     >>> import numpy as np
     >>> windows(np.arange(6), ((0, 2, 3, 2, 1, 0),)).tolist()
     [[0, 1, 2], [2, 3, 4]]
+    >>> windows(np.arange(6), ((0, 2, 3, 2, 1, 0),), (1, 0)).tolist()
+    [[0, 2], [1, 3], [2, 4]]
     """
+    view = _windows(x, axes)
+    if order is None:
+        return view
+    mod = type(view).__module__.split(".")[0]
+    if mod in ("numpy", "cupy"):
+        return __import__(mod).ascontiguousarray(view.transpose(order))
+    if mod == "torch":
+        return view.permute(order).contiguous()
+    return array_namespace(view).permute_dims(view, tuple(order))
+
+
+def _windows(x, axes):
     mod = type(x).__module__.split(".")[0]
     if mod in ("numpy", "cupy"):
         lib = __import__(mod)
@@ -192,11 +207,12 @@ def windows(x, axes):
 
 
 def unwindow(shape, *pairs):
-    """The gradient of an input from the gradients of its windowed views: each ``(grad, axes)``
-    pair is scattered back, one strided add per position in the window (never per element).
+    """The gradient of an input from the gradients of its windowed views: each ``(grad, axes,
+    order)`` triple (``order`` as given to :func:`windows`, or None) is scattered back, one strided
+    add per position in the window (never per element).
 
     >>> import numpy as np
-    >>> unwindow((6,), np.ones((2, 3)), ((0, 2, 3, 2, 1, 0),)).tolist()
+    >>> unwindow((6,), np.ones((2, 3)), ((0, 2, 3, 2, 1, 0),), None).tolist()
     [1.0, 1.0, 2.0, 1.0, 1.0, 0.0]
     """
     import itertools
@@ -206,7 +222,12 @@ def unwindow(shape, *pairs):
         out = first.new_zeros(tuple(shape))
     else:
         out = array_namespace(first).zeros(tuple(shape), dtype=first.dtype)
-    for grad, axes in zip(pairs[0::2], pairs[1::2]):
+    for grad, axes, order in zip(pairs[0::3], pairs[1::3], pairs[2::3]):
+        if order is not None:  # back to the windows' own layout
+            inverse = tuple(sorted(range(len(order)), key=order.__getitem__))
+            mod = type(grad).__module__.split(".")[0]
+            grad = grad.transpose(inverse) if mod in ("numpy", "cupy") else (
+                grad.permute(inverse) if mod == "torch" else array_namespace(grad).permute_dims(grad, inverse))
         ranges = [range(w) for a, c, w, s, d, o in axes if w is not None]
         for position in itertools.product(*ranges):
             key = [slice(None)] * len(shape)

@@ -729,8 +729,8 @@ class Conv2d(Op):
         )
         n_i = window_count('Conv2d', 'i', (('X', 2, n_X_2, n_p, 1, 1, 0),))
         n_j = window_count('Conv2d', 'j', (('X', 3, n_X_3, n_q, 1, 1, 0),))
-        X_windows = windows(X, ((2, n_i, n_p, 1, 1, 0), (3, n_j, n_q, 1, 1, 0)))
-        Y = xp.permute_dims(xp.tensordot(X_windows, W, axes=((1, 4, 5), (1, 2, 3))), (0, 3, 1, 2)) + B[:, None, None]
+        X_windows = windows(X, ((2, n_i, n_p, 1, 1, 0), (3, n_j, n_q, 1, 1, 0)), (0, 2, 3, 1, 4, 5))
+        Y = xp.permute_dims(xp.tensordot(X_windows, W, axes=((3, 4, 5), (1, 2, 3))), (0, 3, 1, 2)) + B[:, None, None]
         context["W"] = W
         context["X_windows"] = X_windows
         context["n_i"] = n_i
@@ -759,8 +759,8 @@ class Conv2d(Op):
         needs = context.get("needs_input_grad", (True, True, True))
         dX = None
         if needs[0]:
-            dX = unwindow((n_b, n_c, n_X_2, n_X_3), xp.permute_dims(xp.tensordot(goutput, W, axes=((1,), (0,))), (0, 3, 1, 2, 4, 5)), ((2, n_i, n_p, 1, 1, 0), (3, n_j, n_q, 1, 1, 0)))
-        dW = xp.tensordot(goutput, X_windows, axes=((0, 2, 3), (0, 2, 3))) if needs[1] else None
+            dX = unwindow((n_b, n_c, n_X_2, n_X_3), xp.tensordot(goutput, W, axes=((1,), (0,))), ((2, n_i, n_p, 1, 1, 0), (3, n_j, n_q, 1, 1, 0)), (0, 2, 3, 1, 4, 5))
+        dW = xp.tensordot(goutput, X_windows, axes=((0, 2, 3), (0, 1, 2))) if needs[1] else None
         dB = xp.sum(goutput, axis=(0, 2, 3)) if needs[2] else None
         return dX, dW, dB
 
@@ -812,7 +812,7 @@ class AvgPool2d(Op):
         n_X_2 = context["n_X_2"]
         n_X_3 = context["n_X_3"]
         xp = array_namespace(goutput)
-        dX = unwindow((n_b, n_c, n_X_2, n_X_3), xp.broadcast_to((goutput / (n_p * n_q))[:, :, :, :, None, None], (n_b, n_c, n_i, n_j, n_p, n_q)), ((2, n_i, n_p, 2, 1, 0), (3, n_j, n_q, 2, 1, 0)))
+        dX = unwindow((n_b, n_c, n_X_2, n_X_3), xp.broadcast_to((goutput / (n_p * n_q))[:, :, :, :, None, None], (n_b, n_c, n_i, n_j, n_p, n_q)), ((2, n_i, n_p, 2, 1, 0), (3, n_j, n_q, 2, 1, 0)), None)
         return (dX,)
 
 
