@@ -162,3 +162,23 @@ def test_torch_and_jax_targets_run_the_windows():
     assert torch.autograd.gradcheck(d.compile("torch"), (x, w))
     want = torch.nn.functional.conv2d(x, w, stride=2)
     assert torch.allclose(d.compile("torch")(x, w), want)
+
+
+def test_padding_is_a_runtime_op_before_a_valid_convolution():
+    from deltagrad.nn import functions as F
+    from deltagrad.nn.graph import Tensor
+    from tests.gradcheck import numeric_grads
+
+    X, W, B = r(2, 2, 5, 4), r(3, 2, 3, 3, seed=5), r(3, seed=6)
+
+    def reference(x):
+        return conv2d_ref(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), W, B)
+
+    x = Tensor(X.copy(), requires_grad=True)
+    y = F.conv2d(F.pad2d(x, 1), Tensor(W), Tensor(B))
+    np.testing.assert_allclose(y.value, reference(X), rtol=1e-10)
+    assert y.shape == (2, 3, 5, 4)  # a "same" convolution
+    g = np.random.default_rng(3).normal(size=y.shape)
+    y.grad = g
+    y.backward()
+    np.testing.assert_allclose(x.grad, numeric_grads(reference, [X], g)[0], rtol=1e-6, atol=1e-7)
