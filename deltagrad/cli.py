@@ -248,7 +248,12 @@ RESUME_OPTIONS = ("resume", "epochs", "data_dir", "quiet")
 
 
 @main.command(cls=_OneLineErrors, epilog=TRAIN_EXAMPLES)
-@click.option("--hidden", help="Hidden widths, e.g. 300 or 300,100.  [default: 300]")
+@click.option("--model", help="mlp, or cnn: [conv k×k, activation, 2×2 pool] per --channels, then --hidden (the "
+              "seeds' LeNet: 6,16 channels, 5×5, 120,84).  [default: mlp]")
+@click.option("--channels", help="The CNN's convolution channels, e.g. 6,16.  [default: 6,16]")
+@click.option("--kernel", type=int, help="The CNN's kernel side.  [default: 5]")
+@click.option("--pool", help="The CNN's 2×2 pooling: max (the seeds') or avg.  [default: max]")
+@click.option("--hidden", help="Hidden widths, e.g. 300 or 300,100.  [default: 300; 120,84 for --model cnn]")
 @click.option("--activation", help="sigmoid, relu or tanh (those with a generated op).  [default: relu]")
 @click.option("--optimizer", help="sgd, momentum (SGD with 0.9), adam or rmsprop.  [default: adam]")
 @click.option("--lr", type=float, help="Learning rate.  [default: the optimiser's: sgd 0.1, momentum 0.01, "
@@ -278,7 +283,7 @@ RESUME_OPTIONS = ("resume", "epochs", "data_dir", "quiet")
               help="Continue the run or grid in this folder from its last finished epoch (with --epochs: train on).")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="runs/latest", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(hidden, activation, optimizer, lr, momentum, epochs, batch_size, init, residual, loss, pixels, dtype,
+def train(model, channels, kernel, pool, hidden, activation, optimizer, lr, momentum, epochs, batch_size, init, residual, loss, pixels, dtype,
           shuffle, preset, device, seed, seeds, data_dir, synthetic, limit, compares, resume, out, quiet):
     """Train an MLP on MNIST with the generated ops only (or a grid of them)."""
     from click.core import ParameterSource
@@ -302,7 +307,8 @@ def train(hidden, activation, optimizer, lr, momentum, epochs, batch_size, init,
                 preset, hidden=None if hidden is None else _widths(hidden), activation=activation,
                 optimizer=optimizer, lr=lr, momentum=momentum, epochs=epochs, batch_size=batch_size, init=init,
                 residual=residual, loss=loss, pixels=pixels, dtype=dtype, shuffle=shuffle, device=device, seed=seed,
-                data="synthetic" if synthetic else None, data_dir=data_dir, limit=limit)
+                data="synthetic" if synthetic else None, data_dir=data_dir, limit=limit, model=model,
+                channels=None if channels is None else _widths(channels, "--channels"), kernel=kernel, pool=pool)
             if compares or seeds != 1:
                 plan, single = plan_grid(config, compares, seeds), None
             else:
@@ -319,13 +325,13 @@ def train(hidden, activation, optimizer, lr, momentum, epochs, batch_size, init,
         _train_one(single, out, quiet, bool(resume))
 
 
-def _widths(text: str) -> tuple:
+def _widths(text: str, flag: str = "--hidden") -> tuple:
     from deltagrad.nn.config import ConfigError, parse_hidden
 
     try:
         return parse_hidden(text)
     except ConfigError as err:
-        raise ConfigError(f"--hidden {err}") from None
+        raise ConfigError(f"{flag} {err}") from None
 
 
 def _resume_plan(folder, epochs, data_dir):

@@ -14,7 +14,7 @@ class for the whole package), and elsewhere it defines its own.
 from __future__ import annotations
 
 __all__ = ["Op", "ShapeError", "array_namespace", "check_shapes", "flat_batch", "flatten_batch", "put_along",
-           "scatter_add", "special", "unflatten_batch"]
+           "scatter_add", "special", "unflatten_batch", "unwindow", "window_count", "windows"]
 
 
 class Op:
@@ -281,3 +281,152 @@ def put_along(xp, index, values, size: int):
         out = xp.zeros((*index.shape, size), dtype=values.dtype, device=values.device)
         return out.scatter(-1, index[..., None], values[..., None])
     return xp.where(index[..., None] == xp.arange(size), values[..., None], 0)
+
+
+# -- windows: the run time of index arithmetic (X[b,c,2*i+p,2*j+q]) ---------------------------------
+# ``axes`` holds one (axis, count, window, stride, dilation, offset) per windowed axis: position
+# stride*i + dilation*p + offset for i < count and p < window (window None: no window axis).
+
+
+def window_count(op: str, index: str, reads: tuple, known=None) -> int:
+    """How many positions index ``index`` runs over: the most where every read is in range.
+
+    ``reads`` holds one (tensor, axis, size, window, stride, dilation, offset) per access;
+    ``known``, when the index's size is known from elsewhere, is checked instead.
+
+    >>> window_count("Conv", "i", (("X", 0, 10, 3, 1, 1, 0),))
+    8
+    >>> window_count("Pool", "i", (("X", 0, 5, 2, 2, 1, 0),))
+    2
+    """
+    best = None
+    for tensor, axis, size, window, stride, dilation, offset in reads:
+        if window is not None and window < 1:
+            raise ShapeError(f"{op}: a window of size {window} along axis {axis} of {tensor} is empty")
+        span = 1 if window is None else dilation * (window - 1) + 1
+        count = (size - offset - span) // stride + 1
+        if count < 1:
+            raise ShapeError(f"{op}: axis {axis} of {tensor} has size {size}, too small for a window of "
+                             f"{span} (with offset {offset}): index {index!r} would have no position")
+        if known is not None and known > count:
+            raise ShapeError(f"{op}: index {index!r} has size {known}, but axis {axis} of {tensor} "
+                             f"(size {size}) has room for {count} positions")
+        best = count if best is None else min(best, count)
+    return best if known is None else known
+
+
+def _stop(offset, count, stride):
+    return offset + stride * (count - 1) + 1
+
+
+def windows(x, axes, order=None):
+    """A view of ``x`` with each windowed axis cut to its ``count`` window starts and the
+    positions inside each window appended as new last axes (NumPy/CuPy: a strided view, no copy;
+    PyTorch: ``Tensor.unfold``; other array-API libraries: one ``take`` per axis). With
+    ``order``, those axes permuted, as one contiguous array (the im2col matrix, copied once).
+
+    >>> import numpy as np
+    >>> windows(np.arange(6), ((0, 2, 3, 2, 1, 0),)).tolist()
+    [[0, 1, 2], [2, 3, 4]]
+    >>> windows(np.arange(6), ((0, 2, 3, 2, 1, 0),), (1, 0)).tolist()
+    [[0, 2], [1, 3], [2, 4]]
+    """
+    view = _windows(x, axes)
+    if order is None:
+        return view
+    mod = type(view).__module__.split(".")[0]
+    if mod in ("numpy", "cupy"):
+        return __import__(mod).ascontiguousarray(view.transpose(order))
+    if mod == "torch":
+        return view.permute(order).contiguous()
+    return array_namespace(view).permute_dims(view, tuple(order))
+
+
+def _windows(x, axes):
+    mod = type(x).__module__.split(".")[0]
+    if mod in ("numpy", "cupy"):
+        lib = __import__(mod)
+        with_window = [(a, (w - 1) * d + 1) for a, c, w, s, d, o in axes if w is not None]
+        view = x
+        if with_window:
+            view = lib.lib.stride_tricks.sliding_window_view(
+                x, tuple(span for _, span in with_window), axis=tuple(a for a, _ in with_window))
+        key = [slice(None)] * x.ndim
+        for a, c, w, s, d, o in axes:
+            key[a] = slice(o, _stop(o, c, s), s)
+        key += [slice(None, None, d) for a, c, w, s, d, o in axes if w is not None]
+        return view[tuple(key)]
+    if mod == "torch":  # Tensor.unfold: a strided view, windows appended in the order of the axes
+        view = x
+        for a, c, w, s, d, o in axes:
+            if w is not None:
+                view = view.unfold(a, (w - 1) * d + 1, 1)
+        key = [slice(None)] * x.ndim
+        for a, c, w, s, d, o in axes:
+            key[a] = slice(o, _stop(o, c, s), s)
+        key += [slice(None, None, d) for a, c, w, s, d, o in axes if w is not None]
+        return view[tuple(key)]
+    xp = array_namespace(x)
+    out, ndim = x, x.ndim
+    for a, c, w, s, d, o in axes:
+        starts = xp.arange(c) * s + o
+        if w is None:
+            out = xp.take(out, starts, axis=a)
+            continue
+        idx = xp.reshape(starts[:, None] + xp.arange(w)[None, :] * d, (-1,))
+        out = xp.take(out, idx, axis=a)
+        shape = tuple(out.shape)
+        out = xp.reshape(out, shape[:a] + (c, w) + shape[a + 1:])
+        perm = [k for k in range(out.ndim) if k != a + 1] + [a + 1]
+        out = xp.permute_dims(out, tuple(perm))
+    del ndim
+    return out
+
+
+def unwindow(shape, *pairs):
+    """The gradient of an input from the gradients of its windowed views: each ``(grad, axes,
+    order)`` triple (``order`` as given to :func:`windows`, or None) is scattered back, one strided
+    add per position in the window (never per element).
+
+    >>> import numpy as np
+    >>> unwindow((6,), np.ones((2, 3)), ((0, 2, 3, 2, 1, 0),), None).tolist()
+    [1.0, 1.0, 2.0, 1.0, 1.0, 0.0]
+    """
+    import itertools
+
+    first = pairs[0]
+    if type(first).__module__.split(".")[0] == "torch":
+        out = first.new_zeros(tuple(shape))
+    else:
+        out = array_namespace(first).zeros(tuple(shape), dtype=first.dtype)
+    for grad, axes, order in zip(pairs[0::3], pairs[1::3], pairs[2::3]):
+        if order is not None:  # back to the windows' own layout
+            inverse = tuple(sorted(range(len(order)), key=order.__getitem__))
+            mod = type(grad).__module__.split(".")[0]
+            grad = grad.transpose(inverse) if mod in ("numpy", "cupy") else (
+                grad.permute(inverse) if mod == "torch" else array_namespace(grad).permute_dims(grad, inverse))
+        ranges = [range(w) for a, c, w, s, d, o in axes if w is not None]
+        for position in itertools.product(*ranges):
+            key = [slice(None)] * len(shape)
+            inside = iter(position)
+            for a, c, w, s, d, o in axes:
+                start = o + (d * next(inside) if w is not None else 0)
+                key[a] = slice(start, _stop(start, c, s), s)
+            part = grad[(Ellipsis, *position)] if position else grad
+            if hasattr(out, "at"):  # JAX: arrays are immutable
+                out = out.at[tuple(key)].add(part)
+            elif type(out).__module__.split(".")[0] == "torch":  # out of place, so autograd sees every add
+                out = _torch_add(out, key, part)
+            else:
+                out[tuple(key)] += part
+    return out
+
+
+def _torch_add(out, key, part):
+    """``out`` with ``part`` added at the strided slice ``key`` (torch: through a padded copy, so
+    that double backward sees an out-of-place op)."""
+    import torch
+
+    mask = torch.zeros_like(out)
+    mask[tuple(key)] = part
+    return out + mask

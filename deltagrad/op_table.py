@@ -47,6 +47,23 @@ STANDARD_OPS: tuple[OpEntry, ...] = (
     OpEntry("softmax", "Y[i,j] = exp(X[i,j]) / Sum(exp(X[i,k]), k)", summary="Row-wise softmax."),
     OpEntry("log_softmax", "Y[i,j] = X[i,j] - log(Sum(exp(X[i,k]), k))", summary="Row-wise log-softmax."),
     OpEntry(
+        "conv2d",
+        "Y[b,o,i,j] = Sum(X[b,c,i+p,j+q]*W[o,c,p,q], c, p, q) + B[o]",
+        summary="2-D convolution (a valid cross-correlation, stride 1) of images X[b,c,h,w] with kernels "
+                "W[o,c,p,q], plus a bias per output channel.",
+    ),
+    OpEntry(
+        "avg_pool2d",
+        "Y[b,c,i,j] = Sum(X[b,c,2*i+p,2*j+q], p, q) / (size(p)*size(q))",
+        summary="Average pooling with stride 2 over p×q windows (forward takes p=2, q=2 for 2×2).",
+    ),
+    OpEntry(
+        "max_pool2d",
+        "Y[b,c,i,j] = Max(X[b,c,2*i+p,2*j+q], p, q)",
+        summary="Max pooling with stride 2 over p×q windows (forward takes p=2, q=2 for 2×2); the "
+                "gradient goes to each window's arg-max, split equally between ties.",
+    ),
+    OpEntry(
         "softmax_cross_entropy",
         "L = -Sum(T[i,j]*(X[i,j] - log(Sum(exp(X[i,k]), k))), i, j) / size(i)",
         inputs=("X", "T"),

@@ -28,6 +28,27 @@ def onehot(n, m):
     return t
 
 
+def conv2d(x, w, b):
+    """Valid 2-D correlation by a loop over output positions (independent of the windows)."""
+    kp, kq = w.shape[2:]
+    ni, nj = x.shape[2] - kp + 1, x.shape[3] - kq + 1
+    y = np.zeros((x.shape[0], w.shape[0], ni, nj))
+    for i in range(ni):
+        for j in range(nj):
+            y[:, :, i, j] = np.einsum("bcpq,ocpq->bo", x[:, :, i:i + kp, j:j + kq], w) + b
+    return y
+
+
+def avg_pool2d(x):
+    n, c, h, w = x.shape
+    return x[:, :, :h // 2 * 2, :w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
+
+
+def max_pool2d(x):
+    n, c, h, w = x.shape
+    return x[:, :, :h // 2 * 2, :w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+
+
 # name -> (reference forward, inputs, size kwargs); one entry per op of the standard table
 REFERENCE = {
     "divide": (lambda x, z: x / z, lambda: [rng.normal(size=(3, 4)), rng.uniform(0.5, 2, (3, 4))], {}),
@@ -53,6 +74,9 @@ REFERENCE = {
     "transpose": (lambda x: x.T, lambda: [rng.normal(size=(3, 4))], {}),
     "softmax": (softmax, lambda: [rng.normal(size=(3, 4))], {}),
     "log_softmax": (lambda x: np.log(softmax(x)), lambda: [rng.normal(size=(3, 4))], {}),
+    "conv2d": (conv2d, lambda: [rng.normal(size=(2, 3, 6, 5)), rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4)], {}),
+    "avg_pool2d": (avg_pool2d, lambda: [rng.normal(size=(2, 3, 5, 6))], {"p": 2, "q": 2}),
+    "max_pool2d": (max_pool2d, lambda: [rng.normal(size=(2, 3, 5, 6))], {"p": 2, "q": 2}),
     "softmax_cross_entropy": (lambda x, t: -np.sum(t * np.log(softmax(x))) / x.shape[0],
                               lambda: [rng.normal(size=(3, 4)), onehot(3, 4)], {}),
     "row_max": (lambda x: x.max(1), lambda: [rng.permutation(12).reshape(3, 4) / 5.0], {}),

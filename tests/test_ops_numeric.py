@@ -19,6 +19,17 @@ def softmax(x):
     return e / e.sum(axis=1, keepdims=True)
 
 
+def correlate1d(x, w):
+    return np.array([np.dot(x[i:i + len(w)], w) for i in range(len(x) - len(w) + 1)])
+
+
+def conv2d(x, w, b):
+    kp, kq = w.shape[2:]
+    return np.stack([np.stack([np.einsum("bcpq,ocpq->bo", x[:, :, i:i + kp, j:j + kq], w) + b
+                               for j in range(x.shape[3] - kq + 1)], axis=-1)
+                     for i in range(x.shape[2] - kp + 1)], axis=-2)
+
+
 CASES = [
     # (id, spec, reference forward, inputs, size kwargs)
     ("divide", "Y[i,j] = X[i,j] / Z[i,j]", lambda x, z: x / z, [r(3, 4), r(3, 4, low=0.5, high=2)], {}),
@@ -72,6 +83,11 @@ CASES = [
      lambda x: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1), [r(3, 4)], {}),
     ("gram", "Y[i,j] = Sum(X[i,k]*X[j,k], k)", lambda x: x @ x.T, [r(3, 4)], {}),
     ("chain_product", "Y[i,k] = Sum(A[i,j]*B[j,k]*C[k], j)", lambda a, b, c: (a @ b) * c, [r(2, 3), r(3, 4), r(4)], {}),
+    ("conv1d", "Y[i] = Sum(X[i+k]*W[k], k)", correlate1d, [r(7), r(3)], {}),
+    ("conv2d", "Y[b,o,i,j] = Sum(X[b,c,i+p,j+q]*W[o,c,p,q], c, p, q) + B[o]", conv2d,
+     [r(2, 2, 5, 4), r(3, 2, 2, 3), r(3)], {}),
+    ("avg_pool_2x2", "Y[b,c,i,j] = Sum(X[b,c,2*i+p,2*j+q], p, q) / 4",
+     lambda x: x.reshape(2, 3, 2, 2, 3, 2).mean(axis=(3, 5)), [r(2, 3, 4, 6)], {"p": 2, "q": 2}),
     ("tanh_layer", "Y[i,j] = tanh(Sum(X[i,k]*W[k,j], k) + B[j])", lambda x, w, b: np.tanh(x @ w + b),
      [r(2, 3), r(3, 4), r(4)], {}),
 ]

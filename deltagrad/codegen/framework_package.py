@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from deltagrad.codegen.jax_target import jax_source
 from deltagrad.codegen.module import derive_entries, op_base_source
-from deltagrad.codegen.op_class import class_name, environment
+from deltagrad.codegen.op_class import class_name, environment, runtime_names
 from deltagrad.codegen.torch_target import BATCH_IMPORTS as TORCH_BATCH_IMPORTS
 from deltagrad.codegen.torch_target import torch_source
 from deltagrad.derive.ellipsis import has_ellipsis
@@ -27,6 +27,13 @@ RENDERERS = {
     "torch": (torch_source, "torch_module.py.j2", lambda e: [e.name, class_name(e.name) + "Function"], "PyTorch"),
     "jax": (jax_source, "jax_module.py.j2", lambda e: [e.name], "JAX"),
 }
+
+
+def framework_imports(derivations) -> str:
+    """What a torch or JAX package imports from ``op_base`` besides ``check_shapes``: the batch
+    helpers where a spec has ``...``, and the run-time helpers (windows) its ops call."""
+    batch = TORCH_BATCH_IMPORTS if any(has_ellipsis(d.spec) for d in derivations) else ""
+    return batch + "".join(f", {n}" for n in runtime_names(derivations))
 
 
 def render_target_package(entries, target: str, *, source: str, title: str | None = None,
@@ -41,7 +48,7 @@ def render_target_package(entries, target: str, *, source: str, title: str | Non
     ops = [render_op(d, summary=e.summary or None) for e, d in derivations]
     text = env.get_template(template).render(title=title, source=source, how_to_regenerate=how, names=names, ops=ops,
                                              uses_partial=any("@partial(" in op for op in ops),
-                                             batch_imports=TORCH_BATCH_IMPORTS if any(has_ellipsis(d.spec) for _, d in derivations) else "")
+                                             batch_imports=framework_imports([d for _, d in derivations]))
     return {
         "ops.py": text,
         "op_base.py": op_base_source(),

@@ -47,7 +47,7 @@ def index_latex(name) -> str:
     >>> index_latex("j"), index_latex("j1"), index_latex("k2")
     ('j', "j'", "k''")
     """
-    name = str(name)
+    name = str(name).replace("*", " ")  # an affine index: 2*i + p → 2 i + p
     if name == "...":  # any leading axes (derive/ellipsis.py)
         return "\\ldots"
     if name == "_":  # an axis of size one

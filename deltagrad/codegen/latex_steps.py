@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from deltagrad.derive.eliminate import eliminate_deltas
+from deltagrad.derive.affine import is_affine
+from deltagrad.derive.windows import solve_affine_deltas
 
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
 
@@ -109,10 +111,28 @@ def _result_sums(e) -> set:
     return {lim[0] for s in e.atoms(sp.Sum) for lim in s.limits}
 
 
+def _affine_delta(s, deltas, used):
+    """(δ(x, s·i + s), the value that solves it for ``s``) for a delta on an affine index
+    (X[i+k]: derive/windows.py) where ``s`` has coefficient 1; None when there is none."""
+    for d in deltas:
+        if d in used:
+            continue
+        for lhs, rhs in (d.args, d.args[::-1]):
+            if is_affine(rhs) and not lhs.has(s) and sp.expand(rhs).coeff(s) == 1:
+                return d, sp.expand(lhs - (rhs - s))
+    return None
+
+
 def analyse_term(term) -> Term:
-    result = eliminate_deltas(term)
-    summed = [s for s, _ in _summed(term)]
     deltas = sorted(term.atoms(sp.KroneckerDelta), key=str)
+    affine = any(is_affine(a) for d in deltas for a in d.args)
+    result = solve_affine_deltas(term) if affine else eliminate_deltas(term)
+    summed = [s for s, _ in _summed(term)]
+    solved = {}  # inner sums first, as solve_affine_deltas does
+    for s in reversed(summed) if affine else ():
+        hit = None if any(s in d.args for d in deltas) else _affine_delta(s, deltas, {h[0] for h in solved.values()})
+        if hit:
+            solved[s] = hit
     sets, pairs, survives, counted = [], [], [], []
     used = set()
     for s in summed:
@@ -126,12 +146,16 @@ def analyse_term(term) -> Term:
             value = next(x for x in mine[0].args if x != s)
             sets.append((s, value, mine[0]))
             used.add(mine[0])
+        elif s in solved:
+            d, value = solved[s]
+            sets.append((s, value, d))
+            used.add(d)
         elif s in _result_sums(result):
             survives.append(s)
         else:
             counted.append(s)
     summed_set = set(summed)
-    remains = tuple(d for d in deltas if not (set(d.args) & summed_set))
+    remains = tuple(d for d in deltas if not (set(d.args) & summed_set) and d not in used)
     return Term(term, result, tuple(sets), tuple(pairs), tuple(survives), tuple(counted), remains)
 
 
@@ -157,7 +181,8 @@ def delta_note(terms, printer, output: str, out_indices, input_name: str, grad_i
         bits = []
         if t.sets:
             ds = ", ".join(f"${p(d)}$" for _, _, d in t.sets)
-            vals = ", ".join(f"${p(s)} = {p(v)}$" for s, v, _ in t.sets)
+            vals = ", ".join(f"${p(s)} = {p(v)}$" + (f" where $0 \\le {p(v)} < {p(_extent(s))}$" if v.is_Add else "")
+                             for s, v, _ in t.sets)
             verb = "sets" if len(t.sets) == 1 else "set"
             bits.append(f"{ds} {verb} {vals}")
         for s, d1, d2, d in t.pairs:

@@ -119,6 +119,8 @@ class _Printer(Visitor):
     def unknown(self, n):
         if type(n).__name__ == "Helper":
             raise NoMatrixForm("it puts values at the positions an integer input holds (a scatter)")
+        if type(n).__name__ == "Runtime":  # derive/windows.py: a scatter back through windows
+            raise NoMatrixForm("it scatters back through the windows of a correlation (index arithmetic)")
         raise NoMatrixForm(f"it uses {type(n).__name__}")
 
     def sup(self, text):

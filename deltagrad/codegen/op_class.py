@@ -27,7 +27,7 @@ import sympy as sp
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
-from deltagrad.derive.array_program import applied, helpers, reads_attribute, uses_namespace, variables
+from deltagrad.derive.array_program import Runtime, applied, helpers, nodes, reads_attribute, uses_namespace, variables
 from deltagrad.derive.ellipsis import carriers, flat_rank, has_ellipsis
 from deltagrad.derive.functions import where
 from deltagrad.derive.names import NAMES
@@ -57,17 +57,29 @@ def op_base_names(derivations, sources=()) -> str:
     return ", ".join([*BASE_IMPORTS, *sorted(used)])
 
 
+def runtime_names(derivations) -> list:
+    """The run-time helpers (``windows``, ``unwindow``, ``window_count``) that the derivations'
+    code calls on every target (the framework modules import them too), sorted.
+
+    >>> from deltagrad.derive.derivation import derive
+    >>> runtime_names([derive("Y[i] = X[2*i]")])
+    ['window_count', 'windows']
+    """
+    code = [s for d in derivations for s in (*d.forward.statements, *d.backward.statements)]
+    return sorted({n.fn for n in nodes(code) if isinstance(n, Runtime)})
+
+
 def header(derivation, source: str = "", text: str = HEADER, extra: str | None = None) -> str:
     """``text`` (the imports of a module of one op) with what its deltagrad import line needs
     besides: all the ``op_base`` names a NumPy op's ``source`` uses, or, for the framework
-    modules, ``extra`` where the spec has ``...``.
+    modules, ``extra`` where the spec has ``...`` and the run-time helpers it calls.
 
     >>> from deltagrad.derive.derivation import derive
     >>> header(derive("Y[i] = erf(X[i])"), "Y = special(xp).erf(X)").strip()
     'from deltagrad.op_base import Op, array_namespace, check_shapes, special'
     """
     if extra is not None:
-        names = extra if has_ellipsis(derivation.spec) else ""
+        names = (extra if has_ellipsis(derivation.spec) else "") + "".join(f", {n}" for n in runtime_names([derivation]))
     else:
         names = op_base_names([derivation], [source])[len(", ".join(BASE_IMPORTS)):]
     if not names:

@@ -50,7 +50,10 @@ class PythonPrinter(Visitor):
     def visit_Const(self, node):
         return repr(node.value)
 
-    visit_int = visit_float = repr  # plain data in a Call's arguments (never a bool)
+    visit_int = visit_float = visit_str = repr  # plain data in a Call's arguments (never a bool)
+
+    def visit_NoneType(self, node):
+        return "None"
 
     def visit_tuple(self, node):
         inner = ", ".join(self.visit(x) for x in node)
@@ -76,6 +79,9 @@ class PythonPrinter(Visitor):
 
     def visit_Helper(self, node):
         return f"{node.fn}(xp, {', '.join(self.visit(a) for a in node.args)})"
+
+    def visit_Runtime(self, node):
+        return f"{node.fn}({', '.join(self.visit(a) for a in node.args)})"
 
     def visit_Attr(self, node):
         return f"{self.wrap(node.value, _PREC['atom'], False)}.{node.name}"

@@ -71,6 +71,16 @@ class Helper:
 
 
 @dataclass(frozen=True)
+class Runtime:
+    """``fn(*args)``: a run-time helper of ``op_base`` called without the namespace (``windows``,
+    ``unwindow``, ``window_count``: they dispatch on the array's type themselves); ``args`` hold
+    nodes and plain data (ints, strings, tuples)."""
+
+    fn: str
+    args: tuple
+
+
+@dataclass(frozen=True)
 class Attr:
     """``value.name``, for ``.T`` and ``.mT``."""
 
@@ -169,10 +179,15 @@ class _Variables(Visitor):
     def visit_Helper(self, node):
         return self.visit(node.args)
 
+    visit_Runtime = visit_Helper
+
     def visit_Attr(self, node):
         return self.visit(node.value)
 
     visit_Subscript = visit_Attr  # the key holds no variables
+
+    def visit_Helper(self, node):
+        return self.visit(node.args)
 
     def visit_tuple(self, node):
         return set().union(*(self.visit(x) for x in node))
@@ -217,8 +232,13 @@ class _Nodes(Visitor):
     def visit_Helper(self, node):
         return [node, *self.visit(node.args)]
 
+    visit_Runtime = visit_Helper
+
     def visit_Attr(self, node):
         return [node, *self.visit(node.value)]
+
+    def visit_Helper(self, node):
+        return [node, *self.visit(node.args)]
 
     visit_Subscript = visit_Attr
 
@@ -256,12 +276,12 @@ def uses_namespace(code) -> bool:
 
 
 def helpers(code) -> set:
-    """The ``op_base`` helpers that ``code`` calls.
+    """The ``op_base`` helpers that ``code`` calls (:class:`Helper` and :class:`Runtime` nodes).
 
     >>> sorted(helpers([Assign('dE', Helper('scatter_add', (Var('t'), Var('goutput'), Var('n_a'))))]))
     ['scatter_add']
     """
-    return {n.fn for n in nodes(code) if isinstance(n, Helper)}
+    return {n.fn for n in nodes(code) if isinstance(n, (Helper, Runtime))}
 
 
 def applied(code) -> list:

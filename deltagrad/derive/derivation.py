@@ -31,6 +31,7 @@ from deltagrad.derive.program import ProgramSpec, build_program, program_values,
 from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_order, forward_values, inline_reductions, max_node
 from deltagrad.derive.saved_values import adds_poles, agree, rewrite_through_forward, use_output, use_reductions
 from deltagrad.derive.stabilize import stabilize
+from deltagrad.derive.windows import derive_windowed, has_affine
 from deltagrad.derive.simplify import collect_linear, cost, simplify_index_expr
 from deltagrad.derive.size_one import gradient_target, on_unit_axes, refuse_in_program
 from deltagrad.derive.spec import UNIT, Spec, extent, index, index_aliases, input_pattern, is_gather
@@ -158,6 +159,8 @@ def _derive(spec, name, inputs, functions=()) -> Derivation:
                         f"or a Spec, not {type(spec).__name__}")
     if name and spec.name != name:
         spec = replace(spec, name=name)
+    if has_affine(spec):  # X[b,c,i+p,j+q]: derived over windowed views (derive/windows.py)
+        return derive_windowed(spec, lambda inner: _derive(inner, None, None))
     # indices that run over the same axis share one size: write every extent as its class's
     aliases = index_aliases(spec)
     spec = replace(spec, rhs=spec.rhs.xreplace({extent(index(n)): extent(index(r)) for n, r in aliases.items() if n != r}))
@@ -191,6 +194,8 @@ def _derive(spec, name, inputs, functions=()) -> Derivation:
 def _derive_program(prog: ProgramSpec) -> Derivation:
     """A program's derivation: reverse mode over its steps (:mod:`deltagrad.derive.program`)."""
     refuse_in_program(prog.composite)
+    if any(has_affine(st) for st in prog.steps):
+        raise SpecError("index arithmetic (X[i+k]) works in one-line specs, not yet in a program of named steps")
     grad_name = grad_output_name(prog.composite)
     values, per_step = program_values(prog)
     grads, renamed = reverse_mode(prog, per_step, grad_name)

@@ -26,6 +26,7 @@ from deltagrad.derive.extrema import REDUCTIONS, Iverson, elementwise, reduce_ex
 from deltagrad.derive.functions import COMPARISONS, SPEC_FUNCTIONS, generic, generic_parts
 from deltagrad.derive.spec import (MAX_DEPTH, MAX_NODES, UNIT, Spec, check_spec, extent, index, itensor, scalar,
                                    summed, tensor)
+from deltagrad.derive.affine import affine_index
 from deltagrad.errors import SpecError
 
 #: Functions a spec may call, with how many arguments each takes (None: two or more).
@@ -242,15 +243,16 @@ class _Builder:
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
             if words.target_kind:
                 self.note(node.value.id, node.value, words.target_kind)
-            return node.value.id, self.subscript(node, unit=sp.Integer(0) if words.target_kind else UNIT)
+            return node.value.id, self.subscript(node, unit=sp.Integer(0) if words.target_kind else UNIT, affine=False)
         if words.target_column:
             self.fail(words.bad_target, node)
         raise SpecError(words.bad_target)
 
-    def subscript(self, node, gather=False, unit=UNIT):
+    def subscript(self, node, gather=False, unit=UNIT, affine=True):
         """The indices in brackets; ``_`` (an axis of size one) becomes ``unit``: UNIT on the
         right, 0 on the left (a new axis of size one), None where it has no meaning; ``gather``:
-        inside an integer input's brackets (``t[i]`` in ``X[i, t[i]]``)."""
+        inside an integer input's brackets (``t[i]`` in ``X[i, t[i]]``); ``affine``: index
+        arithmetic (``X[2*i+p]``) allowed."""
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         out = []
         for it in items:
@@ -273,7 +275,9 @@ class _Builder:
                 # a gather: X[i, t[i]] reads X at the position the integer input t holds
                 self.note(it.value.id, it.value, "an integer tensor")
                 self.uses(it.value.id)
-                out.append(itensor(it.value.id)[self.subscript(it, gather=True, unit=None)])
+                out.append(itensor(it.value.id)[self.subscript(it, gather=True, unit=None, affine=False)])
+            elif affine and not self.claim and isinstance(it, ast.BinOp):  # X[2*i+p]: derive/affine.py
+                out.append(affine_index(it, self.note, self.fail))
             else:
                 self.fail("an index must be a name such as i, a non-negative integer literal, _ (an axis of "
                           "size one), ... or an integer input's entry such as t[i]", it)
@@ -382,11 +386,12 @@ class _Builder:
     @staticmethod
     def reduction_form(node) -> bool:
         """``Max(X[i,k], k)`` (a reduction), not ``Max(X[i], c)`` (element-wise): every argument
-        after the first is a bare name that the first argument uses as an index."""
+        after the first is a bare name that the first argument uses in an index (``X[2*i+p]`` too)."""
         if len(node.args) < 2 or not all(isinstance(a, ast.Name) for a in node.args[1:]):
             return False
         used = {n.id for s in ast.walk(node.args[0]) if isinstance(s, ast.Subscript)
-                for n in (s.slice.elts if isinstance(s.slice, ast.Tuple) else [s.slice]) if isinstance(n, ast.Name)}
+                for item in (s.slice.elts if isinstance(s.slice, ast.Tuple) else [s.slice])
+                for n in ast.walk(item) if isinstance(n, ast.Name)}  # X[2*i+p] uses i and p
         return all(a.id in used for a in node.args[1:])
 
     def call(self, node, depth):

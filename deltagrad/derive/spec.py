@@ -23,6 +23,7 @@ from sympy.concrete.expr_with_limits import ExprWithLimits
 
 from deltagrad.derive.ellipsis import ELLIPSIS
 from deltagrad.derive.ellipsis import check_ellipsis as ellipsis_rules
+from deltagrad.derive.affine import affine_problem, is_affine
 from deltagrad.derive.names import NAMES
 from deltagrad.errors import SpecError
 
@@ -216,7 +217,8 @@ def check_spec(name, output, out_indices, rhs, inputs_order=None, where=None, te
     order = check_inputs_order(inputs_order, use.order)
     check_gradient_names_free(order, output, use, where)
     inputs = tuple(Input(n, use.ranks[n], n in use.integers) for n in order)
-    carried = {ix for e in rhs.atoms(sp.Indexed) for ix in e.indices if isinstance(ix, sp.Symbol)}
+    carried = {s for e in rhs.atoms(sp.Indexed) for ix in e.indices
+               for s in (ix.free_symbols if is_affine(ix) else {ix}) if isinstance(s, sp.Symbol)}
     size_indices = tuple(ix for ix in out_indices if isinstance(ix, sp.Symbol) and ix not in carried)
     return Spec(name, output, tuple(out_indices), rhs, inputs, text, size_indices)
 
@@ -311,11 +313,17 @@ def _visit_tensor(e: sp.Indexed, bound: frozenset, use: RhsUse, where: dict, int
             check_plain_gather(nm, ix, where)
             _visit_tensor(ix, bound, use, where, integer=True)
             continue
-        check_tensor_index(nm, ix, where)
-        if ix != ELLIPSIS:
-            check_name(ix.name, "an index", use, where)
-        if ix not in bound:
-            use.free[ix.name] = ix
+        if is_affine(ix):  # X[2*i+p]: its names are indices like any other
+            check_affine_index(nm, ix, where)
+            names = sorted(ix.free_symbols, key=lambda s: s.name)
+        else:
+            check_tensor_index(nm, ix, where)
+            names = [ix]
+        for s in names:
+            if s != ELLIPSIS:
+                check_name(s.name, "an index", use, where)
+            if s not in bound:
+                use.free[s.name] = s
 
 
 # The rules, one function each, in the order check_spec and walk_rhs apply them.
@@ -394,6 +402,13 @@ def check_plain_gather(nm: str, ix: sp.Indexed, where: dict) -> None:
     """An integer tensor inside brackets is indexed by index names or integers (no gather of a gather)."""
     if any(not (isinstance(i, sp.Integer) or is_index(i)) for i in ix.indices):
         _fail(f"{ix.base.label.name}[...] inside {nm}[...] must be indexed by index names or integers", where, nm)
+
+
+def check_affine_index(nm: str, ix: sp.Basic, where: dict) -> None:
+    """An index expression is index names times small positive integers plus an offset (derive/affine.py)."""
+    problem = affine_problem(ix)
+    if problem:
+        _fail(f"tensor {nm!r}: {problem}", where, nm)
 
 
 def check_not_summed_twice(k: sp.Symbol, bound: set, where: dict) -> None:
@@ -492,7 +507,7 @@ def check_summed_not_on_left(rhs: sp.Expr, lhs_names: list, where: dict) -> None
 
 def check_sizes_known(rhs: sp.Expr, use: RhsUse, lhs_names: list, where: dict) -> None:
     """Each size(k) names an index that a tensor or the output carries."""
-    carried_names = {ix.name for e in rhs.atoms(sp.Indexed) for ix in e.indices if isinstance(ix, sp.Symbol)}
+    carried_names = {s.name for e in rhs.atoms(sp.Indexed) for ix in e.indices for s in ix.free_symbols}
     for nm in use.sizes:
         if nm not in carried_names and nm not in lhs_names:
             _fail(f"size({nm}): no tensor is indexed by {nm!r}, so its size is unknown", where, nm)

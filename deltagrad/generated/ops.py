@@ -10,9 +10,9 @@ array-API library). This file needs only ``op_base.py`` beside it.
 """
 
 try:  # inside a package (deltagrad.generated, or your own)
-    from .op_base import Op, array_namespace, check_shapes, put_along, scatter_add
+    from .op_base import Op, array_namespace, check_shapes, put_along, scatter_add, unwindow, window_count, windows
 except ImportError:  # dropped beside op_base.py as plain modules
-    from op_base import Op, array_namespace, check_shapes, put_along, scatter_add
+    from op_base import Op, array_namespace, check_shapes, put_along, scatter_add, unwindow, window_count, windows
 
 __all__ = [
     "Divide",
@@ -38,6 +38,9 @@ __all__ = [
     "Transpose",
     "Softmax",
     "LogSoftmax",
+    "Conv2d",
+    "AvgPool2d",
+    "MaxPool2d",
     "SoftmaxCrossEntropy",
     "RowMax",
     "Select",
@@ -695,6 +698,178 @@ class LogSoftmax(Op):
         Y = context["Y"]
         xp = array_namespace(goutput, Y)
         dX = goutput - xp.sum(goutput, axis=1)[:, None] * xp.exp(Y)
+        return (dX,)
+
+
+class Conv2d(Op):
+    """2-D convolution (a valid cross-correlation, stride 1) of images X[b,c,h,w] with kernels W[o,c,p,q], plus a bias per output channel.
+
+    Forward:
+        Y[b,o,i,j] = B[o] + Sum_c,p,q(X[b,c,i + p,j + q]*W[o,c,p,q])
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,d,e,f] = Sum_o,i,j(G[a,o,i,j]*W[o,d,e - i,f - j]*InRange(e - i,n_p)*InRange(f - j,n_q))
+            (no matrix form: it scatters back through the windows of a correlation (index arithmetic))
+        dW[a,d,e,f] = Sum_b,i,j(G[b,a,i,j]*X[b,d,e + i,f + j])
+            (no matrix form: it contracts over several axes at once)
+        dB[a] = Sum_b,i,j(G[b,a,i,j])
+            (no matrix form: goutput has 4 axes)
+    """
+
+    @staticmethod
+    def forward(context, X, W, B):
+        xp = array_namespace(X, W, B)
+        n_b, n_c, _, n_p, n_q, n_X_2, n_X_3 = check_shapes(
+            "Conv2d",
+            ("b", "c", "o", "p", "q", "X_2", "X_3"),
+            {
+                "X": (X, ("b", "c", "X_2", "X_3")),
+                "W": (W, ("o", "c", "p", "q")),
+                "B": (B, ("o",)),
+            },
+        )
+        n_i = window_count('Conv2d', 'i', (('X', 2, n_X_2, n_p, 1, 1, 0),))
+        n_j = window_count('Conv2d', 'j', (('X', 3, n_X_3, n_q, 1, 1, 0),))
+        X_windows = windows(X, ((2, n_i, n_p, 1, 1, 0), (3, n_j, n_q, 1, 1, 0)), (0, 2, 3, 1, 4, 5))
+        Y = xp.permute_dims(xp.tensordot(X_windows, W, axes=((3, 4, 5), (1, 2, 3))), (0, 3, 1, 2)) + B[:, None, None]
+        context["W"] = W
+        context["X_windows"] = X_windows
+        context["n_i"] = n_i
+        context["n_j"] = n_j
+        context["n_b"] = n_b
+        context["n_c"] = n_c
+        context["n_p"] = n_p
+        context["n_q"] = n_q
+        context["n_X_2"] = n_X_2
+        context["n_X_3"] = n_X_3
+        return Y
+
+    @staticmethod
+    def backward(context, goutput):
+        W = context["W"]
+        X_windows = context["X_windows"]
+        n_i = context["n_i"]
+        n_j = context["n_j"]
+        n_b = context["n_b"]
+        n_c = context["n_c"]
+        n_p = context["n_p"]
+        n_q = context["n_q"]
+        n_X_2 = context["n_X_2"]
+        n_X_3 = context["n_X_3"]
+        xp = array_namespace(goutput, W, X_windows)
+        needs = context.get("needs_input_grad", (True, True, True))
+        dX = None
+        if needs[0]:
+            dX = unwindow((n_b, n_c, n_X_2, n_X_3), xp.tensordot(goutput, W, axes=((1,), (0,))), ((2, n_i, n_p, 1, 1, 0), (3, n_j, n_q, 1, 1, 0)), (0, 2, 3, 1, 4, 5))
+        dW = xp.tensordot(goutput, X_windows, axes=((0, 2, 3), (0, 1, 2))) if needs[1] else None
+        dB = xp.sum(goutput, axis=(0, 2, 3)) if needs[2] else None
+        return dX, dW, dB
+
+
+class AvgPool2d(Op):
+    """Average pooling with stride 2 over p×q windows (forward takes p=2, q=2 for 2×2).
+
+    Forward:
+        Y[b,c,i,j] = Sum_p,q(X[b,c,p + 2*i,q + 2*j])/(n_p*n_q)
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,d,e,f] = Sum_i,j(G[a,d,i,j]*InRange(e - 2*i,n_p)*InRange(f - 2*j,n_q))/(n_p*n_q)
+            (no matrix form: it scatters back through the windows of a correlation (index arithmetic))
+    """
+
+    @staticmethod
+    def forward(context, X, *, p=None, q=None):
+        xp = array_namespace(X)
+        n_b, n_c, n_p, n_q, n_X_2, n_X_3 = check_shapes(
+            "AvgPool2d",
+            ("b", "c", "p", "q", "X_2", "X_3"),
+            {
+                "X": (X, ("b", "c", "X_2", "X_3")),
+            },
+            {"p": p, "q": q},
+        )
+        n_i = window_count('AvgPool2d', 'i', (('X', 2, n_X_2, n_p, 2, 1, 0),))
+        n_j = window_count('AvgPool2d', 'j', (('X', 3, n_X_3, n_q, 2, 1, 0),))
+        X_windows = windows(X, ((2, n_i, n_p, 2, 1, 0), (3, n_j, n_q, 2, 1, 0)))
+        Y = xp.sum(X_windows, axis=(4, 5)) / (n_p * n_q)
+        context["n_i"] = n_i
+        context["n_j"] = n_j
+        context["n_b"] = n_b
+        context["n_c"] = n_c
+        context["n_p"] = n_p
+        context["n_q"] = n_q
+        context["n_X_2"] = n_X_2
+        context["n_X_3"] = n_X_3
+        return Y
+
+    @staticmethod
+    def backward(context, goutput):
+        n_i = context["n_i"]
+        n_j = context["n_j"]
+        n_b = context["n_b"]
+        n_c = context["n_c"]
+        n_p = context["n_p"]
+        n_q = context["n_q"]
+        n_X_2 = context["n_X_2"]
+        n_X_3 = context["n_X_3"]
+        xp = array_namespace(goutput)
+        dX = unwindow((n_b, n_c, n_X_2, n_X_3), xp.broadcast_to((goutput / (n_p * n_q))[:, :, :, :, None, None], (n_b, n_c, n_i, n_j, n_p, n_q)), ((2, n_i, n_p, 2, 1, 0), (3, n_j, n_q, 2, 1, 0)), None)
+        return (dX,)
+
+
+class MaxPool2d(Op):
+    """Max pooling with stride 2 over p×q windows (forward takes p=2, q=2 for 2×2); the gradient goes to each window's arg-max, split equally between ties.
+
+    Forward:
+        Y[b,c,i,j] = Max_p,q(X[b,c,p + 2*i,q + 2*j])
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,d,e,f] = Sum_i,j(G[a,d,i,j]*InRange(e - 2*i,n_p)*InRange(f - 2*j,n_q)*[X[a,d,e,f] == Max_p1,q1(X[a,d,p1 + 2*i,q1 + 2*j])]/Sum_p,q([X[a,d,p + 2*i,q + 2*j] == Max_p1,q1(X[a,d,p1 + 2*i,q1 + 2*j])]))
+            (no matrix form: it scatters back through the windows of a correlation (index arithmetic))
+    """
+
+    @staticmethod
+    def forward(context, X, *, p=None, q=None):
+        xp = array_namespace(X)
+        n_b, n_c, n_p, n_q, n_X_2, n_X_3 = check_shapes(
+            "MaxPool2d",
+            ("b", "c", "p", "q", "X_2", "X_3"),
+            {
+                "X": (X, ("b", "c", "X_2", "X_3")),
+            },
+            {"p": p, "q": q},
+        )
+        n_i = window_count('MaxPool2d', 'i', (('X', 2, n_X_2, n_p, 2, 1, 0),))
+        n_j = window_count('MaxPool2d', 'j', (('X', 3, n_X_3, n_q, 2, 1, 0),))
+        X_windows = windows(X, ((2, n_i, n_p, 2, 1, 0), (3, n_j, n_q, 2, 1, 0)))
+        Y = xp.max(X_windows, axis=(4, 5))
+        context["X_windows"] = X_windows
+        context["Y"] = Y
+        context["n_i"] = n_i
+        context["n_j"] = n_j
+        context["n_b"] = n_b
+        context["n_c"] = n_c
+        context["n_p"] = n_p
+        context["n_q"] = n_q
+        context["n_X_2"] = n_X_2
+        context["n_X_3"] = n_X_3
+        return Y
+
+    @staticmethod
+    def backward(context, goutput):
+        X_windows = context["X_windows"]
+        Y = context["Y"]
+        n_i = context["n_i"]
+        n_j = context["n_j"]
+        n_b = context["n_b"]
+        n_c = context["n_c"]
+        n_p = context["n_p"]
+        n_q = context["n_q"]
+        n_X_2 = context["n_X_2"]
+        n_X_3 = context["n_X_3"]
+        xp = array_namespace(goutput, X_windows, Y)
+        X_windows_is_Y = xp.astype(X_windows == Y[:, :, :, :, None, None], X_windows.dtype)
+        dX = unwindow((n_b, n_c, n_X_2, n_X_3), (goutput / xp.sum(X_windows_is_Y, axis=(4, 5)))[:, :, :, :, None, None] * X_windows_is_Y, ((2, n_i, n_p, 2, 1, 0), (3, n_j, n_q, 2, 1, 0)), None)
         return (dX,)
 
 

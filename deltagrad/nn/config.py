@@ -25,7 +25,7 @@ from pathlib import Path
 
 from deltagrad.nn.backend import DEVICES
 from deltagrad.nn.functions import ACTIVATIONS
-from deltagrad.nn.modules import INITS
+from deltagrad.nn.modules import INITS, POOLS, cnn_side
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 #: The learning rate of each optimiser when ``--lr`` is not given (for the mean loss).
@@ -35,6 +35,9 @@ PIXELS = ("unit", "raw")
 DTYPES = ("float32", "float64")
 DATASETS = {"mnist": (60000, 10000), "synthetic": (6000, 1000)}  # training and test images
 FEATURES, CLASSES = 784, 10
+MODELS = ("mlp", "cnn")
+#: The seeds' CNN: conv 1→6 5×5, pool, conv 6→16 5×5, pool, then fully connected 256→120→84→10.
+CNN_HIDDEN = (120, 84)
 #: A tenth of the training images (at most ``val_size``) is held out for validation.
 MIN_LIMIT = 10
 EVAL_BATCH = 2000
@@ -68,6 +71,10 @@ class TrainConfig:
     dtype: str = "float32"  # or "float64"
     shuffle: bool = True  # a new order of the training images each epoch, or always the file's order
     preset: str | None = None  # the preset the defaults came from (information only)
+    model: str = "mlp"  # or "cnn": [conv, activation, 2x2 pool] per --channels, then --hidden, then 10
+    channels: tuple = (6, 16)  # the CNN's convolutions' output channels
+    kernel: int = 5  # the CNN's k×k kernels
+    pool: str = "max"  # the CNN's 2×2 pooling: max (the seeds') or avg
 
 
 #: Conventions of other code, as defaults that explicit options override.
@@ -93,6 +100,8 @@ def make_config(preset: str | None = None, **given) -> TrainConfig:
         raise ConfigError(f"--preset {preset!r} is unknown: choose one of {', '.join(PRESETS)}")
     values = dict(PRESETS.get(preset, {}))
     values.update({k: v for k, v in given.items() if v is not None})
+    if values.get("model") == "cnn" and given.get("hidden") is None:
+        values["hidden"] = CNN_HIDDEN  # the seeds' fully connected layers
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
@@ -113,6 +122,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         changes["data_dir"] = str(Path(config.data_dir).resolve())
     if isinstance(config.hidden, list):
         changes["hidden"] = tuple(config.hidden)
+    if isinstance(config.channels, list):
+        changes["channels"] = tuple(config.channels)
     return replace(config, **changes) if changes else config
 
 
@@ -187,6 +198,7 @@ COMPARABLE = {
     "activation": str.strip, "hidden": parse_hidden, "optimizer": str.strip, "lr": _parse_float,
     "momentum": _parse_float, "init": str.strip, "batch_size": _parse_int, "residual": _parse_bool,
     "loss": str.strip, "pixels": str.strip, "dtype": str.strip, "shuffle": _parse_bool,
+    "model": str.strip, "channels": parse_hidden, "kernel": _parse_int, "pool": str.strip,
 }
 
 
@@ -245,7 +257,13 @@ def _integer(value, low: int) -> None:
 
 def check_value(name: str, value) -> None:
     """Check one setting on its own; a :class:`ConfigError` without the option's name otherwise."""
-    if name == "hidden":
+    if name == "model":
+        _choices(value, MODELS)
+    elif name == "pool":
+        _choices(value, POOLS)
+    elif name == "kernel":
+        _integer(value, 1)
+    elif name in ("hidden", "channels"):
         if not isinstance(value, tuple) or not value or not all(
                 isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in value):
             raise ConfigError(f"widths must be positive integers, such as 300 or 300,100, got {value!r}")
@@ -308,6 +326,11 @@ def check_config(config: TrainConfig, memory: bool = True) -> None:
             check_value(f.name, getattr(config, f.name))
         except ConfigError as err:
             raise _with_option(f.name, err) from None
+    if config.model == "cnn":
+        try:
+            cnn_side(IMAGE_SIDE, config.kernel, len(config.channels))
+        except ValueError as err:
+            raise ConfigError(f"--kernel {config.kernel}: {err}") from None
     if config.momentum and config.optimizer not in ("sgd", "momentum"):
         raise ConfigError(f"--momentum applies to --optimizer sgd or momentum, not {config.optimizer} "
                           "(which keeps its own running averages)")
@@ -324,8 +347,27 @@ def split_sizes(config: TrainConfig) -> tuple[int, int, int]:
     return total - val, val, test
 
 
+IMAGE_SIDE = 28
+
+
 def layer_sizes(config: TrainConfig) -> list:
+    """The widths of the fully connected layers (after the CNN's convolutions, for ``--model cnn``)."""
+    if config.model == "cnn":
+        side = cnn_side(IMAGE_SIDE, config.kernel, len(config.channels))
+        return [config.channels[-1] * side * side, *config.hidden, CLASSES]
     return [FEATURES, *config.hidden, CLASSES]
+
+
+def conv_shapes(config: TrainConfig) -> list:
+    """(weight shape, image side after it) of each of the CNN's convolutions ([] for an MLP)."""
+    if config.model != "cnn":
+        return []
+    out, side, chans = [], IMAGE_SIDE, [1, *config.channels]
+    for a, b in zip(chans[:-1], chans[1:]):
+        side = side - config.kernel + 1
+        out.append(((b, a, config.kernel, config.kernel), side))
+        side //= 2
+    return out
 
 
 def estimate_memory(config: TrainConfig) -> tuple[int, int]:
@@ -342,6 +384,10 @@ def estimate_memory(config: TrainConfig) -> tuple[int, int]:
     total += config.batch_size * width * b * 4 + min(EVAL_BATCH, 10000) * width * b * 2  # activations
     n_train, n_val, n_test = split_sizes(config)
     total += (n_train + n_val + n_test) * FEATURES * (b + 1) + n_train * CLASSES * b  # images and targets
+    for (o, c, k, _), side in conv_shapes(config):  # kernels, and each conv's output, windows and gradients
+        params += o * c * k * k + o
+        total += (o * c * k * k + o) * b * (4 + states)
+        total += (config.batch_size * 6 + min(EVAL_BATCH, 10000)) * (o + c * k * k) * side * side * b
     return total, params
 
 
@@ -419,7 +465,7 @@ def config_from_dict(raw, source: str = "config") -> TrainConfig:
     for name, f in FIELDS.items():
         if name in raw:
             v = raw[name]
-            values[name] = tuple(v) if name == "hidden" and isinstance(v, list) else v
+            values[name] = tuple(v) if name in ("hidden", "channels") and isinstance(v, list) else v
         elif f.default is MISSING:  # pragma: no cover - every field has a default
             raise ConfigError(f"{source} lacks {name!r}")
     config = TrainConfig(**values)
@@ -434,4 +480,5 @@ def config_dict(config: TrainConfig) -> dict:
     """The JSON form of a config (tuples as lists)."""
     d = asdict(config)
     d["hidden"] = list(config.hidden)
+    d["channels"] = list(config.channels)
     return d

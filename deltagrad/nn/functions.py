@@ -62,19 +62,97 @@ def linear(x, w, b):
     return apply(G.Linear, x, w, b)
 
 
+def _elementwise(op, x):
+    """An element-wise op of matrices applied to ``x`` of any rank (through a reshape to rows)."""
+    if len(x.shape) == 2:
+        return apply(op, x)
+    return reshape(apply(op, reshape(x, (x.shape[0], -1))), x.shape)
+
+
 def sigmoid(x):
-    """Logistic sigmoid."""
-    return apply(G.Sigmoid, x)
+    """Logistic sigmoid (of any rank)."""
+    return _elementwise(G.Sigmoid, x)
 
 
 def relu(x):
-    """Rectified linear unit."""
-    return apply(G.Relu, x)
+    """Rectified linear unit (of any rank)."""
+    return _elementwise(G.Relu, x)
+
+
+def conv2d(x, w, b):
+    """Valid 2-D convolution (cross-correlation, stride 1) of images ``x[b,c,h,w]`` with
+    kernels ``w[o,c,p,q]``, plus the bias ``b[o]``: the generated ``Conv2d`` op."""
+    return apply(G.Conv2d, x, w, b)
+
+
+def avg_pool2d(x, size: int = 2):
+    """Average over ``size``×``size`` windows with stride 2 (the generated ``AvgPool2d``)."""
+    return apply(G.AvgPool2d, x, p=size, q=size)
+
+
+def max_pool2d(x, size: int = 2):
+    """Maximum over ``size``×``size`` windows with stride 2 (the generated ``MaxPool2d``)."""
+    return apply(G.MaxPool2d, x, p=size, q=size)
+
+
+#: The CNN's pooling functions by name.
+POOLS = {"max": max_pool2d, "avg": avg_pool2d}
+
+
+class Reshape:
+    """A hand-written runtime op (not derived: a reshape is no index arithmetic): forward
+    reshapes to ``shape``, backward reshapes the gradient back. Flatten is a reshape."""
+
+    @staticmethod
+    def forward(context, X, *, shape):
+        context["shape"] = tuple(X.shape)
+        return X.reshape(shape)
+
+    @staticmethod
+    def backward(context, goutput):
+        return (goutput.reshape(context["shape"]),)
+
+
+class Pad2d:
+    """A hand-written runtime op: zero padding of the last two axes by ``pad`` on each side
+    (a spec reads only in range, ``X[i-1]`` is refused, so a "same" convolution pads first).
+    Backward is the slice of the gradient that the input occupied."""
+
+    @staticmethod
+    def forward(context, X, *, pad):
+        from deltagrad.op_base import array_namespace
+
+        xp = array_namespace(X)
+        h, w = X.shape[-2:]
+        out = xp.zeros((*X.shape[:-2], h + 2 * pad, w + 2 * pad), dtype=X.dtype)
+        out[..., pad:pad + h, pad:pad + w] = X
+        context["pad"], context["size"] = pad, (h, w)
+        return out
+
+    @staticmethod
+    def backward(context, goutput):
+        pad, (h, w) = context["pad"], context["size"]
+        return (goutput[..., pad:pad + h, pad:pad + w],)
+
+
+def flatten(x):
+    """``x[b, ...]`` as rows ``x[b, k]`` (a :class:`Reshape`)."""
+    return apply(Reshape, x, shape=(x.shape[0], -1))
+
+
+def reshape(x, shape):
+    """``x`` with a new shape (a :class:`Reshape`)."""
+    return apply(Reshape, x, shape=tuple(shape))
+
+
+def pad2d(x, pad: int):
+    """``x`` with ``pad`` zeros on each side of its last two axes (a :class:`Pad2d`)."""
+    return apply(Pad2d, x, pad=pad) if pad else x
 
 
 def tanh(x):
-    """Hyperbolic tangent."""
-    return apply(G.Tanh, x)
+    """Hyperbolic tangent (of any rank)."""
+    return _elementwise(G.Tanh, x)
 
 
 def softmax(x):

@@ -222,10 +222,14 @@ def read_model_file(path) -> tuple[dict, TrainConfig, dict]:
         meta = f.json("meta") if "meta" in f else {}
         if not isinstance(meta, dict):
             raise RunFileError(f"{path}: 'meta' is not a table")
-        layers = len(config.hidden) + 1
+        convs = len(config.channels) if config.model == "cnn" else 0
+        layers = convs + len(config.hidden) + 1
         arrays = {}
         for n in range(layers):
             arrays[f"W{n}"], arrays[f"b{n}"] = f.array(f"W{n}"), f.array(f"b{n}")
+    if convs:
+        _check_cnn_arrays(path, arrays, config)
+        return arrays, _data_dir_from(config, path.parent), meta
     for n in range(layers):
         if arrays[f"W{n}"].ndim != 2 or arrays[f"b{n}"].ndim != 1:
             raise RunFileError(f"{path}: W{n} {arrays[f'W{n}'].shape} and b{n} {arrays[f'b{n}'].shape} "
@@ -241,19 +245,37 @@ def read_model_file(path) -> tuple[dict, TrainConfig, dict]:
     return arrays, _data_dir_from(config, path.parent), meta
 
 
+def _check_cnn_arrays(path, arrays: dict, config: TrainConfig) -> None:
+    """Each array of a CNN's model file has the shape its config gives; RunFileError otherwise."""
+    from deltagrad.nn.config import conv_shapes, layer_sizes
+
+    shapes = [(w, (w[0],)) for w, _ in conv_shapes(config)]
+    sizes = layer_sizes(config)
+    shapes += [((a, b), (b,)) for a, b in zip(sizes[:-1], sizes[1:])]
+    for n, (w, b) in enumerate(shapes):
+        got_w, got_b = arrays[f"W{n}"], arrays[f"b{n}"]
+        if got_w.shape != w or got_b.shape != b or got_w.dtype.kind != "f" or got_b.dtype.kind != "f":
+            raise RunFileError(f"{path}: W{n} {got_w.shape} and b{n} {got_b.shape} do not fit the CNN of its config "
+                               f"(W{n} {w}, b{n} {b}, floating point)")
+
+
 def load_model(path, device: str | None = None):
     """(model, config) from a ``model.npz`` that :func:`save_model` wrote; RunFileError otherwise."""
     from dataclasses import replace
 
     from deltagrad.nn.backend import namespace
-    from deltagrad.nn.modules import MLP
+    from deltagrad.nn.modules import CNN, MLP
 
     arrays, config, _ = read_model_file(path)
     if device:
         config = replace(config, device=device)
     xp = namespace(config.device)
-    sizes = [arrays["W0"].shape[0], *config.hidden, arrays[f"W{len(config.hidden)}"].shape[1]]
-    model = MLP(sizes, config.activation, "zeros", config.residual, None, xp, config.dtype)
+    if config.model == "cnn":
+        model = CNN(config.channels, config.kernel, config.hidden, config.pool, config.activation, "zeros", None, xp,
+                    config.dtype)
+    else:
+        sizes = [arrays["W0"].shape[0], *config.hidden, arrays[f"W{len(config.hidden)}"].shape[1]]
+        model = MLP(sizes, config.activation, "zeros", config.residual, None, xp, config.dtype)
     for n, layer in enumerate(model.layers):
         layer.W.value = xp.asarray(arrays[f"W{n}"].astype(config.dtype, copy=False))
         layer.b.value = xp.asarray(arrays[f"b{n}"].astype(config.dtype, copy=False))

@@ -29,7 +29,7 @@ from deltagrad.nn.config import (  # noqa: F401 - the public names of the traini
     config_dict, make_config, parse_compare, parse_hidden, resolve, split_sizes,
 )
 from deltagrad.nn.graph import Tensor
-from deltagrad.nn.modules import MLP
+from deltagrad.nn.modules import CNN, MLP
 from deltagrad.nn.optim import make_optimizer
 from deltagrad.nn.plots import plot_run
 from deltagrad.nn.runs import (  # noqa: F401
@@ -103,6 +103,9 @@ def accuracy(model: MLP, images, labels, xp, batch: int = EVAL_BATCH) -> float:
 
 def build_model(config: TrainConfig, xp, features: int = 784, classes: int = 10) -> MLP:
     rng = np.random.default_rng(config.seed)
+    if config.model == "cnn":
+        return CNN(config.channels, config.kernel, config.hidden, config.pool, config.activation, config.init, rng, xp,
+                   config.dtype, classes=classes)
     return MLP([features, *config.hidden, classes], config.activation, config.init, config.residual, rng, xp,
                config.dtype)
 
