@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from deltagrad.derive.names import check_spellings, normal_name
 from deltagrad.derive.parse import FUNCTIONS, Equation
 from deltagrad.derive.spec import MAX_DEPTH, Spec, check_spec, index, scalar, summed, tensor
 from deltagrad.errors import SpecError
@@ -41,11 +42,12 @@ def equation_from_sympy(lhs, rhs) -> Equation:
     >>> eq.name, eq.indices, eq.names
     ('m', (i,), ('X',))
     """
+    check_spellings(_raw_names(lhs, rhs))
     if isinstance(lhs, sp.Indexed):
-        output = lhs.base.label.name
+        output = normal_name(lhs.base.label.name)
         out_indices = tuple(_index(ix) for ix in lhs.indices)
     elif isinstance(lhs, (sp.Symbol, sp.IndexedBase)):
-        output, out_indices = str(lhs), ()
+        output, out_indices = normal_name(str(lhs)), ()
     else:
         raise SpecError(f"the output must be an Indexed such as Y[i, j] or a Symbol, not {lhs!r}")
     canonical = _convert(sp.sympify(rhs, strict=True), 0)
@@ -56,7 +58,7 @@ def _index(ix):
     if isinstance(ix, sp.Integer):
         return ix
     if isinstance(ix, (sp.Idx, sp.Symbol)):
-        return index(str(ix.label if isinstance(ix, sp.Idx) else ix))
+        return index(normal_name(str(ix.label if isinstance(ix, sp.Idx) else ix)))
     raise SpecError(f"an index must be a symbol, an Idx or an integer, not {ix!r}")
 
 
@@ -64,11 +66,11 @@ def _convert(e, depth):
     if depth > MAX_DEPTH:
         raise SpecError(f"the expression is nested too deeply (more than {MAX_DEPTH} levels)")
     if isinstance(e, sp.Indexed):
-        return tensor(e.base.label.name)[tuple(_index(ix) for ix in e.indices)]
+        return tensor(normal_name(e.base.label.name))[tuple(_index(ix) for ix in e.indices)]
     if isinstance(e, sp.Idx):
         raise SpecError(f"index {e} is used outside a tensor's brackets")
     if isinstance(e, sp.Symbol):
-        return scalar(e.name)
+        return scalar(normal_name(e.name))
     if isinstance(e, sp.Number):
         return e
     if isinstance(e, sp.Sum):
@@ -77,6 +79,16 @@ def _convert(e, depth):
     if isinstance(e, (sp.Add, sp.Mul, sp.Pow)) or e.func in _ALLOWED_FUNCS:
         return e.func(*[_convert(a, depth + 1) for a in e.args])
     raise SpecError(f"{e.func.__name__} is not supported in a spec")
+
+
+def _raw_names(*exprs) -> list:
+    """Every name in ``exprs`` as given (tensors, scalars, indices), before normalisation."""
+    names = []
+    for e in exprs:
+        e = sp.sympify(e, strict=True)
+        names += [str(n.label) if isinstance(n, (sp.Idx, sp.IndexedBase)) else n.name
+                  for n in sp.preorder_traversal(e) if isinstance(n, (sp.Symbol, sp.Idx, sp.IndexedBase))]
+    return names
 
 
 def _first_appearance(e):

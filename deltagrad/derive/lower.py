@@ -27,6 +27,7 @@ import sympy as sp
 from deltagrad.derive.array_program import Assign, Attr, BinOp, Call, Const, Neg, Subscript, Var
 from deltagrad.derive.names import NAMES, temporary_hint, unique
 from deltagrad.derive.spec import is_index
+from deltagrad.errors import SpecError
 
 _ELEMENTWISE = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos", sp.Abs: "abs", sp.sign: "sign"}
 
@@ -54,8 +55,8 @@ def canonical(e):
     return e.xreplace(mapping), tuple(free)
 
 
-class LoweringError(ValueError):
-    """An expression the lowering does not know how to vectorise."""
+class LoweringError(SpecError):
+    """An expression the lowering does not know how to vectorise: a spec that cannot be used."""
 
 
 @dataclass(frozen=True)

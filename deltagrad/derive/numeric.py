@@ -29,15 +29,32 @@ def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> di
     (so that a transpose cannot hide), and each gradient index takes its input axis' size."""
     aliases = index_aliases(spec)
     classes = sorted(set(aliases.values()))
-    sizes = {extent(index(n)): first + classes.index(rep) % 4 for n, rep in aliases.items()}
-    pattern = input_pattern(spec, input_name)
-    for idx, ix in zip(grad_indices, pattern):
-        sizes[extent(idx)] = int(ix) + 2 if isinstance(ix, sp.Integer) else sizes[extent(ix)]
+    # a class is larger than every literal that stands at one of its axes (X[j,1] beside X[1,k])
+    least = {}
+    for e in spec.rhs.atoms(sp.Indexed):
+        for axis, ix in enumerate(e.indices):
+            for other in spec.rhs.atoms(sp.Indexed):
+                if other.base == e.base and isinstance(ix, sp.Integer) and not isinstance(other.indices[axis], sp.Integer):
+                    rep = aliases.get(other.indices[axis].name)
+                    least[rep] = max(least.get(rep, 0), int(ix) + 1)
+    sizes = {extent(index(n)): max(first + classes.index(rep) % 4, least.get(rep, 0)) for n, rep in aliases.items()}
+    for idx, size in zip(grad_indices, input_shape(spec, input_name, sizes)):
+        sizes[extent(idx)] = size
     return sizes
 
 
 def input_shape(spec: Spec, name: str, sizes: dict) -> tuple:
-    return tuple(int(i) + 2 if isinstance(i, sp.Integer) else sizes[extent(i)] for i in input_pattern(spec, name))
+    """The shape of input ``name``: an axis that an index runs over has its size; one that only
+    literals select from is two longer than the largest literal."""
+    entries = [e for e in spec.rhs.atoms(sp.Indexed) if e.base.label.name == name]
+    shape = []
+    for axis, ix in enumerate(input_pattern(spec, name)):
+        named = sorted((e.indices[axis] for e in entries if not isinstance(e.indices[axis], sp.Integer)), key=str)
+        if named and extent(named[0]) in sizes:
+            shape.append(sizes[extent(named[0])])
+        else:
+            shape.append(max(int(e.indices[axis]) for e in entries) + 2)
+    return tuple(shape)
 
 
 def output_shape(spec: Spec, sizes: dict) -> tuple:
@@ -54,7 +71,7 @@ def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integer
             vals[vals == 0] = 1.0
         else:
             vals = rng.uniform(low, high, size=shape)
-        out[inp.name] = vals if shape else float(vals)
+        out[inp.name] = vals if shape else np.float64(vals)
     return out
 
 
@@ -99,7 +116,7 @@ def random_environments(spec: Spec, values, sizes: dict, grad_name: str, draws, 
             g[g == 0] = 1.0
         else:
             g = rng.normal(size=shape)
-        env[grad_name] = g if shape else float(g)
+        env[grad_name] = g if shape else np.float64(g)
         yield env
 
 

@@ -20,6 +20,7 @@ from fractions import Fraction
 
 import sympy as sp
 
+from deltagrad.derive.names import check_spellings
 from deltagrad.derive.spec import MAX_DEPTH, MAX_NODES, Spec, check_spec, extent, index, scalar, summed, tensor
 from deltagrad.errors import SpecError
 
@@ -56,8 +57,26 @@ def parse_spec(text: str, *, name: str | None = None, inputs=None) -> Spec:
     ('L', (), ['T', 'P'])
     """
     eq = parse_equation(text)
+    if inputs is None:
+        check_nothing_cancelled(eq)
     order = eq.names if inputs is None else inputs
     return check_spec(name or eq.name, eq.name, eq.indices, eq.rhs, order, eq.where, text)
+
+
+def check_nothing_cancelled(eq) -> None:
+    """Refuse a spec where a name written on the right cancels out (``(X-T)+(T+X)`` is ``2*X``):
+    the op would take an argument it never reads.
+
+    >>> check_nothing_cancelled(parse_equation("Y[i] = (X[i]-T[i]) + (T[i]+X[i])"))
+    Traceback (most recent call last):
+    ...
+    deltagrad.errors.SpecError: column 14: 'T' cancels out of the right-hand side (it simplifies to 2*X[i]); leave it out of the spec
+    """
+    kept = {e.base.label.name for e in eq.rhs.atoms(sp.Indexed)} | {s.name for s in eq.rhs.atoms(sp.Symbol)}
+    for nm in eq.names:
+        if nm not in kept:
+            raise SpecError(f"{nm!r} cancels out of the right-hand side (it simplifies to {eq.rhs}); "
+                            "leave it out of the spec", eq.where.get(nm))
 
 
 @dataclass(frozen=True)
@@ -135,7 +154,7 @@ def parse_equation(text: str, *, form: str = "spec", check_target=None) -> Equat
     """
     words = _FORMS[form]
     stmt = _guarded_assignment(text, words)
-    builder = _Builder(claim=form == "claim")
+    builder = _Builder(claim=form == "claim", text=text.strip())
     name, indices = builder.target(stmt.targets[0], words)
     if check_target is not None:
         check_target(name, indices)
@@ -159,7 +178,7 @@ def parse_statements(text: str) -> list:
         raise SpecError(f"a program has at most {MAX_STATEMENTS} statements")
     equations = []
     for n, stmt in enumerate(body, 1):
-        builder = _Builder()
+        builder = _Builder(text=text.strip())
         try:
             name, indices = builder.target(stmt.targets[0], words)
             rhs = builder.expr(stmt.value, 0)
@@ -195,13 +214,15 @@ def _guarded_module(text, words: _Form) -> ast.Module:
         raise SpecError(f"the {words.noun} cannot be parsed (too deeply nested or not text)") from None
     if sum(1 for _ in ast.walk(module)) > MAX_NODES + 1:
         raise SpecError(words.too_large)
+    check_spellings((), text=text)  # Python reads 'Ｘ' as 'X': two spellings of one name are refused
     return module
 
 
 class _Builder:
     """Turns whitelisted ``ast`` nodes into canonical SymPy objects, remembering columns."""
 
-    def __init__(self, claim: bool = False):
+    def __init__(self, claim: bool = False, text: str = ""):
+        self.text = text  # the source, for the literal as written (1e-400)
         self.claim = claim  # a claim also reads sign, delta and rational exponents such as **(3/2)
         self.where: dict[str, int] = {}
         self.kinds: dict[str, str] = {}
@@ -261,6 +282,9 @@ class _Builder:
             self.fail(f"the number {value!r} is too large", node)
         if type(value) is int:
             return sp.Integer(value)
+        written = ast.get_source_segment(self.text, node) or ""
+        if value == 0 and any(c in "123456789" for c in written.lower().split("e")[0]):
+            self.fail(f"the number {written} is too small: it is 0 in floating point", node)
         frac = Fraction(repr(value))
         if frac.denominator <= MAX_EXACT_DENOMINATOR:  # 0.5, 0.25, 0.1: exact, and printed as such
             return sp.Rational(frac.numerator, frac.denominator)
@@ -321,6 +345,10 @@ class _Builder:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             operand = self.expr(node.operand, d)
             return -operand if isinstance(node.op, ast.USub) else operand
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            return sp.Add(*[t if sign > 0 else -t for sign, t in self.chain(node, (ast.Add, ast.Sub), d)])
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Div)):
+            return sp.Mul(*[t if sign > 0 else 1 / t for sign, t in self.chain(node, (ast.Mult, ast.Div), d)])
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow):
                 return sp.Pow(self.expr(node.left, d), self.exponent(node.right))
@@ -333,6 +361,16 @@ class _Builder:
             return self.call(node, d)
         what = {ast.Attribute: "attribute access", ast.Lambda: "a lambda", ast.Compare: "a comparison"}
         self.fail(f"{what.get(type(node), type(node).__name__)} is not allowed in a spec", node)
+
+    def chain(self, node, kinds, depth):
+        """The operands of a flat chain ``a + b - c`` (or ``a * b / c``), each with its sign: a
+        long sum is one level deep, not one level per term."""
+        rights = []
+        while isinstance(node, ast.BinOp) and isinstance(node.op, kinds):
+            rights.append((-1 if isinstance(node.op, (ast.Sub, ast.Div)) else 1, node.right))
+            node = node.left
+        terms = [(1, self.expr(node, depth))]
+        return terms + [(sign, self.expr(r, depth)) for sign, r in reversed(rights)]
 
     def call(self, node, depth):
         if not isinstance(node.func, ast.Name):
