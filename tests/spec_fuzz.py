@@ -199,6 +199,7 @@ class Reference:
     def __call__(self, arrays: dict, sizes: dict) -> np.ndarray:
         shape = tuple(sizes[i] if isinstance(i, str) else 1 for i in self.out)
         result = np.empty(shape)
+        self.nonfinite = False  # whether some intermediate value was inf or NaN (no chain rule through it)
         with np.errstate(all="ignore"):
             for pos in np.ndindex(shape):
                 env = {i: p for i, p in zip(self.out, pos) if isinstance(i, str)}
@@ -206,6 +207,12 @@ class Reference:
         return result if shape else result[()]
 
     def value(self, node, env, arrays, sizes) -> float:
+        out = self._value(node, env, arrays, sizes)
+        if not np.isfinite(out):
+            self.nonfinite = True
+        return out
+
+    def _value(self, node, env, arrays, sizes) -> float:
         v = lambda n: self.value(n, env, arrays, sizes)  # noqa: E731
         if isinstance(node, ast.Constant):
             return np.float64(node.value)
@@ -346,15 +353,18 @@ def _check_point(d, op, ref, arrays, args, kwargs, rng):
     """(kind, detail) of the first disagreement at one point, or None."""
     with np.errstate(all="ignore"):
         context = {}
-        out = np.asarray(op.forward(context, *args, **kwargs), dtype=float)
+        out = np.asarray(op.forward(context, *args, **kwargs))
+        if np.iscomplexobj(out):
+            return "forward", f"complex values {out.tolist()} at {arrays}"
+        out = out.astype(float)
         want = np.asarray(ref(arrays, SIZES), dtype=float)
         if out.shape != want.shape:
             return "forward", f"shape {out.shape}, reference {want.shape}"
         fine = np.isfinite(want) & (np.abs(want) < 1e8)
         if not np.allclose(out[fine], want[fine], rtol=1e-9, atol=1e-9):
             return "forward", f"at {arrays}: got {out.tolist()}, reference {want.tolist()}"
-        if not fine.all():
-            return None  # gradients near a non-finite forward are not compared
+        if not fine.all() or ref.nonfinite:
+            return None  # no gradient to compare where the forward, or a value inside it, is not finite
         g = rng.normal(size=out.shape)
         grads = op.backward(context, g if out.shape else float(g))
 

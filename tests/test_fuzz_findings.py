@@ -184,3 +184,20 @@ def test_batch_files_with_odd_values_are_clean_errors(tmp_path):
     one.write_text('- spec: "Y[i] = X[i]*2"\n  claims: "dX[a] = 2*G[a]"\n')
     r = CliRunner().invoke(main, ["check", "--batch", str(one)])
     assert r.exit_code == 0 and "1 checks: 1 correct" in r.output
+
+
+def test_a_scalar_input_given_as_a_python_float_never_makes_complex_values():
+    """c**1.5 with c = -2.0 (a Python float) was complex; as an array it is NaN, like the rest."""
+    d = derive("L = Max(1, W[0]**-2 / c**1.5)")
+    context = {}
+    with np.errstate(invalid="ignore"):
+        out = d.compile().forward(context, np.array([0.5, 2.0]), -2.0)
+    assert not np.iscomplexobj(out)
+    grads_match("L = Max(1, W[0]**-2 / c**1.5)", {"W": np.array([0.5, 2.0]), "c": 1.7})
+
+
+def test_a_scalar_base_keeps_its_defined_gradient_for_negative_values():
+    """Abs(c)**X was simplified to c*Abs(c**(X-2))*X, NaN for every negative c (found by bench/fuzz.py)."""
+    d = grads_match("Y[j,i] = Abs(c)**(X[1]) - Z[j]*W[i]",
+                    {"c": -0.95, "X": np.array([-2.0, -0.12]), "Z": np.array([1.0, -2.0]), "W": np.array([0.3, 0.7, 1.1])})
+    assert "Abs(c**" not in str(d.grads["c"])

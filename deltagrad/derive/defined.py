@@ -23,8 +23,9 @@ from deltagrad.errors import SpecError
 
 #: Parts a real spec's derivative must not need: they exist only for complex values.
 COMPLEX_PARTS = (sp.re, sp.im, sp.arg, sp.atan2, sp.conjugate, sp.Derivative, sp.Subs)
-#: Draws for the definedness test: the usual ones, and a wide range of both signs (4**P at P = 5).
-DEFINED_DRAWS = FLOAT_DRAWS + ((-6.0, 6.0, False), (-3.0, 3.0, True))
+#: Draws for the definedness test: the usual ones, a wide range of both signs (4**P at P = 5) and
+#: negative values only (so that a scalar input is negative at least once).
+DEFINED_DRAWS = FLOAT_DRAWS + ((-6.0, 6.0, False), (-2.0, -0.3, False), (-3.0, 3.0, True))
 
 
 def _undefined(expr) -> bool:

@@ -337,6 +337,9 @@ class Lowering:
         if exp.is_Number and exp < 0:
             inner = self.arr(sp.Pow(e.base, -exp))
             return Arr(BinOp("/", Const(1), inner.node), inner.indices)
+        if not exp.is_Integer and not e.base.atoms(sp.Indexed) and not _python_scalar(e.base):
+            # a scalar input may be a Python float, and (-2.0)**1.5 is complex in Python: NaN as an array
+            base = Arr(Call("asarray", (base.node,)), base.indices)
         if exp.is_Number:
             return Arr(BinOp("**", base.node, Const(int(exp) if exp.is_Integer else float(exp))), base.indices)
         power = self.arr(exp)

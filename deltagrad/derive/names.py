@@ -81,7 +81,7 @@ class Names:
 
 #: What generated modules import or define besides the ops (op_base, templates, frameworks).
 HELPERS = frozenset({"check_shapes", "array_namespace", "Op", "ShapeError", "self", "cls", "np", "math",
-                     "ctx", "torch", "jax", "partial"})
+                     "ctx", "torch", "jax", "jnp", "partial"})
 
 
 NAMES = Names()
