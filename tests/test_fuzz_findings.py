@@ -126,6 +126,8 @@ def test_rewrites_are_as_defined_as_the_forward():
     ("Y[i] = Abs(X[i]**c)", "needs complex parts (im, re)"),
     ("Y[i] = (X[i]-T[i])+(T[i]+X[i])", "'T' cancels out of the right-hand side (it simplifies to 2*X[i])"),
     ("Y[i] = X[i]*1e-400", "the number 1e-400 is too small: it is 0 in floating point"),
+    ("Y[i] = Min(V[1], log(-1)) * Z[i]", "Min() of a value that is not real"),
+    ("Y[i] = log(-1) * Z[i]", "the right-hand side is not real"),
 ])
 def test_undefined_specs_are_refused_with_the_reason(spec, message):
     with pytest.raises(SpecError) as err:
@@ -201,3 +203,12 @@ def test_a_scalar_base_keeps_its_defined_gradient_for_negative_values():
     d = grads_match("Y[j,i] = Abs(c)**(X[1]) - Z[j]*W[i]",
                     {"c": -0.95, "X": np.array([-2.0, -0.12]), "Z": np.array([1.0, -2.0]), "W": np.array([0.3, 0.7, 1.1])})
     assert "Abs(c**" not in str(d.grads["c"])
+
+
+def test_simplify_never_writes_a_delta_of_values():
+    """sign(x)/Abs(x) became (1 - KroneckerDelta(0, x))/x, which cannot be lowered (found by bench/fuzz.py)."""
+    grads_match("Y[i] = Abs(Sum(V[0] * X[m], m))**(Sum(W[i,l], l))",
+                {"V": np.array([0.7, -0.4]), "X": np.array([0.5, -1.2, 0.3]), "W": np.array([[0.5, 1.5], [1.0, 0.2]])})
+    grads_match("Y[i,j] = Abs(Sum(1e-3 * V[k,k], k))**(Z[i,j]) - W[i,j]",
+                {"V": np.array([[0.7, -0.4], [0.2, 0.9]]), "Z": np.array([[0.5, -1.2], [0.3, 2.0]]),
+                 "W": np.ones((2, 2))})

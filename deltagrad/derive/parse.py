@@ -411,4 +411,7 @@ class _Builder:
             self.fail(f"{fname} takes two or more arguments", node)
         if arity is not None and len(args) != arity:
             self.fail(f"{fname} takes {arity} argument{'s' if arity > 1 else ''}, not {len(args)}", node)
-        return make(*args)
+        try:
+            return make(*args)
+        except (ValueError, TypeError):  # Min(x, log(-1)): SymPy cannot compare a complex number
+            self.fail(f"{fname}() of a value that is not real", node)
