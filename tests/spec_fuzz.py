@@ -196,6 +196,33 @@ class Reference:
             self.out = []
         self.rhs = stmt.value
 
+    def shapes(self, sizes: dict):
+        """Each tensor's shape as the text implies it (an axis an index runs over has that index's
+        size, a literal-only axis is one longer than its largest literal, at least 2), or None
+        when the text's uses disagree (a mutated spec).
+
+        >>> Reference("Y[i] = X[i,1] + Sum(X[k,0], k)").shapes({"i": 3, "k": 3})
+        {'X': (3, 2)}
+        """
+        named, literal = {}, {}
+        for node in ast.walk(self.rhs):
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+                items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+                for axis, it in enumerate(items):
+                    key = (node.value.id, axis)
+                    if isinstance(it, ast.Name):
+                        named.setdefault(key, set()).add(sizes.get(it.id, 3))
+                    elif isinstance(it, ast.Constant) and type(it.value) is int:
+                        literal[key] = max(literal.get(key, 0), it.value + 1)
+        out = {}
+        for name, axis in sorted(set(named) | set(literal)):
+            got = named.get((name, axis), set())
+            lit = literal.get((name, axis), 0)
+            if len(got) > 1 or (got and min(got) < lit):
+                return None
+            out.setdefault(name, []).append(got.pop() if got else max(lit, 2))
+        return {n: tuple(v) for n, v in out.items()}
+
     def __call__(self, arrays: dict, sizes: dict) -> np.ndarray:
         shape = tuple(sizes[i] if isinstance(i, str) else 1 for i in self.out)
         result = np.empty(shape)
@@ -263,47 +290,10 @@ class Outcome:
     seconds: float = 0.0
 
 
-def _inputs(d, rng, low, high):
-    """Random arrays for the inputs of ``d``, shaped by the sizes of the indices they carry."""
-    from deltagrad.derive.spec import input_pattern
-
-    arrays = {}
-    for inp in d.spec.inputs:
-        pattern = input_pattern(d.spec, inp.name)
-        if inp.rank == 0:
-            arrays[inp.name] = float(rng.uniform(low, high))
-            continue
-        shape = []
-        for axis, ix in enumerate(pattern):
-            shape.append(SIZES.get(ix.name, 3) if not ix.is_Integer else _literal_axis(d, inp.name, axis))
-        arrays[inp.name] = rng.uniform(low, high, size=tuple(shape))
-    return arrays
-
-
-def _literal_axis(d, name: str, axis: int) -> int:
-    """The size of an axis that the spec only selects from with literals: the largest size any
-    other occurrence gives it, else 2."""
-    import sympy as sp
-
-    sizes = [SIZES.get(e.indices[axis].name, 2) for e in d.spec.rhs.atoms(sp.Indexed)
-             if e.base.label.name == name and not e.indices[axis].is_Integer]
-    return max(sizes, default=2)
-
-
-def _consistent(d, arrays) -> bool:
-    """True when every index runs over one size in ``arrays`` (a literal fits too)."""
-    import sympy as sp
-
-    seen: dict = {}
-    for e in d.spec.rhs.atoms(sp.Indexed):
-        shape = np.shape(arrays[e.base.label.name])
-        for axis, ix in enumerate(e.indices):
-            if ix.is_Integer:
-                if int(ix) >= shape[axis]:
-                    return False
-            elif seen.setdefault(ix.name, shape[axis]) != shape[axis]:
-                return False
-    return True
+def _inputs(d, shapes: dict, rng, low, high):
+    """Random arrays for the inputs of ``d``, shaped as the spec's text implies."""
+    return {name: rng.uniform(low, high, size=shapes[name]) if name in shapes else float(rng.uniform(low, high))
+            for name in d.inputs}
 
 
 def run_spec(text: str, *, budget: float = 5.0, points: int = 2, determinism: bool = False, seed: int = 0) -> Outcome:
@@ -330,12 +320,13 @@ def run_spec(text: str, *, budget: float = 5.0, points: int = 2, determinism: bo
     except Exception as err:  # noqa: BLE001
         return Outcome("crash", text, f"compile: {type(err).__name__}: {err}", seconds)
     ref = Reference(text)
+    shapes = ref.shapes(SIZES)
+    if shapes is None:
+        return Outcome("ok", text, "skipped: no consistent shapes", seconds)
     rng = np.random.default_rng(seed)
     for n in range(points):
         low, high = ((0.3, 2.0), (-2.0, 2.0))[n % 2]
-        arrays = _inputs(d, rng, low, high)
-        if not _consistent(d, arrays):
-            return Outcome("ok", text, "skipped: no consistent shapes", seconds)
+        arrays = _inputs(d, shapes, rng, low, high)
         kwargs = {ix.name: SIZES[ix.name] for ix in d.spec.size_indices}
         args = [arrays[i] for i in d.inputs]
         try:

@@ -57,7 +57,7 @@ def test_check_with_another_grad_letter_judges_the_collision_claim_wrong():
     ("Y[i] = n_X_0[i]*X[0]", "'n_X_0' is reserved"),
     ("Y[i] = check_shapes[i]*2", "'check_shapes' is reserved for the generated code"),
     ("Y[i] = array_namespace[i]*2", "'array_namespace' is reserved"),
-    ("Y[i] = X[i]*torch[i]", "'torch' is reserved"),
+    ("Y[i] = X[i]*Op[i]", "'Op' is reserved"),
     ("Y[i] = ｇｏｕｔｐｕｔ[i]*2", "'goutput' is reserved"),
     ("Y[i] = Ｘ[i]*X[i]", "'Ｘ' and 'X' are one name once normalised (NFKC)"),
     ("n_Y[i] = X[i]*2", "'n_Y' is reserved"),
@@ -76,15 +76,21 @@ def test_look_alike_names_through_sympy_and_the_api():
     assert derive("Y[i] = X[i]*W[i]", inputs=["Ｗ", "X"]).inputs == ("W", "X")
 
 
-@pytest.mark.parametrize("name", ["None", "True", "False", "lambda", "check_shapes", "n_op", "1x"])
+@pytest.mark.parametrize("name", ["None", "True", "False", "none", "true_", "op", "shape_error", "check_shapes",
+                                  "n_op", "1x"])
 def test_op_names_that_cannot_be_class_names_are_refused(name):
     with pytest.raises(SpecError, match="op name"):
         derive("Y[i] = X[i]*2", name=name)
 
 
+def test_a_keyword_that_capitalises_to_a_class_name_is_kept():
+    op = derive("Y[i] = X[i]*2", name="lambda").compile()
+    assert op.__name__ == "Lambda"
+
+
 def test_codegen_and_derive_refuse_a_keyword_op_name(tmp_path):
     r = CliRunner().invoke(main, ["codegen", "None: Y[i] = X[i]*2", "-o", str(tmp_path / "pkg")])
-    assert r.exit_code == 2 and "op name 'None'" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "op name 'None' cannot name a class" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(main, ["derive", "Y[i] = X[i]*2", "--name", "True"])
     assert r.exit_code == 2 and "op name 'True'" in r.output
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from spec_fuzz import FAILURES, DrawPick, Reference, mutate_spec, random_spec, run_spec
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -33,7 +33,7 @@ def test_random_specs_derive_run_and_match_the_reference(spec, twice):
     assert outcome.kind not in FAILURES, f"{outcome.kind}: {spec}: {outcome.detail}"
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=80)
 @given(mutated_specs())
 def test_mutated_specs_are_refused_or_correct(spec):
     outcome = run_spec(spec)

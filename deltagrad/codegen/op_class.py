@@ -28,7 +28,7 @@ from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
 from deltagrad.derive.array_program import reads_attribute, uses_namespace, variables
-from deltagrad.derive.names import NAMES
+from deltagrad.derive.names import NAMES, op_class_name
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
 
@@ -52,8 +52,7 @@ def class_name(name: str) -> str:
     >>> class_name("log_softmax"), class_name("Y")
     ('LogSoftmax', 'Y')
     """
-    parts = [p for p in name.replace("-", "_").split("_") if p]
-    return "".join(p[:1].upper() + p[1:] for p in parts) or "Op"
+    return op_class_name(name)
 
 
 def op_context(derivation, summary: str | None = None) -> dict:

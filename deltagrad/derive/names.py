@@ -80,8 +80,8 @@ class Names:
 
 
 #: What generated modules import or define besides the ops (op_base, templates, frameworks).
-HELPERS = frozenset({"check_shapes", "array_namespace", "Op", "ShapeError", "self", "cls", "np", "math",
-                     "ctx", "torch", "jax", "jnp", "partial"})
+#: (The torch and JAX targets refuse their own names, ``ctx``, ``torch``, ``jnp``…, in codegen/targets.py.)
+HELPERS = frozenset({"check_shapes", "array_namespace", "Op", "ShapeError", "self", "cls", "np", "math"})
 
 
 NAMES = Names()
@@ -119,20 +119,36 @@ def check_spellings(names, what: str = "name", text: str | None = None) -> None:
                             text.find(first) + 1 if text is not None else None)
 
 
+def op_class_name(name: str) -> str:
+    """The CamelCase class of an op name (``log_softmax`` → ``LogSoftmax``; ``Op`` for none).
+
+    >>> op_class_name("log_softmax"), op_class_name("Y")
+    ('LogSoftmax', 'Y')
+    """
+    parts = [p for p in name.replace("-", "_").split("_") if p]
+    return "".join(p[:1].upper() + p[1:] for p in parts) or "Op"
+
+
 def check_op_name(name) -> str:
-    """The op name ``name`` (NFKC-normalised), or a SpecError when it is no identifier, a keyword
-    (``None``, ``True``, ``lambda``) or a name the generated code reserves.
+    """The op name ``name`` (NFKC-normalised), or a SpecError when it is no identifier, or when
+    its class or function in generated code could not be one: ``None``, ``True``, ``false``
+    (class ``False``), ``op`` (class ``Op``, the base class) or a name the generated code reserves.
+    A keyword that is a valid class name once capitalised (``lambda``: class ``Lambda``, function
+    ``lambda_``) is kept.
 
     >>> check_op_name("softmax")
     'softmax'
     >>> check_op_name("None")
     Traceback (most recent call last):
     ...
-    deltagrad.errors.SpecError: the op name 'None' must be a Python identifier (letters, digits and _) and not a keyword
+    deltagrad.errors.SpecError: the op name 'None' cannot name a class: its class would be None; choose another name
     """
-    if not isinstance(name, str) or not normal_name(name).isidentifier() or keyword.iskeyword(normal_name(name)):
-        raise SpecError(f"the op name {name!r} must be a Python identifier (letters, digits and _) and not a keyword")
+    if not isinstance(name, str) or not normal_name(name).isidentifier():
+        raise SpecError(f"the op name {name!r} must be a Python identifier (letters, digits and _)")
     name = normal_name(name)
+    cls = op_class_name(name)
+    if keyword.iskeyword(cls) or cls in HELPERS or name in ("None", "True", "False"):
+        raise SpecError(f"the op name {name!r} cannot name a class: its class would be {cls}; choose another name")
     if NAMES.is_reserved(name):
         raise SpecError(f"the op name {name!r} is reserved for the generated code; rename it")
     return name
