@@ -47,8 +47,9 @@ def fuzz_specs(n: int, seed: int, budget: float, log) -> tuple:
             log(f"[spec {k}] {outcome.kind}: {text!r}: {outcome.detail[:400]}")
         elif outcome.kind == "ok" and len(derived_ok) < 4000:
             derived_ok.append(text)
-        if (k + 1) % 500 == 0:
-            log(f"... {k + 1} specs: {dict(counts)}")
+        if (k + 1) % 250 == 0:
+            log(f"... {k + 1} specs: {dict(sorted(counts.items()))}; derive s median {percentile(seconds, 0.5):.3f} "
+                f"p95 {percentile(seconds, 0.95):.3f} max {max(seconds):.3f}")
     return counts, seconds, failures, derived_ok
 
 
