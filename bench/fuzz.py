@@ -69,8 +69,14 @@ def fuzz_claims(n: int, seed: int, specs: list, log) -> tuple:
         rnd = random.Random(f"claims:{seed}:{k}")
         spec = rnd.choice(specs)
         if spec not in cache:
-            cache[spec] = derive(spec)
+            try:
+                cache[spec] = derive(spec, budget=60)
+            except SpecError:  # over its budget on a loaded machine this time
+                cache[spec] = None
         d = cache[spec]
+        if d is None:
+            counts["spec over budget when derived again"] += 1
+            continue
         name = rnd.choice(sorted(d.steps))
         right = d.steps[name].final if rnd.random() < 0.7 else d.steps[name].simplified
         kind = rnd.choice(("correct", "correct", "sign", "factor", "drop", "transpose", "garbled"))
