@@ -132,12 +132,14 @@ def _same(wrong, right) -> bool:
 
     if sp.simplify(wrong - right) == 0:
         return True
-    bound = sorted({lim[0] for s in wrong.atoms(sp.Sum) for lim in s.limits}, key=str)
-    for n, a in enumerate(bound):
-        for b in bound[n + 1:]:
-            swapped = wrong.xreplace({a: b, b: a, extent(a): extent(b), extent(b): extent(a)})
-            if canon(swapped) == canon(right) or sp.simplify(canon(swapped) - canon(right)) == 0:
-                return True
+    for total in sorted(wrong.atoms(sp.Sum), key=str):  # rename two indices of one sum, there only
+        bound = [lim[0] for lim in total.limits]
+        for n, a in enumerate(bound):
+            for b in bound[n + 1:]:
+                renamed = total.xreplace({a: b, b: a, extent(a): extent(b), extent(b): extent(a)})
+                swapped = canon(wrong.xreplace({total: renamed}))
+                if swapped == canon(right) or sp.simplify(swapped - canon(right)) == 0:
+                    return True
     return False
 
 
