@@ -187,7 +187,7 @@ class Reference:
     """
 
     def __init__(self, text: str):
-        stmt = ast.parse(text).body[0]
+        stmt = ast.parse(text.strip()).body[0]
         target = stmt.targets[0]
         if isinstance(target, ast.Subscript):
             items = target.slice.elts if isinstance(target.slice, ast.Tuple) else [target.slice]
