@@ -77,15 +77,11 @@ def derive(spec, wrt, fmt, name, inputs, steps, budget, as_latex, functions):
 
 @contextmanager
 def _exit_on_spec_errors():
-    """A bad spec or claim exits 2 with its one line; what the lowering cannot do exits 1."""
-    from deltagrad.derive.lower import LoweringError
-
+    """A bad spec or claim exits 2 with its one line (what the lowering cannot do included)."""
     try:
         yield
     except SpecError as err:
         _fail(err, 2)
-    except LoweringError as err:
-        _fail(err, 1)
 
 
 def _derive_or_exit(spec, name, inputs, budget=10.0, functions=()):

@@ -30,7 +30,7 @@ from deltagrad.codegen.python_printer import render, render_statements
 from deltagrad.derive.array_program import Runtime, applied, helpers, nodes, reads_attribute, uses_namespace, variables
 from deltagrad.derive.ellipsis import carriers, flat_rank, has_ellipsis
 from deltagrad.derive.functions import where
-from deltagrad.derive.names import NAMES
+from deltagrad.derive.names import NAMES, op_class_name
 from deltagrad.derive.size_one import shown_indices
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
@@ -63,7 +63,7 @@ def runtime_names(derivations) -> list:
 
     >>> from deltagrad.derive.derivation import derive
     >>> runtime_names([derive("Y[i] = X[2*i]")])
-    ['window_count', 'windows']
+    ['unwindow', 'window_count', 'windows']
     """
     code = [s for d in derivations for s in (*d.forward.statements, *d.backward.statements)]
     return sorted({n.fn for n in nodes(code) if isinstance(n, Runtime)})
@@ -107,8 +107,7 @@ def class_name(name: str) -> str:
     >>> class_name("log_softmax"), class_name("Y")
     ('LogSoftmax', 'Y')
     """
-    parts = [p for p in name.replace("-", "_").split("_") if p]
-    return "".join(p[:1].upper() + p[1:] for p in parts) or "Op"
+    return op_class_name(name)
 
 
 def op_context(derivation, summary: str | None = None) -> dict:

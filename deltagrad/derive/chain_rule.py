@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from deltagrad.derive.extrema import Extremum, differentiate
-from deltagrad.derive.names import NAMES
+from deltagrad.derive.names import NAMES, unique
 from deltagrad.derive.spec import Spec, extent, index, scalar, tensor
 
 _NICE = "abcdefghpqrstuvw"
@@ -45,10 +45,13 @@ def grad_output_name(spec: Spec) -> str:
     >>> from deltagrad.derive.parse import parse_spec
     >>> grad_output_name(parse_spec("Y[i] = G[i] * 2"))
     'G_Y'
+    >>> grad_output_name(parse_spec("Y[i] = G[i] * G_Y[i]"))
+    'G_Y_2'
     """
     used = {inp.name for inp in spec.inputs} | {spec.output}
+    used |= {s.name for s in spec.rhs.atoms(sp.Symbol)} | {e.base.label.name for e in spec.rhs.atoms(sp.Indexed)}
     g = NAMES.grad_symbol
-    return g if g not in used else f"{g}_{spec.output}"
+    return g if g not in used else unique(f"{g}_{spec.output}", used)
 
 
 def gradient_indices(spec: Spec, rank: int) -> tuple:

@@ -21,11 +21,12 @@ import sympy as sp
 from deltagrad.derive.array_program import Assign, Attr, Program, Subscript, Var, variables
 from deltagrad.derive.budget import BudgetExceeded, time_budget
 from deltagrad.derive.chain_rule import chain_rule, grad_output_name
+from deltagrad.derive.defined import as_defined, check_forward_defined, check_gradient_defined
 from deltagrad.derive.ellipsis import has_ellipsis, with_ellipsis_gradients
 from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.from_sympy import equation_from_sympy, spec_from_sympy
 from deltagrad.derive.lower import Lowering
-from deltagrad.derive.names import NAMES
+from deltagrad.derive.names import NAMES, check_op_name, normal_name
 from deltagrad.derive.parse import parse_spec, parse_statements
 from deltagrad.derive.program import ProgramSpec, build_program, program_values, reverse_mode, split_nested
 from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_order, forward_values, inline_reductions, max_node
@@ -139,8 +140,10 @@ def derive(spec, *, name: str | None = None, inputs=None, budget: float | None =
 
 
 def _derive(spec, name, inputs, functions=()) -> Derivation:
-    if name is not None and (not isinstance(name, str) or not name.isidentifier()):
-        raise SpecError(f"the op name {name!r} must be a Python identifier (letters, digits and _)")
+    if name is not None:
+        name = check_op_name(name)
+    if inputs is not None and not isinstance(inputs, str):
+        inputs = [normal_name(n) if isinstance(n, str) else n for n in inputs]
     if isinstance(spec, str):
         equations = parse_statements(spec, functions)
         if len(equations) > 1:
@@ -167,13 +170,18 @@ def _derive(spec, name, inputs, functions=()) -> Derivation:
     steps = split_nested(spec)  # a variance or a layer norm: derived through its centred values
     if steps is not None:
         return _derive_program(build_program(steps, name=spec.name, inputs=[i.name for i in spec.inputs], text=spec.text))
+    check_forward_defined(spec)
     grad_name = grad_output_name(spec)
     values = forward_values(spec)
     steps = {}
     for inp in differentiable(spec):
         rule = chain_rule(spec, inp.name)
         eliminated = eliminate_deltas(rule.expr)
+        check_gradient_defined(eliminated, inp.name)
         simplified = simplify_index_expr(eliminated)
+        if simplified != eliminated and not as_defined(eliminated, simplified, spec, values, inp.name, rule.indices,
+                                                       grad_name):
+            simplified = eliminated  # SymPy's form is less defined (NaN for negative X, inf at P = 5)
         final = rewrite_through_forward(simplified, spec, values, inp.name, rule.indices, grad_name)
         steps[inp.name] = GradientSteps(inp.name, rule.indices, rule.partial, rule.expr, eliminated, simplified, final)
     steps = on_unit_axes(spec, steps)

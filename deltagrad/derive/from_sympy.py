@@ -16,6 +16,7 @@ import sympy as sp
 
 from deltagrad.derive.functions import Generic, is_comparison
 from deltagrad.derive.extrema import elementwise
+from deltagrad.derive.names import check_spellings, normal_name
 from deltagrad.derive.parse import FUNCTIONS, Equation
 from deltagrad.derive.spec import MAX_DEPTH, Spec, check_spec, index, scalar, summed, tensor
 from deltagrad.errors import SpecError
@@ -46,11 +47,12 @@ def equation_from_sympy(lhs, rhs) -> Equation:
     >>> eq.name, eq.indices, eq.names
     ('m', (i,), ('X',))
     """
+    check_spellings(_raw_names(lhs, rhs))
     if isinstance(lhs, sp.Indexed):
-        output = lhs.base.label.name
+        output = normal_name(lhs.base.label.name)
         out_indices = tuple(_index(ix) for ix in lhs.indices)
     elif isinstance(lhs, (sp.Symbol, sp.IndexedBase)):
-        output, out_indices = str(lhs), ()
+        output, out_indices = normal_name(str(lhs)), ()
     else:
         raise SpecError(f"the output must be an Indexed such as Y[i, j] or a Symbol, not {lhs!r}")
     canonical = _convert(sp.sympify(rhs, strict=True), 0)
@@ -61,7 +63,7 @@ def _index(ix):
     if isinstance(ix, sp.Integer):
         return ix
     if isinstance(ix, (sp.Idx, sp.Symbol)):
-        return index(str(ix.label if isinstance(ix, sp.Idx) else ix))
+        return index(normal_name(str(ix.label if isinstance(ix, sp.Idx) else ix)))
     raise SpecError(f"an index must be a symbol, an Idx or an integer, not {ix!r}")
 
 
@@ -69,11 +71,11 @@ def _convert(e, depth):
     if depth > MAX_DEPTH:
         raise SpecError(f"the expression is nested too deeply (more than {MAX_DEPTH} levels)")
     if isinstance(e, sp.Indexed):
-        return tensor(e.base.label.name)[tuple(_index(ix) for ix in e.indices)]
+        return tensor(normal_name(e.base.label.name))[tuple(_index(ix) for ix in e.indices)]
     if isinstance(e, sp.Idx):
         raise SpecError(f"index {e} is used outside a tensor's brackets")
     if isinstance(e, sp.Symbol):
-        return scalar(e.name)
+        return scalar(normal_name(e.name))
     if isinstance(e, sp.Number):
         return e
     if isinstance(e, sp.Sum):
@@ -106,6 +108,16 @@ def check_full_range(k, lower, upper) -> None:
         whole = f"({name}, {k.lower}, {k.upper})" if bounded else f"({name}, 0, n - 1)"
         raise SpecError(f"partial summation ranges are not supported: Sum over {name} from {lower} to {upper}; "
                         f"write the full range {whole}, or Sum(..., {name}) in a text spec")
+
+
+def _raw_names(*exprs) -> list:
+    """Every name in ``exprs`` as given (tensors, scalars, indices), before normalisation."""
+    names = []
+    for e in exprs:
+        e = sp.sympify(e, strict=True)
+        names += [str(n.label) if isinstance(n, (sp.Idx, sp.IndexedBase)) else n.name
+                  for n in sp.preorder_traversal(e) if isinstance(n, (sp.Symbol, sp.Idx, sp.IndexedBase))]
+    return names
 
 
 def _first_appearance(e):

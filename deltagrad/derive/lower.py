@@ -29,6 +29,7 @@ from deltagrad.derive.extrema import Extremum, Iverson
 from deltagrad.derive.functions import COMPARISONS, ELEMENTWISE, Generic, is_comparison, softplus, where
 from deltagrad.derive.names import NAMES, temporary_hint, unique
 from deltagrad.derive.spec import UNIT, is_gather, is_index
+from deltagrad.errors import SpecError
 
 _ELEMENTWISE = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos", sp.Abs: "abs", sp.sign: "sign",
                 **ELEMENTWISE}
@@ -57,8 +58,8 @@ def canonical(e):
     return e.xreplace(mapping), tuple(free)
 
 
-class LoweringError(ValueError):
-    """An expression the lowering does not know how to vectorise."""
+class LoweringError(SpecError):
+    """An expression the lowering does not know how to vectorise: a spec that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -430,6 +431,9 @@ class Lowering:
         if exp.is_Number and exp < 0:
             inner = self.arr(sp.Pow(e.base, -exp))
             return Arr(BinOp("/", Const(1), inner.node), inner.indices)
+        if not exp.is_Integer and not e.base.atoms(sp.Indexed) and not _python_scalar(e.base):
+            # a scalar input may be a Python float, and (-2.0)**1.5 is complex in Python: NaN as an array
+            base = Arr(Call("asarray", (base.node,)), base.indices)
         if exp.is_Number:
             return Arr(BinOp("**", base.node, Const(int(exp) if exp.is_Integer else float(exp))), base.indices)
         power = self.arr(exp)

@@ -12,9 +12,14 @@ a printer, the lowering and the checker never spell a convention out themselves.
 
 from __future__ import annotations
 
+import keyword
+import re
+import unicodedata
 from dataclasses import dataclass
 
 import sympy as sp
+
+from deltagrad.errors import SpecError
 
 
 @dataclass(frozen=True)
@@ -63,11 +68,95 @@ class Names:
         return f"{self.gradient_prefix}{input_name}"
 
     def reserved_in_code(self) -> set:
-        """Names generated code uses for itself."""
-        return {self.grad_output, self.namespace, self.context, self.needs, self.batch_shape}
+        """Names generated code uses for itself: its parameters and locals, and the helpers and
+        modules the generated modules import (``check_shapes``, ``array_namespace``, ``torch``…)."""
+        return {self.grad_output, self.namespace, self.context, self.needs, self.batch_shape, *HELPERS}
+
+    def is_reserved(self, name: str) -> bool:
+        """True for a name no user name may take: one the generated code uses for itself, one
+        that starts with ``_``, or one in the namespace of sizes (``n_k``, ``n_X_0``).
+
+        >>> NAMES.is_reserved("check_shapes"), NAMES.is_reserved("n_X_0"), NAMES.is_reserved("X")
+        (True, True, False)
+        """
+        return name in self.reserved_in_code() or name.startswith("_") or self.is_extent(name)
+
+
+#: What generated modules import or define besides the ops (op_base, templates, frameworks).
+#: (The torch and JAX targets refuse their own names, ``ctx``, ``torch``, ``jnp``…, in codegen/targets.py.)
+HELPERS = frozenset({"check_shapes", "array_namespace", "Op", "ShapeError", "self", "cls", "np", "math",
+                     "flat_batch", "flatten_batch", "unflatten_batch", "special", "scatter_add", "put_along",
+                     "windows", "unwindow", "window_count"})
 
 
 NAMES = Names()
+
+
+def normal_name(name: str) -> str:
+    """A name as Python reads it (NFKC): ``ｇｏｕｔｐｕｔ`` is ``goutput``.
+
+    >>> normal_name("Ｘ")
+    'X'
+    """
+    return unicodedata.normalize("NFKC", name)
+
+
+_WORD = re.compile(r"[^\W\d]\w*")
+
+
+def check_spellings(names, what: str = "name", text: str | None = None) -> None:
+    """Refuse two distinct spellings of one name (``Ｘ`` beside ``X``): Python would read them as one.
+
+    ``names`` are raw names; with ``text``, they are the identifiers found in it.
+
+    >>> check_spellings(["X", "Y"])
+    >>> check_spellings([], text="Y[i] = Ｘ[i]*X[i]")
+    Traceback (most recent call last):
+    ...
+    deltagrad.errors.SpecError: column 8: 'Ｘ' and 'X' are one name once normalised (NFKC): use one spelling
+    """
+    seen: dict = {}
+    items = [(m.group(), m.start() + 1) for m in _WORD.finditer(text)] if text is not None else [(n, None) for n in names]
+    for raw, column in items:
+        first = seen.setdefault(normal_name(raw), raw)
+        if first != raw:
+            raise SpecError(f"{first!r} and {raw!r} are one {what} once normalised (NFKC): use one spelling",
+                            text.find(first) + 1 if text is not None else None)
+
+
+def op_class_name(name: str) -> str:
+    """The CamelCase class of an op name (``log_softmax`` → ``LogSoftmax``; ``Op`` for none).
+
+    >>> op_class_name("log_softmax"), op_class_name("Y")
+    ('LogSoftmax', 'Y')
+    """
+    parts = [p for p in name.replace("-", "_").split("_") if p]
+    return "".join(p[:1].upper() + p[1:] for p in parts) or "Op"
+
+
+def check_op_name(name) -> str:
+    """The op name ``name`` (NFKC-normalised), or a SpecError when it is no identifier, or when
+    its class or function in generated code could not be one: ``None``, ``True``, ``false``
+    (class ``False``), ``op`` (class ``Op``, the base class) or a name the generated code reserves.
+    A keyword that is a valid class name once capitalised (``lambda``: class ``Lambda``, function
+    ``lambda_``) is kept.
+
+    >>> check_op_name("softmax")
+    'softmax'
+    >>> check_op_name("None")
+    Traceback (most recent call last):
+    ...
+    deltagrad.errors.SpecError: the op name 'None' cannot name a class: its class would be None; choose another name
+    """
+    if not isinstance(name, str) or not normal_name(name).isidentifier():
+        raise SpecError(f"the op name {name!r} must be a Python identifier (letters, digits and _)")
+    name = normal_name(name)
+    cls = op_class_name(name)
+    if keyword.iskeyword(cls) or cls in HELPERS or name in ("None", "True", "False"):
+        raise SpecError(f"the op name {name!r} cannot name a class: its class would be {cls}; choose another name")
+    if NAMES.is_reserved(name):
+        raise SpecError(f"the op name {name!r} is reserved for the generated code; rename it")
+    return name
 
 
 def unique(base: str, used: set) -> str:

@@ -21,7 +21,7 @@ from deltagrad.derive.array_program import Assign
 from deltagrad.derive.evaluate import run
 from deltagrad.derive.forward_values import Maximum, computation_order, max_node
 from deltagrad.derive.lower import Lowering
-from deltagrad.derive.spec import UNIT, Spec, extent, index, index_aliases, input_pattern, is_gather
+from deltagrad.derive.spec import UNIT, Spec, extent, index, index_aliases, input_pattern, is_gather, is_index
 
 
 def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> dict:
@@ -29,25 +29,39 @@ def index_sizes(spec: Spec, input_name: str, grad_indices, first: int = 2) -> di
     (so that a transpose cannot hide), and each gradient index takes its input axis' size."""
     aliases = index_aliases(spec)
     classes = sorted(set(aliases.values()))
-    sizes = {extent(index(n)): first + classes.index(rep) % 4 for n, rep in aliases.items()}
-    shape = input_shape(spec, input_name, sizes)
-    for idx, n in zip(grad_indices, shape):
-        sizes[extent(idx)] = n
+    # a class is larger than every literal that stands at one of its axes (X[j,1] beside X[1,k])
+    least = {}
+    for e in spec.rhs.atoms(sp.Indexed):
+        for axis, ix in enumerate(e.indices):
+            for other in spec.rhs.atoms(sp.Indexed):
+                if other.base == e.base and isinstance(ix, sp.Integer) and is_index(other.indices[axis]):
+                    rep = aliases.get(other.indices[axis].name)
+                    least[rep] = max(least.get(rep, 0), int(ix) + 1)
+    sizes = {extent(index(n)): max(first + classes.index(rep) % 4, least.get(rep, 0)) for n, rep in aliases.items()}
+    for idx, size in zip(grad_indices, input_shape(spec, input_name, sizes)):
+        sizes[extent(idx)] = size
     return sizes
 
 
 def input_shape(spec: Spec, name: str, sizes: dict) -> tuple:
-    """The shape of a random input: its indices' sizes; an axis that a literal selects from is
-    long enough for every literal used on it (``X[i,0]``, …, ``X[i,9]``: 11); ``_`` has size 1."""
-    literal = {}
-    for e in spec.rhs.atoms(sp.Indexed):
-        if e.base.label.name == name:
-            for axis, i in enumerate(e.indices):
-                if isinstance(i, sp.Integer):
-                    literal[axis] = max(literal.get(axis, 0), int(i))
-    return tuple(1 if i == UNIT else literal.get(n, int(i)) + 2 if isinstance(i, sp.Integer)
-                 else GATHER_SIZE if is_gather(i)
-                 else sizes[extent(i)] for n, i in enumerate(input_pattern(spec, name)))
+    """The shape of input ``name``: an axis that an index runs over has its size; one that only
+    literals select from is two longer than the largest literal; ``_`` has size 1, and an axis an
+    integer input selects from (``X[i, t[i]]``) GATHER_SIZE."""
+    entries = [e for e in spec.rhs.atoms(sp.Indexed) if e.base.label.name == name]
+    shape = []
+    for axis, ix in enumerate(input_pattern(spec, name)):
+        if ix == UNIT:
+            shape.append(1)
+            continue
+        if is_gather(ix):
+            shape.append(GATHER_SIZE)
+            continue
+        named = sorted((e.indices[axis] for e in entries if is_index(e.indices[axis])), key=str)
+        if named and extent(named[0]) in sizes:
+            shape.append(sizes[extent(named[0])])
+        else:
+            shape.append(max(int(e.indices[axis]) for e in entries if isinstance(e.indices[axis], sp.Integer)) + 2)
+    return tuple(shape)
 
 
 def gather_range(spec: Spec, name: str, shapes: dict) -> int:
@@ -81,7 +95,7 @@ def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integer
             vals[vals == 0] = 1.0
         else:
             vals = rng.uniform(low, high, size=shape)
-        out[inp.name] = vals if shape else float(vals)
+        out[inp.name] = vals if shape else np.float64(vals)
     return out
 
 

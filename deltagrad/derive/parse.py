@@ -27,6 +27,7 @@ from deltagrad.derive.functions import COMPARISONS, SPEC_FUNCTIONS, generic, gen
 from deltagrad.derive.spec import (MAX_DEPTH, MAX_NODES, UNIT, Spec, check_spec, extent, index, itensor, scalar,
                                    summed, tensor)
 from deltagrad.derive.affine import affine_index
+from deltagrad.derive.names import check_spellings
 from deltagrad.errors import SpecError
 
 #: Functions a spec may call, with how many arguments each takes (None: two or more).
@@ -67,8 +68,26 @@ def parse_spec(text: str, *, name: str | None = None, inputs=None, functions=())
     ('L', (), ['T', 'P'])
     """
     eq = parse_equation(text, functions=functions)
+    if inputs is None:
+        check_nothing_cancelled(eq)
     order = eq.names if inputs is None else inputs
     return check_spec(name or eq.name, eq.name, eq.indices, eq.rhs, order, eq.where, text)
+
+
+def check_nothing_cancelled(eq) -> None:
+    """Refuse a spec where a name written on the right cancels out (``(X-T)+(T+X)`` is ``2*X``):
+    the op would take an argument it never reads.
+
+    >>> check_nothing_cancelled(parse_equation("Y[i] = (X[i]-T[i]) + (T[i]+X[i])"))
+    Traceback (most recent call last):
+    ...
+    deltagrad.errors.SpecError: column 14: 'T' cancels out of the right-hand side (it simplifies to 2*X[i]); leave it out of the spec
+    """
+    kept = {e.base.label.name for e in eq.rhs.atoms(sp.Indexed)} | {s.name for s in eq.rhs.atoms(sp.Symbol)}
+    for nm in eq.names:
+        if nm not in kept:
+            raise SpecError(f"{nm!r} cancels out of the right-hand side (it simplifies to {eq.rhs}); "
+                            "leave it out of the spec", eq.where.get(nm))
 
 
 @dataclass(frozen=True)
@@ -148,7 +167,7 @@ def parse_equation(text: str, *, form: str = "spec", check_target=None, function
     """
     words = _FORMS[form]
     stmt = _guarded_assignment(text, words)
-    builder = _Builder(claim=form == "claim", functions=functions)
+    builder = _Builder(claim=form == "claim", functions=functions, text=text.strip())
     name, indices = builder.target(stmt.targets[0], words)
     if check_target is not None:
         check_target(name, indices)
@@ -172,7 +191,7 @@ def parse_statements(text: str, functions=()) -> list:
         raise SpecError(f"a program has at most {MAX_STATEMENTS} statements")
     equations = []
     for n, stmt in enumerate(body, 1):
-        builder = _Builder(functions=functions)
+        builder = _Builder(functions=functions, text=text.strip())
         try:
             name, indices = builder.target(stmt.targets[0], words)
             rhs = builder.expr(stmt.value, 0)
@@ -208,13 +227,15 @@ def _guarded_module(text, words: _Form) -> ast.Module:
         raise SpecError(f"the {words.noun} cannot be parsed (too deeply nested or not text)") from None
     if sum(1 for _ in ast.walk(module)) > MAX_NODES + 1:
         raise SpecError(words.too_large)
+    check_spellings((), text=text)  # Python reads 'Ｘ' as 'X': two spellings of one name are refused
     return module
 
 
 class _Builder:
     """Turns whitelisted ``ast`` nodes into canonical SymPy objects, remembering columns."""
 
-    def __init__(self, claim: bool = False, functions=()):
+    def __init__(self, claim: bool = False, functions=(), text: str = ""):
+        self.text = text  # the source, for the literal as written (1e-400)
         self.claim = claim  # a claim also reads delta and rational exponents such as **(3/2)
         self.generics = declared_functions(functions)
         self.where: dict[str, int] = {}
@@ -295,6 +316,9 @@ class _Builder:
             self.fail(f"the number {value!r} is too large", node)
         if type(value) is int:
             return sp.Integer(value)
+        written = ast.get_source_segment(self.text, node) or ""
+        if value == 0 and any(c in "123456789" for c in written.lower().split("e")[0]):
+            self.fail(f"the number {written} is too small: it is 0 in floating point", node)
         frac = Fraction(repr(value))
         if frac.denominator <= MAX_EXACT_DENOMINATOR:  # 0.5, 0.25, 0.1: exact, and printed as such
             return sp.Rational(frac.numerator, frac.denominator)
@@ -359,6 +383,10 @@ class _Builder:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             operand = self.expr(node.operand, d)
             return -operand if isinstance(node.op, ast.USub) else operand
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            return sp.Add(*[t if sign > 0 else -t for sign, t in self.chain(node, (ast.Add, ast.Sub), d)])
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Div)):
+            return sp.Mul(*[t if sign > 0 else 1 / t for sign, t in self.chain(node, (ast.Mult, ast.Div), d)])
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow):
                 return sp.Pow(self.expr(node.left, d), self.exponent(node.right))
@@ -393,6 +421,16 @@ class _Builder:
                 for item in (s.slice.elts if isinstance(s.slice, ast.Tuple) else [s.slice])
                 for n in ast.walk(item) if isinstance(n, ast.Name)}  # X[2*i+p] uses i and p
         return all(a.id in used for a in node.args[1:])
+
+    def chain(self, node, kinds, depth):
+        """The operands of a flat chain ``a + b - c`` (or ``a * b / c``), each with its sign: a
+        long sum is one level deep, not one level per term."""
+        rights = []
+        while isinstance(node, ast.BinOp) and isinstance(node.op, kinds):
+            rights.append((-1 if isinstance(node.op, (ast.Sub, ast.Div)) else 1, node.right))
+            node = node.left
+        terms = [(1, self.expr(node, depth))]
+        return terms + [(sign, self.expr(r, depth)) for sign, r in reversed(rights)]
 
     def call(self, node, depth):
         if not isinstance(node.func, ast.Name):
@@ -453,7 +491,10 @@ class _Builder:
             self.fail(f"{fname} takes two or more arguments", node)
         if arity is not None and len(args) != arity:
             self.fail(f"{fname} takes {arity} argument{'s' if arity > 1 else ''}, not {len(args)}", node)
-        return make(*args)
+        try:
+            return make(*args)
+        except (ValueError, TypeError):  # Min(x, log(-1)): SymPy cannot compare a complex number
+            self.fail(f"{fname}() of a value that is not real", node)
 
     def generic(self, fname):
         """The SymPy class of a declared generic function or of one of its derivatives, or None."""

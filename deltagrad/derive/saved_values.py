@@ -21,6 +21,7 @@ import itertools
 import sympy as sp
 
 from deltagrad.derive.extrema import Extremum, Iverson
+from deltagrad.derive.defined import as_defined
 from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.forward_values import ForwardValues, ordered_free_indices
 from deltagrad.derive.functions import expm1
@@ -204,12 +205,14 @@ def agree(first, second, spec: Spec, values: ForwardValues, input_name: str, gra
 
     Sizes differ per index (so a transpose cannot hide) and inputs are drawn from a positive
     range and from a range of both signs; a draw where either side is not finite is skipped,
-    and at least one draw must be finite.
+    and at least one draw must be finite. ``second`` must also be finite wherever ``first`` is
+    (:func:`deltagrad.derive.defined.as_defined`).
     """
     sizes = index_sizes(spec, input_name, grad_indices)
     result = compare_gradients(first, second, spec, values, grad_indices, grad_name, sizes, FLOAT_DRAWS * trials,
                                seed=12345)
-    return result[0] is True
+    # and the rewrite is finite wherever the form it replaces is (Abs(X)**Z, 4**P at P = 5)
+    return result[0] is True and as_defined(first, second, spec, values, input_name, grad_indices, grad_name)
 
 
 def denominators(expr) -> set:

@@ -71,8 +71,12 @@ def _expands_badly(expr) -> bool:
 
 
 def _functions(expr):
-    """The kinds of function in ``expr``: simplify must not bring in new ones (cosh for sigmoid)."""
-    return {type(f) for f in expr.atoms(sp.Function)}
+    """The kinds of function in ``expr``: simplify must not bring in new ones (cosh for sigmoid),
+    nor a Kronecker delta of values (``sign(x)/Abs(x)`` as ``(1 - KroneckerDelta(0, x))/x``)."""
+    kinds = {type(f) for f in expr.atoms(sp.Function)}
+    if any(not all(a.is_Integer or (a.is_Symbol and a.is_integer) for a in d.args) for d in expr.atoms(sp.KroneckerDelta)):
+        kinds.add("a delta of values")
+    return kinds
 
 
 def alpha_key(s: sp.Sum):

@@ -33,7 +33,7 @@ MAX_DEPTH = 60
 MAX_RANK = 8
 MAX_INDICES = 16
 #: Names the generated code uses for itself.
-RESERVED = frozenset(NAMES.reserved_in_code() | {"self", "cls", "Op", "np", "math"})
+RESERVED = frozenset(NAMES.reserved_in_code())
 
 
 def index(name: str) -> sp.Symbol:
@@ -348,8 +348,11 @@ def check_valid_name(nm: str, where: dict) -> None:
 
 
 def check_not_reserved(nm: str, where: dict) -> None:
-    """A name is not one the generated code uses, and does not start with _."""
-    if nm in RESERVED or nm.startswith("_"):
+    """A name is not one the generated code uses, does not start with _ and is no size (n_k, n_X_0)."""
+    if NAMES.is_extent(nm):
+        _fail(f"the name {nm!r} is reserved: names that start with {NAMES.extent_prefix!r} are sizes "
+              "in the generated code; rename it", where, nm)
+    if NAMES.is_reserved(nm):
         _fail(f"the name {nm!r} is reserved for the generated code; rename it", where, nm)
 
 
@@ -557,11 +560,14 @@ def check_gradient_names_free(order: list, output: str, use: RhsUse, where: dict
 
 def input_pattern(spec: Spec, name: str) -> tuple:
     """The indices of input ``name`` on the right-hand side: of its occurrence with the most
-    index names (the first in SymPy's canonical order among those).
+    index names (the first in SymPy's canonical order among those), each literal replaced by an
+    index that runs over that axis in another occurrence, if one does.
 
     >>> from deltagrad.derive.parse import parse_spec
     >>> input_pattern(parse_spec("Y[i,j] = X[i,0,j] * W[j]"), "X")
     (i, 0, j)
+    >>> input_pattern(parse_spec("Y[j] = X[j,1] * Sum(X[1,k], k)"), "X")
+    (j, k)
     """
     found = [e for e in sp.preorder_traversal(spec.rhs) if isinstance(e, sp.Indexed) and e.base.label.name == name]
     if not found:
@@ -569,8 +575,14 @@ def input_pattern(spec: Spec, name: str) -> tuple:
     # the same choice under any hash seed: the occurrence with the most named indices, then
     # the first in SymPy's canonical order (preorder follows Max's argument order, which varies)
     best = max(sum(isinstance(i, sp.Symbol) for i in e.indices) for e in found)
-    return min((e for e in found if sum(isinstance(i, sp.Symbol) for i in e.indices) == best),
-               key=sp.default_sort_key).indices
+    chosen = min((e for e in found if sum(isinstance(i, sp.Symbol) for i in e.indices) == best),
+                 key=sp.default_sort_key).indices
+    # an axis the chosen occurrence selects from with a literal takes an index that runs over it
+    # elsewhere (X[j,1] beside X[1,k]): so that index's size is known from the input's shape
+    others = sorted(found, key=sp.default_sort_key)
+    return tuple(ix if isinstance(ix, sp.Symbol) else
+                 next((e.indices[axis] for e in others if isinstance(e.indices[axis], sp.Symbol)), ix)
+                 for axis, ix in enumerate(chosen))
 
 
 def index_aliases(spec: Spec) -> dict:
