@@ -5,6 +5,7 @@ with central finite differences in float64."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from deltagrad import derive
 from gradcheck import check_op
@@ -20,3 +21,44 @@ def test_an_index_reused_by_a_max_reduction_of_an_earlier_statement():
     check_op(shifted.compile(), lambda X: X - X.max(1, keepdims=True), [X])
     twice = derive("m[i] = Min(X[i,k], k); y[i] = Max(X[i,k] - 2*m[i], k)")
     check_op(twice.compile(), lambda X: (X - 2 * X.min(1, keepdims=True)).max(1), [X])
+
+
+GATHER_PRODUCTS = {
+    "y[i] = sigmoid(X[i, t[i]])": lambda X, t: 1 / (1 + np.exp(-X[np.arange(3), t])),
+    "y[i] = X[i, t[i]]*Z[i, t[i]]": lambda X, t, Z: X[np.arange(3), t] * Z[np.arange(3), t],
+    "y[i] = v[t[i]]*x[i]": lambda v, t, x: v[t] * x,
+}
+
+
+def _gather_inputs(d):
+    rng = np.random.default_rng(3)
+    shapes = {"X": (3, 4), "Z": (3, 4), "v": (4,), "x": (3,)}
+    return [np.array([1, 3, 0]) if n == "t" else rng.normal(size=shapes[n]) for n in d.inputs]
+
+
+@pytest.mark.parametrize("spec", list(GATHER_PRODUCTS))
+def test_a_gather_whose_gradient_is_a_product_on_torch_and_jax(spec):
+    # put_along / scatter_add printed a product unparenthesised: goutput * y * (1 - y)[..., None]
+    d = derive(spec)
+    arrays = _gather_inputs(d)
+    check_op(d.compile(), GATHER_PRODUCTS[spec], arrays)
+    ctx, g = {}, np.random.default_rng(4).normal(size=3)
+    d.compile().forward(ctx, *arrays)
+    want = d.compile().backward(ctx, g)
+    torch = pytest.importorskip("torch")
+    xs = [torch.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+    y = d.compile(target="torch")(*xs)
+    got = torch.autograd.grad(y, [x for x in xs if x.requires_grad], torch.tensor(g))
+    for mine, theirs in zip(got, [w for w in want if w is not None]):
+        np.testing.assert_allclose(mine.numpy(), theirs, rtol=1e-12)
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        _, pullback = jax.vjp(d.compile(target="jax"), *[jnp.asarray(a) for a in arrays])
+        for mine, theirs, a in zip(pullback(jnp.asarray(g)), want, arrays):
+            if a.dtype.kind == "f":
+                np.testing.assert_allclose(np.asarray(mine), theirs, rtol=1e-12)
+    finally:
+        jax.config.update("jax_enable_x64", before)
