@@ -62,3 +62,17 @@ def test_a_gather_whose_gradient_is_a_product_on_torch_and_jax(spec):
                 np.testing.assert_allclose(np.asarray(mine), theirs, rtol=1e-12)
     finally:
         jax.config.update("jax_enable_x64", before)
+
+
+SQUEEZES = {
+    "Y[i,j] = exp(X[i,_,j])": lambda X: np.exp(X[:, 0]),
+    "y[i] = Max(X[i,_,k], k)": lambda X: X[:, 0].max(1),
+    "Y[i,j] = exp(X[i,_,j])/Sum(exp(X[i,_,k]), k)": lambda X: np.exp(X[:, 0]) / np.exp(X[:, 0]).sum(1, keepdims=True),
+}
+
+
+@pytest.mark.parametrize("spec", list(SQUEEZES))
+def test_a_squeeze_whose_gradient_is_rewritten_through_a_saved_value(spec):
+    # the numeric comparison of a rewrite lowered delta(_, b) and raised LoweringError (a traceback)
+    X = np.random.default_rng(5).normal(size=(3, 1, 4))
+    check_op(derive(spec).compile(), SQUEEZES[spec], [X])

@@ -492,6 +492,8 @@ class Lowering:
             dtype = Attr(Var(self.dtype_of), "dtype")
             return Arr(Call("astype", (BinOp("==", nodes[0], nodes[1]), dtype)), idx)
         dtype = (("dtype", Attr(Var(self.dtype_of), "dtype")),)
+        # δ(b, _): b runs over an axis of size one, whose only entry _ stands for (entry 0)
+        p, q = (sp.Integer(0) if x == UNIT else x for x in (p, q))
         if isinstance(p, sp.Integer):
             p, q = q, p
         if isinstance(q, sp.Integer):
