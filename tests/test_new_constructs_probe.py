@@ -76,3 +76,13 @@ def test_a_squeeze_whose_gradient_is_rewritten_through_a_saved_value(spec):
     # the numeric comparison of a rewrite lowered delta(_, b) and raised LoweringError (a traceback)
     X = np.random.default_rng(5).normal(size=(3, 1, 4))
     check_op(derive(spec).compile(), SQUEEZES[spec], [X])
+
+
+def test_a_gather_by_an_integer_input_that_carries_the_ellipsis():
+    # the integer input t carries '...': KeyError in the derivation, then an unbound dt in backward
+    rng = np.random.default_rng(6)
+    X, E, t = rng.normal(size=(2, 3, 4)), rng.normal(size=(5, 4)), np.array([[1, 3, 0], [2, 2, 0]])
+    select = derive("y[...] = X[..., t[...]]")
+    check_op(select.compile(), lambda X, t: np.take_along_axis(X, t[..., None], -1)[..., 0], [X, t])
+    embed = derive("Y[...,d] = E[t[...], d]")
+    check_op(embed.compile(), lambda E, t: E[t], [E, t])
