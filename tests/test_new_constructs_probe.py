@@ -86,3 +86,18 @@ def test_a_gather_by_an_integer_input_that_carries_the_ellipsis():
     check_op(select.compile(), lambda X, t: np.take_along_axis(X, t[..., None], -1)[..., 0], [X, t])
     embed = derive("Y[...,d] = E[t[...], d]")
     check_op(embed.compile(), lambda E, t: E[t], [E, t])
+
+
+@pytest.mark.parametrize("spec, name", [("Y[...,i,j] = Sum(X[...,i,k]*W[k,j], k)", "W"),
+                                        ("Y[...,d] = E[t[...], d]", "E"),
+                                        ("Y[...,j] = Max(X[...,k]*W[k,j], k)", "W")])
+def test_a_printed_rule_that_sums_over_the_ellipsis_is_a_claim_it_reads(spec, name):
+    # the rule prints Sum_...,i(...), which claims refused as a syntax error
+    from deltagrad.check.claims import check_claim
+    from deltagrad.codegen.text import derivation_text
+
+    d = derive(spec)
+    (rule,) = [line for line in derivation_text(d, name).splitlines() if line.startswith(f"d{name}[")]
+    assert "Sum_..." in rule
+    assert check_claim(d, rule).correct
+    assert not check_claim(d, rule.replace(" = ", " = 2*", 1)).correct
