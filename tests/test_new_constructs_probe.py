@@ -101,3 +101,22 @@ def test_a_printed_rule_that_sums_over_the_ellipsis_is_a_claim_it_reads(spec, na
     assert "Sum_..." in rule
     assert check_claim(d, rule).correct
     assert not check_claim(d, rule.replace(" = ", " = 2*", 1)).correct
+
+
+def test_where_of_two_numbers_keeps_float32_through_a_scatter():
+    # dE = goutput * scatter_add(..., xp.where(c, 1, 0) ...): an integer array, so float64 out
+    rng = np.random.default_rng(8)
+    E, t = rng.normal(size=(5, 4)), np.array([4, 4, 0, 1])
+    d = derive("y = Sum(where(E[t[n], d] > 0, E[t[n], d], 0), n, d)")
+    check_op(d.compile(), lambda E, t: np.maximum(E[t], 0).sum(), [E, t])
+    ctx = {}
+    d.compile().forward(ctx, E.astype(np.float32), t)
+    dE, dt = d.compile().backward(ctx, np.float32(1.5))
+    assert dE.dtype == np.float32 and dt is None
+    np.testing.assert_allclose(dE, _relu_scatter(E, t), rtol=1e-6)
+
+
+def _relu_scatter(E, t):
+    out = np.zeros_like(E)
+    np.add.at(out, t, 1.5 * (E[t] > 0))
+    return out

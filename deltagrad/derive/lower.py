@@ -330,7 +330,10 @@ class Lowering:
     def where(self, e) -> Arr:
         """``xp.where(c, a, b)``: only the chosen branch's values reach the result."""
         nodes, idx = self.combine([self.arr(a) for a in e.args])
-        return Arr(Call("where", tuple(nodes)), idx)
+        node = Call("where", tuple(nodes))
+        if e.args[1].is_Number and e.args[2].is_Number:  # where(c, 1, 0) alone is an integer array
+            node = Call("astype", (node, Attr(Var(self.dtype_of), "dtype")))
+        return Arr(node, idx)
 
     def mul(self, e) -> Arr:
         absorbed = _absorb_into_where(e)
