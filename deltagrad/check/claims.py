@@ -64,7 +64,7 @@ class Claim:
     saved: tuple = ()
 
 
-_SUM_HEAD = re.compile(r"(?:Sum|Max|Min)_(\{)?\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*(?(1)\})\s*\(")
+_SUM_HEAD = re.compile(r"(?:Sum|Max|Min)_(\{)?\s*((?:[A-Za-z_]\w*|\.\.\.)(?:\s*,\s*[A-Za-z_]\w*)*)\s*(?(1)\})\s*\(")
 
 
 def normalize_claim(text: str):

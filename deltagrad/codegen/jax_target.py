@@ -46,7 +46,7 @@ _normalize.defvjp(_normalize_fwd, _normalize_bwd)
 from __future__ import annotations
 
 from deltagrad.codegen.op_class import environment, header, op_context
-from deltagrad.codegen.python_printer import PythonPrinter, backward_source
+from deltagrad.codegen.python_printer import _PREC, PythonPrinter, backward_source
 from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require, shared_context
 
 #: the batch helpers a framework op with ``...`` imports (its function flattens and restores)
@@ -77,9 +77,11 @@ class JaxPrinter(PythonPrinter):
     def visit_Helper(self, node):
         """``scatter_add`` as ``.at[].add`` into zeros; ``put_along`` as a ``where``."""
         index, values, size = (self.visit(a) for a in node.args)
+        # an operand that is a product or a sum is parenthesised before .shape or [..., None]
+        index_, values_ = (self.wrap(a, _PREC["atom"], False) for a in node.args[:2])
         if node.fn == "scatter_add":
-            return f"jnp.zeros(({size}, *{values}.shape[1:]), {values}.dtype).at[{index}].add({values})"
-        return f"jnp.where({index}[..., None] == jnp.arange({size}), {values}[..., None], 0)"
+            return f"jnp.zeros(({size}, *{values_}.shape[1:]), {values_}.dtype).at[{index}].add({values})"
+        return f"jnp.where({index_}[..., None] == jnp.arange({size}), {values_}[..., None], 0)"
 
     #: calls outside ``jax.numpy``
     modules = {"erf": "jax.scipy.special.erf", "erfc": "jax.scipy.special.erfc", "sigmoid": "jax.nn.sigmoid"}

@@ -198,7 +198,7 @@ def batch_context(derivation) -> dict | None:
         "var": NAMES.batch_shape,
         "inputs": list(names),
         "flatten": f'{NAMES.batch_shape}, ({unpack}) = flatten_batch("{class_name(spec.name)}", {{{arrays}}})',
-        "gradients": [NAMES.gradient(n) for n in names],
+        "gradients": [NAMES.gradient(n) for n in names if n in derivation.steps],  # not an integer input's
     }
 
 

@@ -33,7 +33,7 @@ class DivideFunction(torch.autograd.Function):
 from __future__ import annotations
 
 from deltagrad.codegen.op_class import class_name, environment, header, op_context
-from deltagrad.codegen.python_printer import PythonPrinter, backward_source
+from deltagrad.codegen.python_printer import _PREC, PythonPrinter, backward_source
 from deltagrad.codegen.targets import assignments, build, framework_plan, function_name, require, shared_context
 from deltagrad.derive.array_program import Attr, Const
 
@@ -100,9 +100,11 @@ class TorchPrinter(PythonPrinter):
         """``scatter_add`` as ``index_add`` into new zeros; ``put_along`` as a ``where`` (both
         differentiable, for a double backward)."""
         index, values, size = (self.visit(a) for a in node.args)
+        # an operand that is a product or a sum is parenthesised before .shape or [..., None]
+        index_, values_ = (self.wrap(a, _PREC["atom"], False) for a in node.args[:2])
         if node.fn == "scatter_add":
-            return f"{values}.new_zeros(({size}, *{values}.shape[1:])).index_add(0, {index}, {values})"
-        return f"torch.where({index}[..., None] == torch.arange({size}, device={index}.device), {values}[..., None], 0)"
+            return f"{values_}.new_zeros(({size}, *{values_}.shape[1:])).index_add(0, {index}, {values})"
+        return f"torch.where({index_}[..., None] == torch.arange({size}, device={index_}.device), {values_}[..., None], 0)"
 
     def call_linalg_diagonal(self, node):
         """The array API's ``linalg.diagonal`` takes the last two axes."""

@@ -110,6 +110,8 @@ def with_ellipsis_gradients(steps: dict, spec) -> dict:
 
     out = dict(steps)
     for name in carriers(spec):
+        if name not in steps:  # an integer input (t in X[..., t[...]]) gets no gradient
+            continue
         st = steps[name]
         idx = st.indices
         # (a, b, c) -> (..., a, b): the named axes keep the first letters

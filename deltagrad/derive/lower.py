@@ -331,7 +331,10 @@ class Lowering:
     def where(self, e) -> Arr:
         """``xp.where(c, a, b)``: only the chosen branch's values reach the result."""
         nodes, idx = self.combine([self.arr(a) for a in e.args])
-        return Arr(Call("where", tuple(nodes)), idx)
+        node = Call("where", tuple(nodes))
+        if e.args[1].is_Number and e.args[2].is_Number:  # where(c, 1, 0) alone is an integer array
+            node = Call("astype", (node, Attr(Var(self.dtype_of), "dtype")))
+        return Arr(node, idx)
 
     def mul(self, e) -> Arr:
         absorbed = _absorb_into_where(e)
@@ -496,6 +499,8 @@ class Lowering:
             dtype = Attr(Var(self.dtype_of), "dtype")
             return Arr(Call("astype", (BinOp("==", nodes[0], nodes[1]), dtype)), idx)
         dtype = (("dtype", Attr(Var(self.dtype_of), "dtype")),)
+        # δ(b, _): b runs over an axis of size one, whose only entry _ stands for (entry 0)
+        p, q = (sp.Integer(0) if x == UNIT else x for x in (p, q))
         if isinstance(p, sp.Integer):
             p, q = q, p
         if isinstance(q, sp.Integer):

@@ -445,6 +445,9 @@ class _Builder:
                 self.fail("Sum takes an expression and one or more index names: Sum(X[i,k], k)", node)
             ks = []
             for a in node.args[1:]:
+                if isinstance(a, ast.Constant) and a.value is Ellipsis and self.claim:
+                    ks.append(ELLIPSIS)  # a claim copies a printed rule's Sum_...,i(...)
+                    continue
                 if isinstance(a, ast.Constant) and a.value is Ellipsis:
                     self.fail("'...' is never summed: sum over named indices only", a)
                 if isinstance(a, ast.Name) and a.id == "_":

@@ -26,6 +26,7 @@ import sympy as sp
 
 from deltagrad.derive.chain_rule import chain_rule, fresh_indices, grad_output_name
 from deltagrad.derive.eliminate import eliminate_deltas
+from deltagrad.derive.extrema import Extremum
 from deltagrad.derive.forward_values import ForwardValues, Reduction, forward_values, inline_reductions
 from deltagrad.derive.names import NAMES, unique
 from deltagrad.derive.saved_values import rewrite_through_forward
@@ -193,7 +194,7 @@ def freshen_bound(expr, avoid: set, taken: set, aliases: list):
     >>> freshen_bound(summed(tensor('X')[index('i'), k], k), {'k'}, {'k'}, aliases), aliases
     (Sum(X[i, k1], (k1, 0, n_k - 1)), [('k1', 'k')])
     """
-    if isinstance(expr, sp.Sum):
+    if isinstance(expr, (sp.Sum, Extremum)):
         body = freshen_bound(expr.function, avoid, taken, aliases)
         mapping, limits = {}, []
         for v, lo, hi in expr.limits:
@@ -202,7 +203,8 @@ def freshen_bound(expr, avoid: set, taken: set, aliases: list):
                 aliases.append((new.name, v.name))
                 mapping[v] = new
             limits.append((mapping.get(v, v), lo, hi))
-        return sp.Sum(body.xreplace(mapping), *limits)
+        # a Max/Min reduction's xreplace leaves its bound indices alone: rename through Basic's
+        return type(expr)(sp.Basic.xreplace(body, mapping), *limits)
     if not expr.args or isinstance(expr, sp.Indexed):
         return expr
     return expr.func(*[freshen_bound(a, avoid, taken, aliases) for a in expr.args])
