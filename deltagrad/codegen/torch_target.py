@@ -68,21 +68,19 @@ class TorchPrinter(PythonPrinter):
         text = [self.visit(a) for a in args] + [f"{k}={self.visit(v)}" for k, v in kwargs]
         return f"torch.{fn}({', '.join(text)})"
 
-    def call_eye(self, node):
-        """``torch.eye`` on the device of the array whose dtype it takes."""
+    def on_device(self, fn, node):
+        """``torch.fn`` (a new tensor) on the device of the array whose dtype it takes."""
         kwargs = list(node.kwargs)
         for _, v in node.kwargs:
             if isinstance(v, Attr) and v.name == "dtype":
                 kwargs.append(("device", Attr(v.value, "device")))
-        return self.call("eye", node.args, kwargs)
+        return self.call(fn, node.args, kwargs)
+
+    def call_eye(self, node):
+        return self.on_device("eye", node)
 
     def call_zeros(self, node):
-        """``torch.zeros`` on the device of the array whose dtype it takes."""
-        kwargs = list(node.kwargs)
-        for _, v in node.kwargs:
-            if isinstance(v, Attr) and v.name == "dtype":
-                kwargs.append(("device", Attr(v.value, "device")))
-        return self.call("zeros", node.args, kwargs)
+        return self.on_device("zeros", node)
 
     def call_astype(self, node):
         """``x.to(dtype)``: torch has no ``astype``."""
