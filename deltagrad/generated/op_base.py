@@ -413,7 +413,10 @@ def unwindow(shape, *pairs):
     import itertools
 
     first = pairs[0]
-    if type(first).__module__.split(".")[0] == "torch":
+    mod = type(first).__module__.split(".")[0]
+    if mod in ("numpy", "cupy") and len(pairs) == 3 and pairs[2] is not None:
+        return _unwindow_major(__import__(mod), shape, *pairs)
+    if mod == "torch":
         out = first.new_zeros(tuple(shape))
     else:
         out = array_namespace(first).zeros(tuple(shape), dtype=first.dtype)
@@ -438,6 +441,31 @@ def unwindow(shape, *pairs):
             else:
                 out[tuple(key)] += part
     return out
+
+
+def _unwindow_major(lib, shape, grad, axes, order):
+    """:func:`unwindow` of one im2col gradient (NumPy/CuPy): the gradient copied once with the
+    window positions outermost, then the windowed axes, and added into an output laid out with the
+    windowed axes first, so that each position's add runs over long contiguous stretches. The same
+    adds in the same order as the general path, so the same values."""
+    import itertools
+
+    ndim = len(shape)
+    inverse = tuple(sorted(range(len(order)), key=order.__getitem__))
+    grad = grad.transpose(inverse)  # the windows' own layout: x's axes, then the window positions
+    keyed = [a for a, c, w, s, d, o in axes]
+    rest = [a for a in range(ndim) if a not in keyed]
+    positions = tuple(range(ndim, grad.ndim))
+    grad = lib.ascontiguousarray(grad.transpose(positions + tuple(keyed) + tuple(rest)))
+    layout = keyed + rest
+    out = lib.zeros(tuple(shape[a] for a in layout), dtype=grad.dtype)
+    for position in itertools.product(*[range(w) for a, c, w, s, d, o in axes if w is not None]):
+        key, inside = [], iter(position)
+        for a, c, w, s, d, o in axes:
+            start = o + (d * next(inside) if w is not None else 0)
+            key.append(slice(start, _stop(start, c, s), s))
+        out[tuple(key)] += grad[position]
+    return lib.ascontiguousarray(out.transpose(tuple(sorted(range(ndim), key=layout.__getitem__))))
 
 
 def _torch_add(out, key, part):
