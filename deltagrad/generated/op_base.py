@@ -324,6 +324,8 @@ def windows(x, axes, order=None):
     positions inside each window appended as new last axes (NumPy/CuPy: a strided view, no copy;
     PyTorch: ``Tensor.unfold``; other array-API libraries: one ``take`` per axis). With
     ``order``, those axes permuted, as one contiguous array (the im2col matrix, copied once).
+    NumPy/CuPy windows no longer than their stride (pooling) are copied once, window axes
+    outermost in memory, so that reductions over them are fast; the values are the same.
 
     >>> import numpy as np
     >>> windows(np.arange(6), ((0, 2, 3, 2, 1, 0),)).tolist()
@@ -332,14 +334,30 @@ def windows(x, axes, order=None):
     [[0, 2], [1, 3], [2, 4]]
     """
     view = _windows(x, axes)
-    if order is None:
-        return view
     mod = type(view).__module__.split(".")[0]
+    if order is None:
+        if mod in ("numpy", "cupy") and _apart(axes):
+            return _window_major(__import__(mod), view, x.ndim)
+        return view
     if mod in ("numpy", "cupy"):
         return __import__(mod).ascontiguousarray(view.transpose(order))
     if mod == "torch":
         return view.permute(order).contiguous()
     return array_namespace(view).permute_dims(view, tuple(order))
+
+
+def _apart(axes):
+    """Whether no window is longer than its stride (pooling): a copy is then no bigger than the input."""
+    return all(w is None or s >= w for a, c, w, s, d, o in axes)
+
+
+def _window_major(lib, view, ndim):
+    """``view`` copied with its window axes outermost, then viewed back in its own axis order:
+    the same values, but a reduction over the window axes becomes a few whole-array elementwise
+    passes (NumPy reduces over outer axes fast, over short strided inner ones slowly)."""
+    inner = tuple(range(ndim, view.ndim))
+    copy = lib.ascontiguousarray(view.transpose(inner + tuple(range(ndim))))
+    return copy.transpose(tuple(range(len(inner), view.ndim)) + tuple(range(len(inner))))
 
 
 def _windows(x, axes):
@@ -395,7 +413,10 @@ def unwindow(shape, *pairs):
     import itertools
 
     first = pairs[0]
-    if type(first).__module__.split(".")[0] == "torch":
+    mod = type(first).__module__.split(".")[0]
+    if mod in ("numpy", "cupy") and len(pairs) == 3 and pairs[2] is not None:
+        return _unwindow_major(__import__(mod), shape, *pairs)
+    if mod == "torch":
         out = first.new_zeros(tuple(shape))
     else:
         out = array_namespace(first).zeros(tuple(shape), dtype=first.dtype)
@@ -420,6 +441,31 @@ def unwindow(shape, *pairs):
             else:
                 out[tuple(key)] += part
     return out
+
+
+def _unwindow_major(lib, shape, grad, axes, order):
+    """:func:`unwindow` of one im2col gradient (NumPy/CuPy): the gradient copied once with the
+    window positions outermost, then the windowed axes, and added into an output laid out with the
+    windowed axes first, so that each position's add runs over long contiguous stretches. The same
+    adds in the same order as the general path, so the same values."""
+    import itertools
+
+    ndim = len(shape)
+    inverse = tuple(sorted(range(len(order)), key=order.__getitem__))
+    grad = grad.transpose(inverse)  # the windows' own layout: x's axes, then the window positions
+    keyed = [a for a, c, w, s, d, o in axes]
+    rest = [a for a in range(ndim) if a not in keyed]
+    positions = tuple(range(ndim, grad.ndim))
+    grad = lib.ascontiguousarray(grad.transpose(positions + tuple(keyed) + tuple(rest)))
+    layout = keyed + rest
+    out = lib.zeros(tuple(shape[a] for a in layout), dtype=grad.dtype)
+    for position in itertools.product(*[range(w) for a, c, w, s, d, o in axes if w is not None]):
+        key, inside = [], iter(position)
+        for a, c, w, s, d, o in axes:
+            start = o + (d * next(inside) if w is not None else 0)
+            key.append(slice(start, _stop(start, c, s), s))
+        out[tuple(key)] += grad[position]
+    return lib.ascontiguousarray(out.transpose(tuple(sorted(range(ndim), key=layout.__getitem__))))
 
 
 def _torch_add(out, key, part):
