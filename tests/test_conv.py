@@ -9,7 +9,7 @@ import pytest
 
 from deltagrad import derive
 from deltagrad.errors import ShapeError, SpecError
-from tests.gradcheck import check_op
+from gradcheck import check_op
 
 
 def r(*shape, seed=0):
@@ -188,7 +188,7 @@ def test_torch_and_jax_targets_run_the_windows():
 def test_padding_is_a_runtime_op_before_a_valid_convolution():
     from deltagrad.nn import functions as F
     from deltagrad.nn.graph import Tensor
-    from tests.gradcheck import numeric_grads
+    from gradcheck import numeric_grads
 
     X, W, B = r(2, 2, 5, 4), r(3, 2, 3, 3, seed=5), r(3, seed=6)
 

@@ -11,7 +11,7 @@ import pytest
 
 import deltagrad
 from deltagrad.errors import SpecError
-from tests.gradcheck import check_op
+from gradcheck import check_op
 
 RNG = np.random.default_rng(7)
 
