@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import faulthandler
 import json
 import random
 import sys
@@ -62,6 +63,7 @@ def fuzz_claims(n: int, seed: int, specs: list, log) -> tuple:
     from deltagrad import derive
     from deltagrad.check.claims import check_claim
     from deltagrad.codegen.index_printer import index_text
+    from deltagrad.derive.budget import BudgetExceeded, time_budget
     from deltagrad.errors import SpecError
 
     counts, failures, cache = collections.Counter(), [], {}
@@ -92,12 +94,24 @@ def fuzz_claims(n: int, seed: int, specs: list, log) -> tuple:
                     text[:at] + text[at + rnd.randint(1, 4):]
         else:
             wrong = mutate(right, kind, rnd)
-            if wrong is None or _same(wrong, right):
+            try:
+                with time_budget(SAME_SECONDS):
+                    same = wrong is None or _same(wrong, right)
+            except BudgetExceeded:  # the harness cannot tell: the mutant is not used
+                same = True
+            if same:
                 counts[f"{kind}: not applicable"] += 1
                 continue
             text = claim_text(d, name, wrong, rnd)
+        # a claim that hangs is a finding: dump the stacks if one runs long, stop it at the budget
+        faulthandler.dump_traceback_later(CLAIM_SECONDS / 2, exit=False)
         try:
-            v = check_claim(d, text)
+            with time_budget(CLAIM_SECONDS) as mine:
+                v = check_claim(d, text)
+        except BudgetExceeded as err:
+            if err.budget is not mine:
+                raise
+            outcome, detail = "slow", f"no verdict within {CLAIM_SECONDS:g} s"
         except SpecError as err:
             if kind == "garbled":
                 counts["garbled: refused"] += 1
@@ -112,14 +126,21 @@ def fuzz_claims(n: int, seed: int, specs: list, log) -> tuple:
                 continue
             outcome = ("judged correct" if v.correct else "judged incorrect")
             detail = ""
+        finally:
+            faulthandler.cancel_dump_traceback_later()
         counts[f"{kind}: {outcome}"] += 1
-        bad = outcome == "crash" or (kind == "correct") != (outcome == "judged correct")
+        bad = outcome in ("crash", "slow") or (kind == "correct") != (outcome == "judged correct")
         if bad:
             failures.append((spec, text, outcome, detail))
             log(f"[claim {k}] {kind}: {outcome}: {spec!r} | {text!r} {detail[:300]}")
-        if (k + 1) % 500 == 0:
+        if (k + 1) % 250 == 0:
             log(f"... {k + 1} claims: {dict(counts)}")
     return counts, failures
+
+
+#: A claim's verdict must come within this many seconds; the harness's own test that a mutant
+#: differs from the rule gets this many.
+CLAIM_SECONDS, SAME_SECONDS = 60.0, 10.0
 
 
 def _same(wrong, right) -> bool:

@@ -24,6 +24,8 @@ from deltagrad.check.claims import check_claim
 from deltagrad.cli import main
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.verdict_text import verdict_dict, verdict_text
+from deltagrad.derive.extrema import Iverson
+from deltagrad.derive.functions import where
 from deltagrad.derive.size_one import shown_indices
 from deltagrad.derive.spec import is_index
 
@@ -90,6 +92,13 @@ def show(e, rnd, names):
             return f"delta({idx(a)},{idx(b)})"
         if isinstance(e, sp.Heaviside):
             return f"Heaviside({go(e.args[0])})"
+        if isinstance(e, Iverson):  # deltagrad prints [A == B]
+            a, b = e.args if rnd.random() < 0.5 else e.args[::-1]
+            return f"[{go(a)} == {go(b)}]"
+        if isinstance(e, sp.core.relational.Relational):
+            return f"{go(e.lhs)} {e.rel_op} {go(e.rhs)}"
+        if isinstance(e, where):
+            return f"where({', '.join(go(a) for a in e.args)})"
         if isinstance(e, sp.Rational):
             return f"({e.p}/{e.q})" if e.q != 1 else f"({e.p})"
         if isinstance(e, sp.Float):

@@ -52,6 +52,19 @@ def test_check_with_another_grad_letter_judges_the_collision_claim_wrong():
     assert r.exit_code == 1 and "INCORRECT" in r.output
 
 
+def test_check_speaks_in_the_claims_gradient_letter():
+    """With --grad-name H, the derived rule, the difference and the counterexample used to show the
+    internal letter (G_Y beside an input G; G with no input G)."""
+    for spec, claim in [("Y[i] = G[i]*X[i]", "dX[a] = 2*H[a]*G[a]"), ("Y[i] = Z[i]*X[i]", "dX[a] = 2*H[a]*Z[a]")]:
+        r = CliRunner().invoke(main, ["check", spec, "--grad-name", "H", "--claim", claim])
+        assert r.exit_code == 1, r.output
+        lines = {line.split(":")[0].strip(): line for line in r.output.splitlines()}
+        assert "H[a]" in lines["derived"] and "G_Y" not in r.output
+        assert "H = [" in r.output and r.output.count(" = [") == 5  # two inputs, H, claim, derived
+        if "Z" in spec:
+            assert "G" not in r.output
+
+
 @pytest.mark.parametrize("spec, message", [
     ("Y[i] = n_X_0*X[0]*Z[i]", "'n_X_0' is reserved: names that start with 'n_' are sizes"),
     ("Y[i] = n_X_0[i]*X[0]", "'n_X_0' is reserved"),
@@ -122,6 +135,18 @@ def test_rewrites_are_as_defined_as_the_forward():
     d = grads_match("Y[i] = 4**P[i]", {"P": np.array([5.0, 6.0, -3.0])})
     assert "4**(" not in str(d.grads["P"]).replace("4**P", "")
     grads_match("Y[i] = Abs(log(W[i]))", {"W": np.array([0.5, 2.0, 3.0])})
+
+
+def test_a_power_with_a_zero_base_has_exponent_gradient_zero_not_nan():
+    """0**E·log 0 is 0·(-inf): dZ of Max(V,0)**(3Z) was NaN for every V <= 0 (fuzz seeds 0 and 1)."""
+    v, z = np.array([-1.5, -0.2, 0.7, 2.0]), np.array([0.5, 1.5, 0.8, 1.2])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = grads_match("Y[i] = Abs(Max(V[i], 0))**(3*Z[i])", {"V": v, "Z": z})
+        op = d.compile()
+        context = {}
+        op.forward(context, v, z)
+        assert np.all(op.backward(context, np.ones(4))[1][:2] == 0)
+        grads_match("Y[i] = Abs(Min(Z[i], 0))**E[i]", {"Z": np.array([1.0, 0.3, -0.7]), "E": np.array([2.0, 0.5, 1.5])})
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -218,3 +243,13 @@ def test_simplify_never_writes_a_delta_of_values():
     grads_match("Y[i,j] = Abs(Sum(1e-3 * V[k,k], k))**(Z[i,j]) - W[i,j]",
                 {"V": np.array([[0.7, -0.4], [0.2, 0.9]]), "Z": np.array([[0.5, -1.2], [0.3, 2.0]]),
                  "W": np.ones((2, 2))})
+
+
+def test_a_wrong_claim_that_the_first_draws_leave_at_zero_is_still_found_wrong():
+    """A factor-2 mutant of a gradient that is a product of steps was judged correct: the first
+    draws never switched both steps on, so claim and rule were 0 on every draw (bench/fuzz.py)."""
+    d = derive("Y[i] = Max(Min((W[0] + X[i]), 0), V[i]) + X[i]")
+    rule = "Sum_f(Heaviside(-(W[0] + X[f]))*Heaviside(Min(0, X[f] + W[0]) - V[f])*G[f])"
+    wrong = check_claim(d, f"dW[a] = 2*delta(a,0)*{rule}")
+    assert not wrong.correct and wrong.diagnosis.kind == "factor"
+    assert check_claim(d, f"dW[a] = delta(a,0)*{rule}").correct

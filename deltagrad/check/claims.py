@@ -426,7 +426,7 @@ def check_claim(d, text: str, grad_name: str = "G") -> Verdict:
 
 
 def _check_claim(d, text, grad_name, hint: bool = True) -> Verdict:
-    verdict = _judge_claim(d, text, grad_name)
+    verdict = in_claim_letters(_judge_claim(d, text, grad_name), d, grad_name)
     if verdict.correct or not hint:
         return verdict
     d1, diagnosis = size_one_derivation(d)
@@ -438,6 +438,20 @@ def _check_claim(d, text, grad_name, hint: bool = True) -> Verdict:
         if right:
             return with_changes(verdict, diagnosis=diagnosis)
     return verdict
+
+
+def in_claim_letters(verdict: Verdict, d, grad_name: str) -> Verdict:
+    """``verdict`` with the derivation's own gradient letter (``G_Y`` when an input is named
+    ``G``) written as the claims' ``grad_name``, in the derived rule, the difference and the
+    counterexample: what the user reads is in the user's letters. ``grad_name`` names no
+    input or forward value (:func:`claim_names` refuses that), so the renaming is safe."""
+    if grad_name == d.grad_name:
+        return verdict
+    own = {tensor(d.grad_name): tensor(grad_name), scalar(d.grad_name): scalar(grad_name)}
+    rename = lambda e: None if e is None else e.xreplace(own)  # noqa: E731
+    example = verdict.counterexample and with_changes(verdict.counterexample, grad_name=grad_name)
+    return with_changes(verdict, derived=rename(verdict.derived), difference=rename(verdict.difference),
+                        counterexample=example)
 
 
 def _judge_claim(d, text, grad_name) -> Verdict:

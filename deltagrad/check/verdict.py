@@ -78,7 +78,7 @@ class Counterexample:
     """Values on which the checked gradient and the derived one differ.
 
     ``inputs``: input name → the value drawn; ``grad``: the output's gradient drawn (None when
-    the comparison needs none, as for a forward); ``got``: what the claim or the user's code
+    the comparison needs none, as for a forward), shown as ``grad_name``; ``got``: what the claim or the user's code
     gives; ``want``: what the derived rule gives.
     """
 
@@ -86,6 +86,7 @@ class Counterexample:
     grad: object
     got: object
     want: object
+    grad_name: str = "G"  # the letter the claims use for the output's gradient
 
 
 @dataclass

@@ -197,7 +197,7 @@ def counterexample_text(v) -> dict:
         return {}
     out = {name: format_array(a) for name, a in c.inputs.items()}
     if c.grad is not None:
-        out["G"] = format_array(c.grad)
+        out[c.grad_name] = format_array(c.grad)
     got, want = COMPARED[v.source]
     out[got] = format_array(c.got)
     out[want] = format_array(c.want)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from deltagrad.derive.extrema import Extremum, differentiate
+from deltagrad.derive.functions import where
 from deltagrad.derive.names import NAMES, unique
 from deltagrad.derive.spec import Spec, extent, index, scalar, tensor
 
@@ -89,7 +90,27 @@ def chain_rule(spec: Spec, input_name: str) -> ChainRule:
     g = tensor(gname)[spec.out_indices] if spec.out_indices else scalar(gname)
     # Heaviside and sign are flat almost everywhere: their DiracDelta derivative is taken as 0.
     partial = differentiate(spec.rhs, wrt).replace(sp.DiracDelta, lambda *args: sp.S.Zero)
+    partial = zero_log_zero(spec.rhs, partial)
     free = spec.free_indices
     body = g * partial
     expr = sp.Sum(body, *[(i, 0, extent(i) - 1) for i in free]) if free else body
     return ChainRule(inp.name, idx, g, partial, expr)
+
+
+def zero_log_zero(forward: sp.Expr, partial: sp.Expr) -> sp.Expr:
+    """``partial`` with the ``log(B)`` that ∂(B**E)/∂E brings in written as ``where(B > 0, log(B), 0)``
+    for every base ``B`` of ``forward`` that may be 0 under a variable exponent: there
+    ``B**E·log(B)`` is 0·(−∞), and the derivative's limit is 0 (PyTorch masks the same case).
+
+    >>> from deltagrad.derive.spec import index, tensor
+    >>> i = index('i'); V, Z = tensor('V'), tensor('Z')
+    >>> forward = sp.Max(V[i], 0)**Z[i]
+    >>> zero_log_zero(forward, sp.diff(forward, Z[i]))
+    where(Max(0, V[i]) > 0, log(Max(0, V[i])), 0)*Max(0, V[i])**Z[i]
+    """
+    bases = {p.base for p in forward.atoms(sp.Pow)
+             if p.exp.free_symbols and not p.base.is_positive and p.base.free_symbols}
+    if not bases:
+        return partial
+    return partial.replace(lambda e: isinstance(e, sp.log) and e.args[0] in bases,
+                           lambda e: where(e.args[0] > 0, e, 0))

@@ -88,6 +88,18 @@ def _softplus_argument(e):
     return None
 
 
+def _may_be_infinite(e) -> bool:
+    """True when a factor of the product ``e`` can be infinite at a finite point: a log, a
+    division, a fractional or variable power.
+
+    >>> from deltagrad.derive.spec import index, tensor
+    >>> X = tensor('X')[index('i')]
+    >>> _may_be_infinite(sp.Heaviside(X) * X**2), _may_be_infinite(sp.Heaviside(X) * X**sp.Rational(1, 2))
+    (False, True)
+    """
+    return e.has(sp.log) or any(not (p.exp.is_Integer and p.exp >= 0) for p in e.atoms(sp.Pow))
+
+
 def _absorb_into_where(e):
     """``G·where(c, 1, 0)`` as ``where(c, G, 0)``: a product with a ``where`` factor that has a
     constant branch, written with the other factors inside, so the code keeps ``G``'s dtype
@@ -343,6 +355,19 @@ class Lowering:
         masked = self.masked_product(e)
         if masked is not None:
             return masked
+        product = self.product(e)
+        steps = [f.args[0] for f in sp.Mul.make_args(e) if isinstance(f, sp.Heaviside)]
+        if not steps or not _may_be_infinite(e):
+            return product
+        # Where a step is 0 the product is 0, even if another factor is infinite there
+        # (Max(0,V)**(Z-1)·H(V) at V < 0): 0·inf would be NaN.
+        for u in steps:
+            nodes, idx = self.combine([self.arr(sp.StrictLessThan(u, 0)), product])
+            product = Arr(Call("where", (nodes[0], Const(0), nodes[1])), idx)
+        return product
+
+    def product(self, e) -> Arr:
+        """A plain product: a coefficient, factors, and a denominator."""
         coeff, rest = e.as_coeff_Mul()
         num, den = [], []
         for f in sp.Mul.make_args(rest):

@@ -149,17 +149,30 @@ def compare_gradients(first, second, spec: Spec, values, grad_indices, grad_name
     """(agree, env, first_value, second_value) over the draws.
 
     Draws where either side is not finite are skipped; ``agree`` is None when none is finite,
-    False with the first draw where the two differ, else True with the last draw.
+    False with the first draw where the two differ, else True with the last draw. When every
+    draw gave 0 on both sides (a product of steps that the draws never switch on), up to
+    :data:`EXTRA_DRAWS` more draws of mixed signs look for one that does not, so that
+    ``2·H(−x)·H(x − v)`` is not taken for ``H(−x)·H(x − v)``.
     """
-    witness = None
-    for env in random_environments(spec, values, sizes, grad_name, draws, seed):
-        a = evaluate_gradient(first, env, sizes, grad_indices, grad_name)
-        b = evaluate_gradient(second, env, sizes, grad_indices, grad_name)
-        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-            continue
-        if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol):
-            return False, env, a, b
-        witness = (env, a, b)
+    witness, informative = None, False
+    extra = [((-3, 3, True), (-2.0, 2.0, False))] * EXTRA_DRAWS
+    for n, batch in enumerate([draws, *extra]):
+        if n and (witness is None or informative):
+            break
+        for env in random_environments(spec, values, sizes, grad_name, batch, seed + n):
+            a = evaluate_gradient(first, env, sizes, grad_indices, grad_name)
+            b = evaluate_gradient(second, env, sizes, grad_indices, grad_name)
+            if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+                continue
+            if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol):
+                return False, env, a, b
+            if np.any(a != 0) or np.any(b != 0) or witness is None:
+                witness = (env, a, b)
+            informative = informative or bool(np.any(a != 0) or np.any(b != 0))
     if witness is None:
         return None, None, None, None
     return True, *witness
+
+
+#: Batches of two more draws tried when every draw gave 0 on both sides.
+EXTRA_DRAWS = 16
