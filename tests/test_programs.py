@@ -205,3 +205,29 @@ def test_generated_source_is_the_same_under_any_hash_seed():
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
     assert len(outs) == 1
+
+
+NLL_OF_SOFTMAX = "P[i,j] = exp(X[i,j])/Sum(exp(X[i,k]), k); L = -Sum(log(P[i, t[i]]), i)/size(i)"
+
+
+def test_nll_of_a_softmax_program_cancels_the_gathered_probability():
+    """dX used to keep P[a,b]·δ(b,t[a])/P[a,t[a]], 0/0 where P[a,t[a]] underflows (logits ±300)."""
+    d = derive(NLL_OF_SOFTMAX)
+    assert str(d.grads["X"]) == "G*(-KroneckerDelta(b, t[a]) + P[a, b])/n_i"
+    op = d.compile()
+    rng = np.random.default_rng(3)
+    t = np.array([0, 2, 1, 3])
+
+    def reference(x, t):
+        z = x - x.max(axis=1, keepdims=True)
+        return -np.mean(z[np.arange(4), t] - np.log(np.exp(z).sum(axis=1)))
+
+    check_op(op, reference, [rng.normal(size=(4, 5)), t])
+    x = (rng.choice([-300.0, 300.0], size=(4, 5))).astype(np.float32)
+    context = {}
+    with np.errstate(all="ignore"):  # the forward's log of an underflowed P is the user's -inf
+        op.forward(context, x, t)
+    dx = op.backward(context, np.float32(1.0))[0]
+    assert dx.dtype == np.float32 and np.all(np.isfinite(dx))
+    p = np.exp(x - x.max(axis=1, keepdims=True)); p /= p.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(dx, (p - np.eye(5)[t]) / 4, atol=1e-6)

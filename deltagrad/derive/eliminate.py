@@ -98,3 +98,42 @@ def pull_out(term: sp.Expr, indices: list, uppers: dict | None = None) -> sp.Exp
     if not used:
         return factor * sp.Mul(*inside)
     return factor * sp.Sum(sp.Mul(*inside), *[(k, 0, upper(k)) for k in used])
+
+
+def substitute_gather_deltas(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with ``b → t[a]`` inside each term that has a factor ``δ(b, t[a])`` for a free
+    index ``b``, where that makes the term cheaper: the term is 0 unless ``b = t[a]``. This
+    cancels the removable 0/0 that a softmax followed by the log of a gathered entry leaves,
+    ``P[a,b]·δ(b,t[a])/P[a,t[a]] = δ(b,t[a])`` (which is NaN where ``P[a,t[a]]`` underflows).
+
+    >>> from deltagrad.derive.spec import index, tensor
+    >>> a, b = index('a'), index('b')
+    >>> P, t = tensor('P'), tensor('t')
+    >>> substitute_gather_deltas(P[a, b] * sp.KroneckerDelta(b, t[a]) / P[a, t[a]] + P[a, b])
+    KroneckerDelta(b, t[a]) + P[a, b]
+    """
+    if not any(_gather_delta(d) for d in expr.atoms(sp.KroneckerDelta)):
+        return expr
+    expanded = expand_products(expr)
+    terms = []
+    for term in sp.Add.make_args(expanded):
+        for delta in [f for f in sp.Mul.make_args(term) if _gather_delta(f)]:
+            s, target = _gather_delta(delta)
+            rest = sp.Mul(*[f for f in sp.Mul.make_args(term) if f is not delta])
+            if s in rest.free_symbols:
+                candidate = rest.xreplace({s: target}) * delta
+                if sp.count_ops(candidate) < sp.count_ops(term):
+                    term = candidate
+        terms.append(term)
+    result = sp.Add(*terms)
+    return result if sp.count_ops(result) < sp.count_ops(expr) else expr
+
+
+def _gather_delta(delta):
+    """(index, gathered entry) of ``δ(b, t[a])`` in either order; None for other deltas."""
+    if not isinstance(delta, sp.KroneckerDelta):
+        return None
+    for s, target in (delta.args, delta.args[::-1]):
+        if isinstance(s, sp.Symbol) and isinstance(target, sp.Indexed) and s not in target.free_symbols:
+            return s, target
+    return None
