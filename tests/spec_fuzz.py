@@ -214,6 +214,8 @@ class Reference:
                         named.setdefault(key, set()).add(sizes.get(it.id, 3))
                     elif isinstance(it, ast.Constant) and type(it.value) is int:
                         literal[key] = max(literal.get(key, 0), it.value + 1)
+                    elif isinstance(it, ast.BinOp):  # X[2*i+p]: one past its largest value
+                        named.setdefault(key, set()).add(_index_value(it, {}, sizes) + 1)
         out = {}
         for name, axis in sorted(set(named) | set(literal)):
             got = named.get((name, axis), set())
@@ -247,7 +249,7 @@ class Reference:
             return np.float64(arrays[node.id])
         if isinstance(node, ast.Subscript):
             items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-            key = tuple(env[it.id] if isinstance(it, ast.Name) else it.value for it in items)
+            key = tuple(_index_value(it, env) for it in items)
             return np.float64(arrays[node.value.id][key])
         if isinstance(node, ast.UnaryOp):
             return -v(node.operand) if isinstance(node.op, ast.USub) else v(node.operand)
@@ -264,16 +266,31 @@ class Reference:
             if name == "Sum":
                 ks = [a.id for a in node.args[1:]]
                 total = np.float64(0.0)
-                for values in itertools.product(*[range(sizes[k]) for k in ks]):
+                for values in itertools.product(*[range(sizes.get(k, 3)) for k in ks]):
                     total += self.value(node.args[0], {**env, **dict(zip(ks, values))}, arrays, sizes)
                 return total
             if name == "size":
-                return np.float64(sizes[node.args[0].id])
+                return np.float64(sizes.get(node.args[0].id, 3))
             args = [v(a) for a in node.args]
             if name in ("Max", "Min"):  # NaN in, NaN out (as numpy's maximum)
                 return np.float64(np.nan) if any(np.isnan(a) for a in args) else np.float64((max if name == "Max" else min)(args))
             return np.float64(_FUNCS[name](args[0]))
         raise AssertionError(f"the reference cannot evaluate {ast.dump(node)}")
+
+
+def _index_value(node, env: dict, sizes: dict | None = None) -> int:
+    """The value of an index expression (a name, an integer, sums and integer multiples of them)
+    at ``env``; with ``sizes``, its largest value over the names' ranges (affine, so at the top).
+
+    >>> _index_value(ast.parse("2*i+p", mode="eval").body, {}, {"i": 3, "p": 2})
+    5
+    """
+    if isinstance(node, ast.Name):
+        return sizes.get(node.id, 3) - 1 if sizes is not None else env[node.id]
+    if isinstance(node, ast.Constant):
+        return int(node.value)
+    a, b = _index_value(node.left, env, sizes), _index_value(node.right, env, sizes)
+    return {ast.Add: a + b, ast.Mult: a * b}[type(node.op)]
 
 
 # ---------------------------------------------------------------------------------------------
