@@ -13,7 +13,8 @@ For each op of the table below, the same forward is given to both tools:
   calling ``specialize`` ourselves generates the same code without running it.
 
 Every repetition is a cold start of that op: fresh objects, SymPy's cache and the engines' own
-``lru_cache``s cleared (not timed): deltagrad's ``derive.lower.canonical`` (on ``derive``'s path)
+``lru_cache``s cleared (not timed): deltagrad's ``derive.lower.canonical`` and
+``derive.numeric.lowered``/``forward_statements`` (on ``derive``'s path)
 and ``codegen.module.derive_entry`` (not on it: only the package writer uses it), tensorgrad's
 ``structure.size_key``. What stays warm is per process, not per spec: imports, deltagrad's Jinja
 environment and the first-call costs both tools pay once (a warm-up op runs first). The two tools alternate, repetition by repetition, so that
@@ -354,7 +355,9 @@ def clear_caches():
 
 
 # lru_caches that could carry work from one repetition to the next (missing ones are skipped)
-CACHED = [("deltagrad.derive.lower", "canonical"), ("deltagrad.codegen.module", "derive_entry"),
+CACHED = [("deltagrad.derive.lower", "canonical"), ("deltagrad.derive.numeric", "lowered"),
+          ("deltagrad.derive.numeric", "forward_statements"),
+          ("deltagrad.codegen.module", "derive_entry"),
           ("tensorgrad.structure", "size_key")]
 
 

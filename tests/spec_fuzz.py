@@ -370,6 +370,8 @@ def _check_point(d, op, ref, arrays, args, kwargs, rng):
             return "forward", f"shape {out.shape}, reference {want.shape}"
         fine = np.isfinite(want) & (np.abs(want) < 1e8)
         if not np.allclose(out[fine], want[fine], rtol=1e-9, atol=1e-9):
+            if _ill_conditioned(ref, arrays, want, fine):
+                return None  # cos(2.66**20.6): the last bit of an input moves the value itself
             return "forward", f"at {arrays}: got {out.tolist()}, reference {want.tolist()}"
         if not fine.all() or ref.nonfinite:
             return None  # no gradient to compare where the forward, or a value inside it, is not finite
@@ -394,6 +396,14 @@ def _check_point(d, op, ref, arrays, args, kwargs, rng):
                 if not np.isfinite(have) or abs(have - want_g) > 1e-4 * (1 + abs(want_g)):
                     return "gradient", f"d{name}{list(idx)} = {have!r}, central differences {want_g!r} at {arrays}"
     return None
+
+
+def _ill_conditioned(ref, arrays, want, fine) -> bool:
+    """True when the reference itself moves past the tolerance if every input moves by a few
+    units in the last place: no two correct evaluations need agree there."""
+    nudged = {k: np.asarray(v) * (1 + 4e-16) + 0.0 if np.ndim(v) else float(v) * (1 + 4e-16) for k, v in arrays.items()}
+    again = np.asarray(ref(nudged, SIZES), dtype=float)
+    return not np.allclose(again[fine], want[fine], rtol=1e-9, atol=1e-9, equal_nan=True)
 
 
 def _central(f, n, base, idx, h=1e-6):

@@ -14,6 +14,8 @@ counterexamples to claimed gradients.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import sympy as sp
 
@@ -103,25 +105,37 @@ def forward_env(spec: Spec, values, inputs: dict, sizes: dict, grad_name: str) -
     """The inputs, sizes and the forward's values (maxima, reductions, output) by name."""
     env = {s.name: v for s, v in sizes.items()}
     env.update(inputs)
-    sized = {s: s.name for s in sizes}
-    low = Lowering(sizes=sized, dtype_of=grad_name, count_in=[values.rhs])
+    statements = forward_statements(values, spec.output, tuple(spec.out_indices), tuple(sizes), grad_name)
+    with np.errstate(all="ignore"):
+        return run(statements, env, np)
+
+
+@lru_cache(maxsize=64)
+def forward_statements(values, output: str, out_indices: tuple, sizes: tuple, grad_name: str) -> list:
+    """The forward's statements (maxima, reductions, output), lowered once for every draw."""
+    low = Lowering(sizes={s: s.name for s in sizes}, dtype_of=grad_name, count_in=[values.rhs])
     for item in computation_order(values, values.maxima, values.reductions):
         if isinstance(item, Maximum):
             low.assign(item.name, max_node(item))
         else:
             low.assign(item.name, low.lower(item.expr, item.indices))
-    low.assign(spec.output, low.lower_output(values.rhs, spec.out_indices))
-    with np.errstate(all="ignore"):
-        return run(low.statements, env, np)
+    low.assign(output, low.lower_output(values.rhs, out_indices))
+    return low.statements
 
 
 def evaluate_gradient(expr, env: dict, sizes: dict, grad_indices, grad_name: str) -> np.ndarray:
     """The array of ``expr`` over ``grad_indices`` with variables from ``env``."""
-    sized = {s: s.name for s in sizes}
-    low = Lowering(sizes=sized, dtype_of=grad_name, reserved=env, count_in=[expr])
-    node = low.lower(expr, tuple(grad_indices))
+    statements = lowered(expr, tuple(sizes), tuple(grad_indices), grad_name, tuple(sorted(env)))
     with np.errstate(all="ignore"):
-        return np.asarray(run(low.statements + [Assign("_result", node)], env, np)["_result"], dtype=float)
+        return np.asarray(run(statements, env, np)["_result"], dtype=float)
+
+
+@lru_cache(maxsize=256)
+def lowered(expr, sizes: tuple, grad_indices: tuple, grad_name: str, names: tuple) -> list:
+    """The statements that compute ``expr`` as ``_result``: lowered once, run on every draw."""
+    low = Lowering(sizes={s: s.name for s in sizes}, dtype_of=grad_name, reserved=names, count_in=[expr])
+    node = low.lower(expr, grad_indices)
+    return low.statements + [Assign("_result", node)]
 
 
 #: Draws for confirming a rewrite: inputs uniform in a positive range and in one of both signs.

@@ -7,7 +7,7 @@ is simplified, and put back afterwards. A result is kept only if it is no more e
 Which expressions ``simplify`` sees is decided by their size alone, never by a clock, so the
 same spec gives the same bytes on a quiet machine and a loaded one: up to
 :data:`MAX_SIMPLIFY_COST` operations (where it takes well under a second), the rest only
-``factor_terms``. A time budget remains as a safety net; a ``simplify`` that spends it is
+``factor_terms``; a product with no sum and no variable exponent in it is left as it is. A time budget remains as a safety net; a ``simplify`` that spends it is
 refused with a SpecError rather than quietly kept in another form.
 
 >>> from deltagrad.derive.spec import index, tensor, summed
@@ -49,7 +49,7 @@ def simplify_index_expr(expr: sp.Expr) -> sp.Expr:
     """A simpler form of ``expr``, or ``expr`` itself when nothing cheaper is found."""
     hidden, placeholders = hide_sums(expr)
     simpler = hidden
-    if cost(hidden) <= MAX_SIMPLIFY_COST and not _expands_badly(hidden):
+    if cost(hidden) <= MAX_SIMPLIFY_COST and not _already_simple(hidden) and not _expands_badly(hidden):
         try:
             with time_budget(SIMPLIFY_SECONDS) as budget:
                 simpler = sp.simplify(hidden, ratio=1, rational=None, inverse=False)
@@ -60,13 +60,26 @@ def simplify_index_expr(expr: sp.Expr) -> sp.Expr:
                             "write the spec as named steps (A[i] = ...; Y[i] = ...)") from None
         except (RecursionError, TypeError, ValueError, NotImplementedError):  # pragma: no cover - SymPy's own limits
             pass
-    if cost(simpler) > cost(hidden) or _functions(simpler) - _functions(hidden):
+    if cost(simpler) > cost(hidden) or _functions(simpler) - _functions(hidden) or _new_extremes(simpler, hidden):
         simpler = hidden
     factored = sp.factor_terms(simpler)
     if cost(factored) <= cost(simpler):
         simpler = factored
     restored = simpler.xreplace(placeholders)
     return restored if cost(restored) <= cost(expr) else expr
+
+
+def _already_simple(expr) -> bool:
+    """True for a product with no sum and no variable exponent in it: ``simplify`` has nothing
+    to combine there that SymPy's products do not combine already (``X**Z*Z/X`` it would write
+    ``Z*X**(Z - 1)``, defined at X = 0).
+
+    >>> from deltagrad.derive.spec import scalar
+    >>> x, z = scalar('x'), scalar('z')
+    >>> _already_simple(-x / z**2), _already_simple(x / (1 + z)), _already_simple(z * x**z / x)
+    (True, False, False)
+    """
+    return not expr.has(sp.Add) and not any(p.exp.free_symbols for p in expr.atoms(sp.Pow))
 
 
 def _expands_badly(expr) -> bool:
@@ -78,6 +91,22 @@ def _expands_badly(expr) -> bool:
     (True, False)
     """
     return any(isinstance(p.base, sp.Add) and p.exp.is_Number and abs(p.exp) > 4 for p in expr.atoms(sp.Pow))
+
+
+def _new_extremes(simpler, original) -> bool:
+    """True when ``simpler`` has a number further from 1 than any of ``original``'s: SymPy's
+    rational round trip of decimal constants can write 2e-15·(250000000000000·… ), exact but
+    unreadable and a float32 overflow.
+
+    >>> from deltagrad.derive.spec import scalar
+    >>> x = scalar('x')
+    >>> _new_extremes(2e-15 * x * (250000000000000 * x + 1), 0.5 * x**2 + 0.25 * x), _new_extremes(x / 2, 0.5 * x)
+    (True, False)
+    """
+    def spread(e):
+        logs = [abs(sp.log(abs(n), 10)) for n in e.atoms(sp.Number) if n != 0]
+        return max(logs, default=0)
+    return spread(simpler) > max(spread(original), 3) + 1e-9
 
 
 def _functions(expr):
@@ -98,7 +127,8 @@ def alpha_key(s: sp.Sum):
 
 
 def hide_sums(expr: sp.Expr):
-    """Replace each (simplified) ``Sum`` in ``expr`` by a real placeholder symbol.
+    """Replace each (simplified) ``Sum``, and each trigonometric or hyperbolic function, in
+    ``expr`` by a real placeholder symbol.
 
     Returns the new expression and the mapping placeholder → sum that restores it.
     """
@@ -114,11 +144,21 @@ def hide_sums(expr: sp.Expr):
                 by_sum[key] = sym
                 placeholders[sym] = inner
             return by_sum[key]
+        if isinstance(e, _TRIG):  # opaque to simplify: trigsimp is most of its time, and no
+            if e not in by_sum:   # derivative rule needs a trigonometric identity
+                sym = sp.Dummy(f"T{len(by_sum)}", real=True)
+                by_sum[e] = sym
+                placeholders[sym] = e
+            return by_sum[e]
         if not e.args or isinstance(e, sp.Indexed):
             return e
         return e.func(*[walk(a) for a in e.args])
 
     return walk(expr), placeholders
+
+
+_TRIG = (sp.functions.elementary.trigonometric.TrigonometricFunction,
+         sp.functions.elementary.hyperbolic.HyperbolicFunction)
 
 
 def collect_linear(expr: sp.Expr, grad_name: str) -> sp.Expr:
