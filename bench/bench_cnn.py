@@ -4,10 +4,11 @@ Same network (conv 1→6 5×5, ReLU, 2×2 max pool (``--pool avg``: average), co
 pool, 256→120→84→10),
 same float32 images, same batch order, batch 64, Adam 1e-3, the same thread count (2 by default,
 set before NumPy's BLAS and torch start). Prints seconds per epoch, the ratio (target: within 1.5x
-of PyTorch) and each side's test accuracy after the timed epochs.
+of PyTorch), each side's test accuracy after the timed epochs, and the process's peak memory
+after deltagrad's epochs (measured before PyTorch runs).
 
 Run:  python bench/bench_cnn.py [--data-dir ../shared/data/mnist] [--images 55000] [--epochs 1] [--threads 2]
-                               [--pool max|avg]
+                               [--pool max|avg] [--pixels standard|unit]
 A quick look on a shared machine: --images 5000.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 
@@ -27,6 +29,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--pool", choices=("max", "avg"), default="max")
+    ap.add_argument("--pixels", choices=("standard", "unit"), default="standard",
+                    help="both sides' input: standardised with MNIST's mean and s.d. (train --model cnn's default) or in [0, 1]")
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)  # before numpy loads its BLAS
@@ -39,13 +43,15 @@ def main():
     from deltagrad.nn.graph import Tensor
     from deltagrad.nn.modules import CNN
     from deltagrad.nn.optim import Adam
-    from deltagrad.nn.train import one_hot
+    from deltagrad.nn.train import MNIST_MEAN, MNIST_STD, one_hot
 
     data = load_mnist(args.data_dir)
     x = data["train"].images[: args.images].astype(np.float32)
     labels = data["train"].labels[: args.images]
     y = one_hot(labels)
     x_test, y_test = data["test"].images.astype(np.float32), data["test"].labels
+    if args.pixels == "standard":
+        x, x_test = [((a - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD)).astype(np.float32) for a in (x, x_test)]
     rng = np.random.default_rng(0)
     orders = [rng.permutation(len(x)) for _ in range(args.epochs)]
     bs = args.batch_size
@@ -101,10 +107,12 @@ def main():
         return min(times), acc, torch.__version__
 
     ours, our_acc = run_deltagrad()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB), data included
     theirs, their_acc, version = run_torch()
-    print(f"the seeds' CNN ({args.pool} pool), {len(x)} images, batch {bs}, float32, {args.threads} threads, "
-          f"best of {args.epochs} epoch(s); numpy {np.__version__}")
-    print(f"  {'deltagrad (generated Conv2d, ' + args.pool.title() + 'Pool2d)':<42} {ours:8.2f} s/epoch   test accuracy {our_acc:.4f}")
+    print(f"the seeds' CNN ({args.pool} pool), {len(x)} images ({args.pixels} pixels), batch {bs}, float32, "
+          f"{args.threads} threads, best of {args.epochs} epoch(s); numpy {np.__version__}")
+    print(f"  {'deltagrad (generated Conv2d, ' + args.pool.title() + 'Pool2d)':<42} {ours:8.2f} s/epoch   test accuracy {our_acc:.4f}"
+          f"   peak memory {peak:.0f} MiB (process, data included; target < 2048)")
     if theirs is None:
         print("  PyTorch: not installed")
         return

@@ -105,6 +105,10 @@ def show(e, rnd, names):
             return f"({float(e)!r})"
         if isinstance(e, sp.Symbol):
             return e.name
+        if e is sp.pi:
+            return "pi"
+        if e is sp.E:
+            return "exp(1)"
         for f, name in FUNCTIONS.items():
             if isinstance(e, f):
                 return f"{name}({', '.join(go(a) for a in e.args)})"

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from deltagrad import SpecError, derive
 from deltagrad.check.claims import check_claim
 from deltagrad.cli import main
+from deltagrad.codegen.index_printer import index_text
 from deltagrad.derive.lower import LoweringError
 from gradcheck import numeric_grads
 
@@ -253,3 +254,19 @@ def test_a_wrong_claim_that_the_first_draws_leave_at_zero_is_still_found_wrong()
     wrong = check_claim(d, f"dW[a] = 2*delta(a,0)*{rule}")
     assert not wrong.correct and wrong.diagnosis.kind == "factor"
     assert check_claim(d, f"dW[a] = delta(a,0)*{rule}").correct
+
+
+def test_pi_is_a_constant_in_specs_and_claims_alike_and_e_prints_as_exp_1():
+    """A spec's pi was an input while a claim's pi was the constant: the printed rule
+    pi*G[a]*cos(pi*X[a]) was judged wrong against itself; e printed as E, which a claim reads
+    as a tensor's name."""
+    d = derive("Y[i] = sin(pi*X[i])*exp(1)")
+    assert d.inputs == ("X",)
+    assert index_text(d.grads["X"]) == "exp(1)*pi*G[a]*cos(pi*X[a])"
+    assert check_claim(d, index_text(d.grads["X"]).join(["dX[a] = ", ""])).correct
+    assert not check_claim(d, "dX[a] = exp(1)*G[a]*cos(pi*X[a])").correct
+    grads_match("Y[i] = sin(pi*X[i])*exp(1)", {"X": np.array([0.1, 0.7])})
+    assert derive("Y[i] = E[t[i]]*2").inputs == ("E", "t")  # E stays a name (an embedding)
+    for spec in ("Y[i] = pi[i]*X[i]", "pi[i] = 2*X[i]"):
+        with pytest.raises(SpecError, match="constant"):
+            derive(spec)

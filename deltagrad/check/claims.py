@@ -33,7 +33,7 @@ from deltagrad.derive.budget import BudgetExceeded, time_budget
 from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.functions import generic_functions
 from deltagrad.derive.names import NAMES
-from deltagrad.derive.numeric import compare_gradients, evaluate_gradient, index_sizes, random_environments
+from deltagrad.derive.numeric import compare_gradients, evaluate_gradient, index_sizes, random_environments, telling
 from deltagrad.derive.parse import parse_equation
 from deltagrad.derive.simplify import simplify_index_expr
 from deltagrad.derive.size_one import shown_indices
@@ -475,6 +475,10 @@ def _judge_claim(d, text, grad_name) -> Verdict:
         return Verdict(**found, correct=False, method="not_evaluable", difference=difference,
                        error=Diagnosis("not_evaluable"))
     agree, env, got, want = compared
+    if agree and not telling(got, want) and difference is not None:
+        # 0 on every draw, and SymPy finds a difference: the numbers cannot vouch for the claim
+        return Verdict(**found, correct=False, method="never_apart", difference=difference,
+                       error=Diagnosis("never_apart"))
     if agree:
         return Verdict(**found, correct=True, method="numeric", draws=len(CHECK_DRAWS))
     if agree is None:

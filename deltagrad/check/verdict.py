@@ -8,7 +8,8 @@ says how it was decided, one of:
   (SymPy could not decide; ``draws`` random draws agree), ``'symbolic_and_numeric'`` (SymPy
   finds a difference and the numbers confirm it), ``'claim_shapes'`` (the claim's indices do
   not fit the arrays' shapes, so it cannot equal the rule), ``'no_finite_values'``,
-  ``'not_evaluable'``, ``'unbound_index'``;
+  ``'not_evaluable'``, ``'never_apart'`` (SymPy finds a difference, but both sides are 0 on
+  every draw: not judged correct), ``'unbound_index'``;
 * code: ``'forward_raised'``, ``'forward_compared'``, ``'backward_raised'``, ``'stopped'``
   (timed out, or the process ended), ``'gradients_counted'``, ``'gradients_compared'``,
   ``'value_checked'``, ``'shapes'``, ``'shapes_and_values'``, ``'random_inputs'`` (compared
@@ -34,6 +35,7 @@ zero                (none): the claim is 0 everywhere, the rule is not
 differs             (none): no simpler explanation
 not_finite          (none): neither claim nor rule is finite on any test values
 not_evaluable       (none): the claim could not be evaluated on test values
+never_apart         (none): both are 0 on every test value, and SymPy finds a difference
 forward             cause: a Diagnosis (sign or factor) or None: forward is not the spec
 forward_shape       got, want: the shapes forward returned and the spec gives
 gradient_count      returned, expected, inputs: backward returned the wrong number of arrays

@@ -78,6 +78,9 @@ class IndexPrinter(StrPrinter):
     def _print_Iverson(self, expr):
         return f"[{self._print(expr.args[0])} == {self._print(expr.args[1])}]"
 
+    def _print_Exp1(self, expr):  # not "E": a spec may name a tensor E (an embedding)
+        return "exp(1)"
+
     def _print_KroneckerDelta(self, expr):
         return f"delta({self._print(expr.args[0])},{self._print(expr.args[1])})"
 

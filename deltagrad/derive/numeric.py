@@ -83,7 +83,9 @@ def output_shape(spec: Spec, sizes: dict) -> tuple:
 
 
 def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integers: bool = False) -> dict:
-    """Random values for every input (uniform floats, or small integers without zero)."""
+    """Random values for every input: uniform floats, small integers without zero
+    (``integers=True``), or magnitudes log-uniform from ``low`` to ``high`` with random signs
+    (``integers="wide"``)."""
     out = {}
     shapes = {inp.name: input_shape(spec, inp.name, sizes) for inp in spec.inputs}
     for inp in spec.inputs:
@@ -92,7 +94,9 @@ def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integer
             vals = rng.integers(0, gather_range(spec, inp.name, shapes), size=shape)
             out[inp.name] = vals if shape else int(vals)
             continue
-        if integers:
+        if integers == "wide":  # magnitudes spread over low..high, either sign
+            vals = rng.choice([-1.0, 1.0], size=shape) * 10 ** rng.uniform(np.log10(low), np.log10(high), size=shape)
+        elif integers:
             vals = rng.integers(int(low), int(high) + 1, size=shape).astype(float)
             vals[vals == 0] = 1.0
         else:
@@ -164,12 +168,12 @@ def compare_gradients(first, second, spec: Spec, values, grad_indices, grad_name
 
     Draws where either side is not finite are skipped; ``agree`` is None when none is finite,
     False with the first draw where the two differ, else True with the last draw. When every
-    draw gave 0 on both sides (a product of steps that the draws never switch on), up to
+    draw gave (nearly) 0 on both sides (a product of steps that the draws never switch on), up to
     :data:`EXTRA_DRAWS` more draws of mixed signs look for one that does not, so that
     ``2·H(−x)·H(x − v)`` is not taken for ``H(−x)·H(x − v)``.
     """
     witness, informative = None, False
-    extra = [((-3, 3, True), (-2.0, 2.0, False))] * EXTRA_DRAWS
+    extra = [((-3, 3, True), (-2.0, 2.0, False), (1e-3, 1e3, "wide"), (1e-2, 1e1, "wide"))] * EXTRA_DRAWS
     for n, batch in enumerate([draws, *extra]):
         if n and (witness is None or informative):
             break
@@ -180,13 +184,24 @@ def compare_gradients(first, second, spec: Spec, values, grad_indices, grad_name
                 continue
             if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol):
                 return False, env, a, b
-            if np.any(a != 0) or np.any(b != 0) or witness is None:
+            if telling(a, b, atol) or witness is None:
                 witness = (env, a, b)
-            informative = informative or bool(np.any(a != 0) or np.any(b != 0))
+            informative = informative or telling(a, b, atol)
     if witness is None:
         return None, None, None, None
     return True, *witness
 
 
-#: Batches of two more draws tried when every draw gave 0 on both sides.
+def telling(a, b, atol: float = 1e-10) -> bool:
+    """True when ``a`` or ``b`` has an entry well above the comparison's absolute tolerance: a draw
+    on which 2·x and x, both 1e-11, would look equal tells nothing.
+
+    >>> telling(np.array([2e-11]), np.array([1e-11])), telling(np.array([0.0, 3.0]), np.array([0.0, 3.0]))
+    (False, True)
+    """
+    return bool(np.any(np.abs(a) > 100 * atol) or np.any(np.abs(b) > 100 * atol))
+
+
+#: Batches of four more draws (two with magnitudes spread over 1e-3..1e3 and 1e-2..10, which reach a
+#: ``Min(Abs(Z)**W, 1e-3)``) tried when every draw gave 0 on both sides.
 EXTRA_DRAWS = 16

@@ -211,14 +211,36 @@ def _guarded_assignment(text, words: _Form) -> ast.Assign:
     return module.body[0]
 
 
+#: Names that are numbers, in specs and in claims alike (so that a printed rule reads back; e
+#: prints as exp(1), since E is a common tensor name).
+CONSTANTS = {"pi": sp.pi}
+
+
+def bracket_depth(text: str) -> int:
+    """The deepest nesting of ``(`` and ``[`` in ``text``, in one pass: a cheap guard before
+    Python's parser, whose recursion such nesting would drive.
+
+    >>> bracket_depth("dX[a] = ((G[a]))*(1 + X[a])")
+    3
+    """
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]":
+            depth -= 1
+    return deepest
+
+
 def _guarded_module(text, words: _Form) -> ast.Module:
     """``text`` parsed by :mod:`ast`, after the checks that keep hostile input cheap."""
     if not isinstance(text, str):
         raise SpecError(words.not_text.format(type=type(text).__name__))
     if len(text) > MAX_TEXT:
         raise SpecError(words.too_long.format(length=len(text), max=MAX_TEXT))
-    if text.count("(") + text.count("[") > MAX_DEPTH * 4:
-        raise SpecError(f"the {words.noun} has too many brackets")
+    if bracket_depth(text) > MAX_DEPTH:
+        raise SpecError(f"the {words.noun} nests brackets too deeply (more than {MAX_DEPTH} levels)")
     try:
         module = ast.parse(text.strip(), mode="exec")
     except SyntaxError as err:
@@ -367,8 +389,8 @@ class _Builder:
         if isinstance(node, ast.Name):
             if node.id == "_":
                 self.fail(_UNIT_OUTSIDE, node)
-            if self.claim and node.id == "pi":  # derived rules print sqrt(pi) (erf's derivative)
-                return sp.pi
+            if node.id in CONSTANTS:  # derived rules print sqrt(pi) (erf's derivative)
+                return CONSTANTS[node.id]
             self.note(node.id, node, "a scalar")
             if node.id in FUNCTIONS or node.id in ("Sum", "size"):
                 self.fail(f"{node.id!r} is a function: call it, as in {node.id}(...)", node)
@@ -377,6 +399,8 @@ class _Builder:
         if isinstance(node, ast.Subscript):
             if not isinstance(node.value, ast.Name):
                 self.fail("only a named tensor can be indexed, as in X[i,j]", node)
+            if node.value.id in CONSTANTS:
+                self.fail(f"{node.value.id!r} is the constant {CONSTANTS[node.value.id]}: name the tensor otherwise", node.value)
             self.note(node.value.id, node.value, "a tensor")
             self.uses(node.value.id)
             return tensor(node.value.id)[self.subscript(node)]

@@ -354,6 +354,8 @@ def check_not_reserved(nm: str, where: dict) -> None:
               "in the generated code; rename it", where, nm)
     if NAMES.is_reserved(nm):
         _fail(f"the name {nm!r} is reserved for the generated code; rename it", where, nm)
+    if nm == "pi":
+        _fail("the name 'pi' is the constant π; rename it", where, nm)
 
 
 def check_name(nm: str, kind: str, use: RhsUse, where: dict) -> None:

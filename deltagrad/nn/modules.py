@@ -17,14 +17,18 @@ import numpy as np
 from deltagrad.nn import functions as F
 from deltagrad.nn.graph import Tensor
 
-INITS = ("glorot", "glorot_normal", "normal", "zeros")
+INITS = ("glorot", "glorot_normal", "he", "normal", "zeros")
 
 
 def init_weight(fan_in: int, fan_out: int, init: str, rng, dtype=np.float32) -> np.ndarray:
     """A (fan_in, fan_out) weight: Glorot-uniform (U(±sqrt(6/(fan_in+fan_out)))), Glorot-normal
-    (N(0, 2/(fan_in+fan_out)), vugrad's), standard normal, or zeros."""
+    (N(0, 2/(fan_in+fan_out)), vugrad's), He-uniform (U(±sqrt(6/fan_in)), for ReLU layers),
+    standard normal, or zeros."""
     if init == "glorot":
         a = math.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-a, a, size=(fan_in, fan_out)).astype(dtype)
+    if init == "he":
+        a = math.sqrt(6.0 / fan_in)
         return rng.uniform(-a, a, size=(fan_in, fan_out)).astype(dtype)
     if init == "glorot_normal":
         return (rng.standard_normal(size=(fan_in, fan_out)) * math.sqrt(2.0 / (fan_in + fan_out))).astype(dtype)

@@ -71,17 +71,28 @@ def load_data(config: TrainConfig, splits=("train", "test")) -> dict:
 
 
 def prepare_images(images: np.ndarray, config: TrainConfig) -> np.ndarray:
-    """Images as the config wants them: pixels in [0, 1] or raw 0-255, in its float dtype.
+    """Images as the config wants them: pixels in [0, 1], raw 0-255, or standardised with MNIST's
+    mean and standard deviation, in its float dtype.
 
     >>> prepare_images(np.array([[0, 51, 255]], dtype=np.uint8), TrainConfig()).tolist()
     [[0.0, 0.20000000298023224, 1.0]]
     >>> prepare_images(np.array([[0, 51, 255]], dtype=np.uint8), TrainConfig(pixels="raw", dtype="float64")).tolist()
     [[0.0, 51.0, 255.0]]
+    >>> [round(float(v), 3) for v in prepare_images(np.array([[0, 255]], dtype=np.uint8), TrainConfig(pixels="standard"))[0]]
+    [-0.424, 2.821]
     """
     dtype = np.dtype(config.dtype)
     if images.dtype == np.uint8:
-        return images.astype(dtype) if config.pixels == "raw" else (images / dtype.type(255)).astype(dtype)
-    return (images * 255 if config.pixels == "raw" else images).astype(dtype)  # synthetic: floats in [0, 1]
+        unit = images.astype(dtype) if config.pixels == "raw" else (images / dtype.type(255)).astype(dtype)
+    else:
+        unit = (images * 255 if config.pixels == "raw" else images).astype(dtype)  # synthetic: floats in [0, 1]
+    if config.pixels == "standard":
+        return ((unit - dtype.type(MNIST_MEAN)) / dtype.type(MNIST_STD)).astype(dtype)
+    return unit
+
+
+#: The mean and standard deviation of MNIST's training pixels in [0, 1] (``--pixels standard``).
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
 def one_hot(labels: np.ndarray, classes: int = 10, dtype=np.float32) -> np.ndarray:
