@@ -124,12 +124,16 @@ def fuzz_claims(n: int, seed: int, specs: list, log) -> tuple:
             if kind == "garbled":
                 counts["garbled: verdict"] += 1
                 continue
-            outcome = ("judged correct" if v.correct else "judged incorrect")
+            outcome = ("judged correct" if v.correct else
+                       "undecided (0 on every draw)" if v.method == "never_apart" else "judged incorrect")
             detail = ""
         finally:
             faulthandler.cancel_dump_traceback_later()
         counts[f"{kind}: {outcome}"] += 1
-        bad = outcome in ("crash", "slow") or (kind == "correct") != (outcome == "judged correct")
+        undecided = outcome.startswith("undecided")  # not vouched for, not judged wrong: counted apart
+        bad = outcome in ("crash", "slow") or (not undecided and (kind == "correct") != (outcome == "judged correct"))
+        if undecided:
+            log(f"[claim {k}] {kind}: {outcome}: {spec!r} | {text!r}")
         if bad:
             failures.append((spec, text, outcome, detail))
             log(f"[claim {k}] {kind}: {outcome}: {spec!r} | {text!r} {detail[:300]}")
