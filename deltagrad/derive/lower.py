@@ -586,6 +586,75 @@ class Lowering:
             ops = rest + [self.pair(a, b, now)]
         return self.sum_axes(ops[0], summed & set(ops[0].indices))
 
+    def reshaped_matmul(self, x: Arr, y: Arr, contracted: list) -> Arr | None:
+        """Σ_K x[P, K, N]·y[M, K] (or y[K, M]) as one matmul of reshaped operands,
+        ``(m, k) @ (p, k, n)``, laid out [P, M, N] with no permutation (a convolution over an im2col
+        copy in [b, c, p, q, i, j] order gives [b, o, i, j] directly); None when the axes are not
+        in such blocks. Only where x has free axes on both sides of K, which tensordot would
+        return as [P, N, M] and leave to be permuted."""
+        k = len(contracted)
+        for start in range(1, len(x.indices) - k):
+            block = list(x.indices[start:start + k])
+            if set(block) == set(contracted):
+                break
+        else:
+            return None
+        lead, tail = list(x.indices[:start]), list(x.indices[start + k:])
+        if list(y.indices[-k:]) == block:
+            middle, flip = list(y.indices[:-k]), False
+        elif list(y.indices[:k]) == block:
+            middle, flip = list(y.indices[k:]), True
+        else:
+            return None
+        if not middle or any(i in lead or i in tail for i in middle):
+            return None
+
+        def extent_of(indices):
+            node = self.size(indices[0])
+            for i in indices[1:]:
+                node = BinOp("*", node, self.size(i))
+            return node
+
+        shape = (extent_of(block), extent_of(middle)) if flip else (extent_of(middle), extent_of(block))
+        left = y.node if len(middle) == 1 and k == 1 else Call("reshape", (y.node, shape))
+        if flip:
+            left = Attr(left, "T")
+        right = Call("reshape", (x.node, (extent_of(lead), extent_of(block), extent_of(tail))))
+        out = lead + middle + tail
+        return Arr(Call("reshape", (BinOp("@", left, right), tuple(self.size(i) for i in out))), tuple(out))
+
+    def summed_matmul(self, x: Arr, y: Arr, contracted: list) -> Arr | None:
+        """Σ over L and T of x[L, F, T]·y[L, M, T] as ``sum((l, m, t) @ (l, t, f), axis=0)``, laid
+        out [M, F] (a convolution's kernel gradient: G[b, o, i, j] against the im2col copy
+        [b, c, p, q, i, j], which tensordot would first copy into [c, p, q, b, i, j]); None when the
+        axes are not in such blocks."""
+        lead = [i for i in x.indices if i in contracted]
+        n_lead = next((n for n, i in enumerate(x.indices) if i not in contracted), len(x.indices))
+        head, tail = list(x.indices[:n_lead]), []
+        rest = list(x.indices[n_lead:])
+        while rest and rest[-1] in contracted:
+            tail.insert(0, rest.pop())
+        free_x = rest
+        if not head or not tail or not free_x or any(i in contracted for i in free_x) or len(head) + len(tail) != len(lead):
+            return None
+        if list(y.indices[:len(head)]) != head or list(y.indices[len(y.indices) - len(tail):]) != tail:
+            return None
+        free_y = list(y.indices[len(head):len(y.indices) - len(tail)])
+        if not free_y or any(i in contracted or i in free_x for i in free_y):
+            return None
+
+        def extent_of(indices):
+            node = self.size(indices[0])
+            for i in indices[1:]:
+                node = BinOp("*", node, self.size(i))
+            return node
+
+        y3 = Call("reshape", (y.node, (extent_of(head), extent_of(free_y), extent_of(tail))))
+        x3 = Attr(Call("reshape", (x.node, (extent_of(head), extent_of(free_x), extent_of(tail)))), "mT")
+        total = Call("sum", (BinOp("@", y3, x3),), (("axis", 0),))
+        out = free_y + free_x
+        return Arr(Call("reshape", (total, tuple(self.size(i) for i in out))), tuple(out))
+
     def sum_axes(self, a: Arr, over, fn: str = "sum") -> Arr:
         """``a`` reduced by ``xp.<fn>`` (sum, max, min) over the axes of ``over``."""
         over = [i for i in a.indices if i in over]
@@ -619,6 +688,11 @@ class Lowering:
             left = self.permute(a, tuple(batch + a_free + [k]))
             right = self.permute(b, tuple(batch + [k] + b_free))
             return Arr(BinOp("@", left.node, right.node), tuple(batch + a_free + b_free))
+        if not batch and a_free and b_free:
+            for x, y in ((a, b), (b, a)):
+                product = self.reshaped_matmul(x, y, contracted) or self.summed_matmul(x, y, contracted)
+                if product is not None:
+                    return product
         if not batch and (a_free or b_free):
             if a_free and b_free and self.rank(a_free[0]) > self.rank(b_free[0]):
                 a, b, a_free, b_free = b, a, b_free, a_free

@@ -156,6 +156,10 @@ def windowing(spec: Spec) -> Windowing:
                 windows_.append(ax.window)
         base = pattern + tail
         kinds += [2] * len(tail)
+        if 1 in kinds:  # a contraction over a plain axis too (a convolution's channels): window
+            # starts last, [b, c, p, q, i, j], so that it is one batched matmul whose result is
+            # already laid out [b, o, i, j] (and the im2col copy reads whole rows)
+            kinds = [3 if ix in {a.outer for a in axes} else kind for ix, kind in zip(base, kinds)]
         order = tuple(sorted(range(len(base)), key=lambda n: (kinds[n], n)))
         order = None if order == tuple(range(len(base))) else order
         name = unique(f"{nm}_windows", used_names)

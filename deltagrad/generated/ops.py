@@ -711,7 +711,7 @@ class Conv2d(Op):
         dX[a,d,e,f] = Sum_o,i,j(G[a,o,i,j]*W[o,d,e - i,f - j]*InRange(e - i,n_p)*InRange(f - j,n_q))
             (no matrix form: it scatters back through the windows of a correlation (index arithmetic))
         dW[a,d,e,f] = Sum_b,i,j(G[b,a,i,j]*X[b,d,e + i,f + j])
-            (no matrix form: it contracts over several axes at once)
+            (no matrix form: it permutes the axes of an array of more than two axes)
         dB[a] = Sum_b,i,j(G[b,a,i,j])
             (no matrix form: goutput has 4 axes)
     """
@@ -719,7 +719,7 @@ class Conv2d(Op):
     @staticmethod
     def forward(context, X, W, B):
         xp = array_namespace(X, W, B)
-        n_b, n_c, _, n_p, n_q, n_X_2, n_X_3 = check_shapes(
+        n_b, n_c, n_o, n_p, n_q, n_X_2, n_X_3 = check_shapes(
             "Conv2d",
             ("b", "c", "o", "p", "q", "X_2", "X_3"),
             {
@@ -730,14 +730,15 @@ class Conv2d(Op):
         )
         n_i = window_count('Conv2d', 'i', (('X', 2, n_X_2, n_p, 1, 1, 0),))
         n_j = window_count('Conv2d', 'j', (('X', 3, n_X_3, n_q, 1, 1, 0),))
-        X_windows = windows(X, ((2, n_i, n_p, 1, 1, 0), (3, n_j, n_q, 1, 1, 0)), (0, 2, 3, 1, 4, 5))
-        Y = xp.permute_dims(xp.tensordot(X_windows, W, axes=((3, 4, 5), (1, 2, 3))), (0, 3, 1, 2)) + B[:, None, None]
+        X_windows = windows(X, ((2, n_i, n_p, 1, 1, 0), (3, n_j, n_q, 1, 1, 0)), (0, 1, 4, 5, 2, 3))
+        Y = xp.reshape(xp.reshape(W, (n_o, n_c * n_p * n_q)) @ xp.reshape(X_windows, (n_b, n_c * n_p * n_q, n_i * n_j)), (n_b, n_o, n_i, n_j)) + B[:, None, None]
         context["W"] = W
         context["X_windows"] = X_windows
         context["n_i"] = n_i
         context["n_j"] = n_j
         context["n_b"] = n_b
         context["n_c"] = n_c
+        context["n_o"] = n_o
         context["n_p"] = n_p
         context["n_q"] = n_q
         context["n_X_2"] = n_X_2
@@ -752,6 +753,7 @@ class Conv2d(Op):
         n_j = context["n_j"]
         n_b = context["n_b"]
         n_c = context["n_c"]
+        n_o = context["n_o"]
         n_p = context["n_p"]
         n_q = context["n_q"]
         n_X_2 = context["n_X_2"]
@@ -760,8 +762,10 @@ class Conv2d(Op):
         needs = context.get("needs_input_grad", (True, True, True))
         dX = None
         if needs[0]:
-            dX = unwindow((n_b, n_c, n_X_2, n_X_3), xp.tensordot(goutput, W, axes=((1,), (0,))), ((2, n_i, n_p, 1, 1, 0), (3, n_j, n_q, 1, 1, 0)), (0, 2, 3, 1, 4, 5))
-        dW = xp.tensordot(goutput, X_windows, axes=((0, 2, 3), (0, 1, 2))) if needs[1] else None
+            dX = unwindow((n_b, n_c, n_X_2, n_X_3), xp.reshape(xp.reshape(W, (n_o, n_c * n_p * n_q)).T @ xp.reshape(goutput, (n_b, n_o, n_i * n_j)), (n_b, n_c, n_p, n_q, n_i, n_j)), ((2, n_i, n_p, 1, 1, 0), (3, n_j, n_q, 1, 1, 0)), (0, 1, 4, 5, 2, 3))
+        dW = None
+        if needs[1]:
+            dW = xp.permute_dims(xp.reshape(xp.sum(xp.reshape(X_windows, (n_b, n_c * n_p * n_q, n_i * n_j)) @ xp.reshape(goutput, (n_b, n_o, n_i * n_j)).mT, axis=0), (n_c, n_p, n_q, n_o)), (3, 0, 1, 2))
         dB = xp.sum(goutput, axis=(0, 2, 3)) if needs[2] else None
         return dX, dW, dB
 
