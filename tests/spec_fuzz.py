@@ -210,7 +210,9 @@ class Reference:
                 items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
                 for axis, it in enumerate(items):
                     key = (node.value.id, axis)
-                    if isinstance(it, ast.Name):
+                    if isinstance(it, ast.Name) and it.id == "_":  # an axis of size one
+                        named.setdefault(key, set()).add(1)
+                    elif isinstance(it, ast.Name):
                         named.setdefault(key, set()).add(sizes.get(it.id, 3))
                     elif isinstance(it, ast.Constant) and type(it.value) is int:
                         literal[key] = max(literal.get(key, 0), it.value + 1)
@@ -285,8 +287,10 @@ def _index_value(node, env: dict, sizes: dict | None = None) -> int:
     >>> _index_value(ast.parse("2*i+p", mode="eval").body, {}, {"i": 3, "p": 2})
     5
     """
-    if isinstance(node, ast.Name):
-        return sizes.get(node.id, 3) - 1 if sizes is not None else env[node.id]
+    if isinstance(node, ast.Name):  # _ is an axis of size one; a name no loop binds only ever
+        if node.id == "_":           # appears times 0 (0*k), which SymPy reads as 0
+            return 0
+        return sizes.get(node.id, 3) - 1 if sizes is not None else env.get(node.id, 0)
     if isinstance(node, ast.Constant):
         return int(node.value)
     a, b = _index_value(node.left, env, sizes), _index_value(node.right, env, sizes)
