@@ -270,3 +270,35 @@ def test_pi_is_a_constant_in_specs_and_claims_alike_and_e_prints_as_exp_1():
     for spec in ("Y[i] = pi[i]*X[i]", "pi[i] = 2*X[i]"):
         with pytest.raises(SpecError, match="constant"):
             derive(spec)
+
+
+def test_review_findings_zero_bases_negative_bases_and_overflowing_steps():
+    """From the review of the rewrite work: X**pi was 0/0 at X = 0 (pi·Y/X); masking log(B) on
+    B > 0 turned a negative base's NaN into 0; Min(exp(X), 5) was inf·0 at X = 800."""
+    with np.errstate(all="ignore"):
+        for spec, arrays, want in [
+            ("Y[i] = Max(X[i],0)**pi", [np.array([0.0, -1.0])], [np.array([0.0, 0.0])]),
+            ("Y[i] = X[i]**pi", [np.array([0.0])], [np.array([0.0])]),
+            ("Y[i] = Min(exp(X[i]), 5)", [np.array([800.0, 0.0])], [np.array([0.0, 1.0])]),
+        ]:
+            op = derive(spec).compile()
+            context = {}
+            op.forward(context, *arrays)
+            got = op.backward(context, np.ones(len(arrays[0])))
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w, err_msg=spec)
+        op = derive("Y[i] = X[i]**Z[i]").compile()
+        context = {}
+        op.forward(context, np.array([-1.0, 0.0]), np.array([2.0, 2.0]))
+        dz = op.backward(context, np.ones(2))[1]
+        assert np.isnan(dz[0]) and dz[1] == 0  # as PyTorch: NaN for a negative base, 0 at base 0
+
+
+def test_the_counterexample_names_the_gradient_by_the_claims_letter_even_when_it_is_the_internal_one():
+    r = CliRunner().invoke(main, ["check", "Y[i] = G[i]*X[i]", "--claim", "dX[a] = 2*G_Y[a]*G[a]", "--grad-name", "G_Y"])
+    assert r.exit_code == 1 and "G_Y = [" in r.output and r.output.count(" = [") == 5
+
+
+def test_a_claim_the_numbers_cannot_tell_apart_is_not_shown_not_incorrect():
+    r = CliRunner().invoke(main, ["check", "Y[i] = Max(X[i], 10000)", "--claim", "dX[a] = G[a]*(sign(X[a]-10000)+1)/2"])
+    assert r.exit_code == 1 and "NOT SHOWN" in r.output and "INCORRECT" not in r.output

@@ -445,11 +445,11 @@ def in_claim_letters(verdict: Verdict, d, grad_name: str) -> Verdict:
     ``G``) written as the claims' ``grad_name``, in the derived rule, the difference and the
     counterexample: what the user reads is in the user's letters. ``grad_name`` names no
     input or forward value (:func:`claim_names` refuses that), so the renaming is safe."""
+    example = verdict.counterexample and with_changes(verdict.counterexample, grad_name=grad_name)
     if grad_name == d.grad_name:
-        return verdict
+        return with_changes(verdict, counterexample=example)
     own = {tensor(d.grad_name): tensor(grad_name), scalar(d.grad_name): scalar(grad_name)}
     rename = lambda e: None if e is None else e.xreplace(own)  # noqa: E731
-    example = verdict.counterexample and with_changes(verdict.counterexample, grad_name=grad_name)
     return with_changes(verdict, derived=rename(verdict.derived), difference=rename(verdict.difference),
                         counterexample=example)
 
@@ -475,8 +475,8 @@ def _judge_claim(d, text, grad_name) -> Verdict:
         return Verdict(**found, correct=False, method="not_evaluable", difference=difference,
                        error=Diagnosis("not_evaluable"))
     agree, env, got, want = compared
-    if agree and not telling(got, want) and difference is not None:
-        # 0 on every draw, and SymPy finds a difference: the numbers cannot vouch for the claim
+    if agree and not telling(got, want):
+        # 0 on every draw, and SymPy did not show them equal: the numbers cannot vouch for the claim
         return Verdict(**found, correct=False, method="never_apart", difference=difference,
                        error=Diagnosis("never_apart"))
     if agree:

@@ -229,7 +229,8 @@ def verdict_text(v) -> str:
         lines.append(f"  correct: {method_text(v)}")
         return "\n".join(lines)
     diagnosis, error = diagnosis_text(v.diagnosis), diagnosis_text(v.error)
-    lines.append(f"  INCORRECT: {diagnosis or error or 'incorrect'}")
+    word = "NOT SHOWN" if v.method == "never_apart" else "INCORRECT"  # undecided, not a verdict on the math
+    lines.append(f"  {word}: {diagnosis or error or 'incorrect'}")
     if error and diagnosis:
         lines.append(f"  error: {error}")
     derived, difference = derived_text(v), difference_text(v)

@@ -98,9 +98,10 @@ def chain_rule(spec: Spec, input_name: str) -> ChainRule:
 
 
 def zero_log_zero(forward: sp.Expr, partial: sp.Expr) -> sp.Expr:
-    """``partial`` with the ``log(B)`` that ∂(B**E)/∂E brings in written as ``where(B > 0, log(B), 0)``
-    for every base ``B`` of ``forward`` that may be 0 under a variable exponent: there
-    ``B**E·log(B)`` is 0·(−∞), and the derivative's limit is 0 (PyTorch masks the same case).
+    """``partial`` with the ``log(B)`` that ∂(B**E)/∂E brings in written as
+    ``where(Abs(B) > 0, log(B), 0)``, in the terms that hold that power: where ``B = 0``,
+    ``B**E·log(B)`` is 0·(−∞) and the derivative's limit is 0 (PyTorch masks base = 0 the same
+    way); a negative base keeps its NaN, and a ``log(B)`` of the spec's own stays as it is.
 
     >>> from deltagrad.derive.spec import index, tensor
     >>> i = index('i'); V, Z = tensor('V'), tensor('Z')
@@ -108,9 +109,12 @@ def zero_log_zero(forward: sp.Expr, partial: sp.Expr) -> sp.Expr:
     >>> zero_log_zero(forward, sp.diff(forward, Z[i]))
     where(Max(0, V[i]) > 0, log(Max(0, V[i])), 0)*Max(0, V[i])**Z[i]
     """
-    bases = {p.base for p in forward.atoms(sp.Pow)
-             if p.exp.free_symbols and not p.base.is_positive and p.base.free_symbols}
-    if not bases:
+    powers = [p for p in forward.atoms(sp.Pow) if p.exp.free_symbols and not p.base.is_positive and p.base.free_symbols]
+    if not powers:
         return partial
-    return partial.replace(lambda e: isinstance(e, sp.log) and e.args[0] in bases,
-                           lambda e: where(e.args[0] > 0, e, 0))
+
+    def guarded(term):
+        logs = {sp.log(p.base) for p in powers if p in term.args}
+        return term.xreplace({g: where(sp.Abs(g.args[0]) > 0, g, 0) for g in logs if g in term.args})
+
+    return partial.replace(lambda e: isinstance(e, sp.Mul) and any(p in e.args for p in powers), guarded)

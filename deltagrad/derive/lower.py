@@ -89,15 +89,16 @@ def _softplus_argument(e):
 
 
 def _may_be_infinite(e) -> bool:
-    """True when a factor of the product ``e`` can be infinite at a finite point: a log, a
-    division, a fractional or variable power.
+    """True when a factor of the product ``e`` can be infinite at a finite point: a log, an
+    exponential that overflows, a division, a fractional or variable power.
 
     >>> from deltagrad.derive.spec import index, tensor
     >>> X = tensor('X')[index('i')]
     >>> _may_be_infinite(sp.Heaviside(X) * X**2), _may_be_infinite(sp.Heaviside(X) * X**sp.Rational(1, 2))
     (False, True)
     """
-    return e.has(sp.log) or any(not (p.exp.is_Integer and p.exp >= 0) for p in e.atoms(sp.Pow))
+    return (e.has(sp.log, sp.exp, sp.sinh, sp.cosh)  # exp(800) is inf in float64, exp(100) in float32
+            or any(not (p.exp.is_Integer and p.exp >= 0) for p in e.atoms(sp.Pow)))
 
 
 def _absorb_into_where(e):

@@ -70,16 +70,16 @@ def simplify_index_expr(expr: sp.Expr) -> sp.Expr:
 
 
 def _already_simple(expr) -> bool:
-    """True for a product with no sum and no variable exponent in it: ``simplify`` has nothing
+    """True for a product with no sum and only numeric exponents in it: ``simplify`` has nothing
     to combine there that SymPy's products do not combine already (``X**Z*Z/X`` it would write
-    ``Z*X**(Z - 1)``, defined at X = 0).
+    ``Z*X**(Z - 1)``, and ``pi*X**pi/X`` as ``pi*X**(pi - 1)``, defined at X = 0).
 
     >>> from deltagrad.derive.spec import scalar
     >>> x, z = scalar('x'), scalar('z')
     >>> _already_simple(-x / z**2), _already_simple(x / (1 + z)), _already_simple(z * x**z / x)
     (True, False, False)
     """
-    return not expr.has(sp.Add) and not any(p.exp.free_symbols for p in expr.atoms(sp.Pow))
+    return not expr.has(sp.Add) and all(p.exp.is_Number for p in expr.atoms(sp.Pow))
 
 
 def _expands_badly(expr) -> bool:
