@@ -587,6 +587,13 @@ class Lowering:
             ops = rest + [self.pair(a, b, now)]
         return self.sum_axes(ops[0], summed & set(ops[0].indices))
 
+    def extent_of(self, indices):
+        """The number of entries over ``indices``: ``n_c * n_p * n_q``."""
+        node = self.size(indices[0])
+        for i in indices[1:]:
+            node = BinOp("*", node, self.size(i))
+        return node
+
     def reshaped_matmul(self, x: Arr, y: Arr, contracted: list) -> Arr | None:
         """Σ_K x[P, K, N]·y[M, K] (or y[K, M]) as one matmul of reshaped operands,
         ``(m, k) @ (p, k, n)``, laid out [P, M, N] with no permutation (a convolution over an im2col
@@ -610,11 +617,7 @@ class Lowering:
         if not middle or any(i in lead or i in tail for i in middle):
             return None
 
-        def extent_of(indices):
-            node = self.size(indices[0])
-            for i in indices[1:]:
-                node = BinOp("*", node, self.size(i))
-            return node
+        extent_of = self.extent_of
 
         shape = (extent_of(block), extent_of(middle)) if flip else (extent_of(middle), extent_of(block))
         left = y.node if len(middle) == 1 and k == 1 else Call("reshape", (y.node, shape))
@@ -644,11 +647,7 @@ class Lowering:
         if not free_y or any(i in contracted or i in free_x for i in free_y):
             return None
 
-        def extent_of(indices):
-            node = self.size(indices[0])
-            for i in indices[1:]:
-                node = BinOp("*", node, self.size(i))
-            return node
+        extent_of = self.extent_of
 
         y3 = Call("reshape", (y.node, (extent_of(head), extent_of(free_y), extent_of(tail))))
         x3 = Attr(Call("reshape", (x.node, (extent_of(head), extent_of(free_x), extent_of(tail)))), "mT")
