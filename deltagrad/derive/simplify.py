@@ -20,6 +20,8 @@ refused with a SpecError rather than quietly kept in another form.
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
 from deltagrad.derive.extrema import Extremum
@@ -104,9 +106,8 @@ def _new_extremes(simpler, original) -> bool:
     (True, False)
     """
     def spread(e):
-        logs = [abs(sp.log(abs(n), 10)) for n in e.atoms(sp.Number) if n != 0]
-        return max(logs, default=0)
-    return spread(simpler) > max(spread(original), 3) + 1e-9
+        return max((abs(math.log10(abs(float(n)))) for n in e.atoms(sp.Number) if n != 0), default=0.0)
+    return simpler is not original and spread(simpler) > max(spread(original), 3) + 1e-9
 
 
 def _functions(expr):
