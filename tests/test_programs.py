@@ -231,3 +231,19 @@ def test_nll_of_a_softmax_program_cancels_the_gathered_probability():
     assert dx.dtype == np.float32 and np.all(np.isfinite(dx))
     p = np.exp(x - x.max(axis=1, keepdims=True)); p /= p.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(dx, (p - np.eye(5)[t]) / 4, atol=1e-6)
+
+
+def test_sums_of_centred_steps_are_zero_so_layer_norm_is_textbook():
+    """Sum_j(D[a,j]) is 0 for D = X - mean(X): the layer norm's gradient used to carry it (a pass
+    over the data, and a rounding-sized number in float32); now dX = (G - mean G - D·mean(G·D)/
+    (var+eps))/sqrt(var+eps), and row variance's dX = 2·G·(X - mean)/n."""
+    ln = derive("mu[i] = Sum(X[i,k], k)/size(k); D[i,j] = X[i,j] - mu[i]; var[i] = Sum(D[i,k]**2, k)/size(k); "
+                "Y[i,j] = D[i,j]/sqrt(var[i] + 0.00001)")
+    assert not any(isinstance(s.function, sp.Indexed) and s.function.base.label.name == "D"
+                   for s in ln.grads["X"].atoms(sp.Sum))
+    var = derive("y[i] = Sum((X[i,k] - Sum(X[i,m], m)/size(m))**2, k) / size(k)")
+    assert str(var.grads["X"]) == "2*G[a]*X_centred[a, b]/n_m"
+    x = rng.normal(size=(4, 6))
+    for d, reference in [(ln, lambda x: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)),
+                         (var, lambda x: x.var(1))]:
+        check_op(d.compile(), reference, [x])
