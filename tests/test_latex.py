@@ -99,8 +99,8 @@ def test_matrix_forms_are_precedence_safe_and_braced():
     ls = derive("Y[i,j] = X[i,j] - log(Sum(exp(X[i,k]), k))")
     assert matrix_form(ls, "X", "latex") == r"X^{\nabla} = Y^{\nabla} - (Y^{\nabla}\mathbf{1}\mathbf{1}^{\top}) \odot \exp(Y)"
     tl = derive("Y[i,j] = tanh(Sum(X[i,k]*W[k,j], k))")
-    assert matrix_form(tl, "X", "latex") == r"X^{\nabla} = Y^{\nabla} W^{\top} - (Y^{\circ 2} \odot Y^{\nabla}) W^{\top}"
-    assert matrix_form(tl, "X") == "dX = G Wᵀ - (Y^∘2 ⊙ G) Wᵀ"
+    assert matrix_form(tl, "X", "latex") == r"X^{\nabla} = ((1 - Y^{\circ 2}) \odot Y^{\nabla}) W^{\top}"
+    assert matrix_form(tl, "X") == "dX = ((1 - Y^∘2) ⊙ G) Wᵀ"
     bil = derive("s[i] = Sum(x[i,j]*W[j,k]*z[i,k], j, k)")
     assert matrix_form(bil, "W", "latex") == r"W^{\nabla} = ((\mathbf{1}{s^{\nabla}}^{\top}) \odot x^{\top}) z"
     assert matrix_form(bil, "x", "latex") == r"x^{\nabla} = (s^{\nabla}\mathbf{1}^{\top}) \odot (z W^{\top})"

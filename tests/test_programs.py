@@ -247,3 +247,14 @@ def test_sums_of_centred_steps_are_zero_so_layer_norm_is_textbook():
     for d, reference in [(ln, lambda x: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)),
                          (var, lambda x: x.var(1))]:
         check_op(d.compile(), reference, [x])
+
+
+def test_sums_with_common_factors_merge_so_attention_has_four_matrix_products():
+    """dQ was (P ⊙ GVᵀ)K − (PK) ⊙ s𝟏ᵀ and dK likewise: six matrix products where the textbook's
+    dS = P ⊙ (GVᵀ − s𝟏ᵀ), dQ = dS K, dK = dSᵀ Q has four."""
+    d = derive(ATTENTION)
+    for name in ("Q", "K"):
+        rule = d.grads[name]
+        assert isinstance(rule, sp.Sum), rule  # one contraction
+    source = d.source()
+    assert source.count(" @ ") == 6  # QKᵀ and PV forward; GVᵀ, dS K, dSᵀ Q, Pᵀ G backward

@@ -34,7 +34,7 @@ from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_
 from deltagrad.derive.saved_values import adds_poles, agree, rewrite_through_forward, use_output, use_reductions
 from deltagrad.derive.stabilize import stabilize
 from deltagrad.derive.windows import derive_windowed, has_affine
-from deltagrad.derive.simplify import collect_linear, cost, simplify_index_expr
+from deltagrad.derive.simplify import collect_linear, cost, merge_sums, simplify_index_expr
 from deltagrad.derive.size_one import gradient_target, on_unit_axes, refuse_in_program
 from deltagrad.derive.spec import UNIT, Spec, extent, index, index_aliases, input_pattern, is_gather
 from deltagrad.errors import SpecError
@@ -180,6 +180,7 @@ def _derive(spec, name, inputs, functions=()) -> Derivation:
         eliminated = substitute_gather_deltas(eliminate_deltas(rule.expr))
         check_gradient_defined(eliminated, inp.name)
         simplified = simplify_index_expr(eliminated)
+        simplified = min(merge_sums(simplified), simplified, key=cost)
         if simplified != eliminated and not as_defined(eliminated, simplified, spec, values, inp.name, rule.indices,
                                                        grad_name):
             simplified = eliminated  # SymPy's form is less defined (NaN for negative X, inf at P = 5)
@@ -217,6 +218,7 @@ def _derive_program(prog: ProgramSpec) -> Derivation:
         composed = composed.xreplace(to_rep)
         eliminated = zero_centred_sums(substitute_gather_deltas(eliminate_deltas(composed)), prog.steps, to_rep)
         simplified = min(simplify_index_expr(eliminated), collect_linear(eliminated, grad_name), key=cost)
+        simplified = min(merge_sums(simplified), simplified, key=cost)
         final = _through_last_step(simplified, prog, per_step[-1], spec, values, inp.name, indices, grad_name)
         steps[inp.name] = GradientSteps(inp.name, indices, partial, composed, eliminated, simplified, final)
     if has_ellipsis(spec):

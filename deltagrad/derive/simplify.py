@@ -188,3 +188,68 @@ def collect_linear(expr: sp.Expr, grad_name: str) -> sp.Expr:
     out = sp.Add(*[simplify_index_expr(coeff.xreplace(placeholders)) * term.xreplace(placeholders)
                    for term, coeff in parts.items()])
     return out
+
+
+def merge_sums(expr: sp.Expr) -> sp.Expr:
+    """Terms that are sums over the same indices with factors in common, merged into one sum:
+    ``Σ_j K[j,b]·P[a,j]·T[a,j] − s[a]·Σ_j K[j,b]·P[a,j]`` is ``Σ_j K[j,b]·(P[a,j]·(T[a,j] − s[a]))``:
+    one contraction instead of two (attention's dQ and dK: four matrix products, not six).
+
+    >>> from deltagrad.derive.spec import index, tensor, summed
+    >>> a, b, j = index('a'), index('b'), index('j')
+    >>> K, P, T, s = tensor('K'), tensor('P'), tensor('T'), tensor('s')
+    >>> merge_sums(summed(K[j, b]*P[a, j]*T[a, j], j) - s[a]*summed(K[j, b]*P[a, j], j))
+    Sum((T[a, j] - s[a])*K[j, b]*P[a, j], (j, 0, n_j - 1))
+    """
+    terms = list(sp.Add.make_args(expr))
+    merged = True
+    while merged:
+        merged = False
+        for p in range(len(terms)):
+            for q in range(p + 1, len(terms)):
+                both = _merge_two(terms[p], terms[q])
+                if both is not None:
+                    terms = [t for n, t in enumerate(terms) if n not in (p, q)] + [both]
+                    merged = True
+                    break
+            if merged:
+                break
+    return sp.Add(*terms)
+
+
+def _sum_splits(term):
+    """Each way of writing ``term`` as (one of its Sum factors, the other factors), the other
+    factors free of that sum's indices."""
+    factors = sp.Mul.make_args(term)
+    for total in [f for f in factors if isinstance(f, sp.Sum)]:
+        rest = sp.Mul(*[f for f in factors if f is not total])
+        if not rest.free_symbols & {lim[0] for lim in total.limits}:
+            yield total, rest
+
+
+def _merge_two(first, second):
+    for s1, r1 in _sum_splits(first):
+        for s2, r2 in _sum_splits(second):
+            both = _merge_sums(s1, r1, s2, r2)
+            if both is not None:
+                return both
+    return None
+
+
+def _merge_sums(s1, r1, s2, r2):
+    if len(s1.limits) != len(s2.limits) or [lim[1:] for lim in s1.limits] != [lim[1:] for lim in s2.limits]:
+        return None
+    rename = {b: a for (b, *_), (a, *_) in zip(s2.limits, s1.limits)}
+    if set(rename.values()) & (s2.function.free_symbols - set(rename)) or set(rename.values()) & r2.free_symbols:
+        return None
+    body2 = s2.function.xreplace(rename)
+    f1, f2 = list(sp.Mul.make_args(s1.function)), list(sp.Mul.make_args(body2))
+    common = []
+    for f in f1:
+        if f in f2 and f.free_symbols & {lim[0] for lim in s1.limits}:
+            common.append(f)
+            f2.remove(f)
+    if not common:
+        return None
+    rest1 = sp.Mul(*[f for f in f1 if f not in common])  # a product holds each factor once
+    return sp.Sum(sp.Mul(*common) * (rest1 * r1 + sp.Mul(*f2) * r2), *s1.limits)
