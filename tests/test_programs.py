@@ -258,3 +258,17 @@ def test_sums_with_common_factors_merge_so_attention_has_four_matrix_products():
         assert isinstance(rule, sp.Sum), rule  # one contraction
     source = d.source()
     assert source.count(" @ ") == 6  # QKᵀ and PV forward; GVᵀ, dS K, dSᵀ Q, Pᵀ G backward
+
+
+def test_a_compound_tanh_becomes_a_step_so_gelu_and_stacked_layers_read_their_saved_values():
+    """GELU's tanh form in one line used to derive a polynomial in tanh(...)**2 (22 passes), and
+    three stacked tanh layers an eight-term expansion; each compound tanh is now a step."""
+    gelu = derive("Y[i,j] = 0.5*X[i,j]*(1 + tanh(0.7978845608*(X[i,j] + 0.044715*X[i,j]**3)))")
+    assert [s.output for s in gelu.statements] == ["u", "t", "Y"]
+    backward = gelu.source().split("def backward")[1]
+    assert "xp.tanh" not in backward and "(1 - t**2)" in backward
+    stacked = derive("Y[i,j] = tanh(2*tanh(2*tanh(2*X[i,j])))")
+    assert str(stacked.grads["X"]) == "8*(1 - Y[a, b]**2)*(1 - t[a, b]**2)*(1 - t_2[a, b]**2)*G[a, b]"
+    x = rng.normal(size=(3, 4))
+    check_op(gelu.compile(), lambda x: 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x**3))), [x])
+    check_op(stacked.compile(), lambda x: np.tanh(2 * np.tanh(2 * np.tanh(2 * x))), [x])

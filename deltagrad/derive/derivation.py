@@ -29,7 +29,7 @@ from deltagrad.derive.from_sympy import equation_from_sympy, spec_from_sympy
 from deltagrad.derive.lower import Lowering
 from deltagrad.derive.names import NAMES, check_op_name, normal_name
 from deltagrad.derive.parse import parse_spec, parse_statements
-from deltagrad.derive.program import ProgramSpec, build_program, program_values, reverse_mode, split_nested
+from deltagrad.derive.program import ProgramSpec, build_program, program_values, reverse_mode, split_at_function, split_nested
 from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_order, forward_values, inline_reductions, max_node
 from deltagrad.derive.saved_values import adds_poles, agree, rewrite_through_forward, use_output, use_reductions
 from deltagrad.derive.stabilize import stabilize
@@ -169,6 +169,8 @@ def _derive(spec, name, inputs, functions=()) -> Derivation:
     aliases = index_aliases(spec)
     spec = replace(spec, rhs=spec.rhs.xreplace({extent(index(n)): extent(index(r)) for n, r in aliases.items() if n != r}))
     steps = split_nested(spec)  # a variance or a layer norm: derived through its centred values
+    if steps is None:
+        steps = split_at_function(spec)  # GELU's tanh form: derived through t = tanh(...)
     if steps is not None:
         return _derive_program(build_program(steps, name=spec.name, inputs=[i.name for i in spec.inputs], text=spec.text))
     check_forward_defined(spec)

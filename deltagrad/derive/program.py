@@ -31,7 +31,7 @@ from deltagrad.derive.forward_values import ForwardValues, Reduction, forward_va
 from deltagrad.derive.names import NAMES, unique
 from deltagrad.derive.saved_values import rewrite_through_forward
 from deltagrad.derive.simplify import simplify_index_expr
-from deltagrad.derive.spec import Spec, check_spec, extent, index, index_aliases, scalar, tensor
+from deltagrad.derive.spec import Spec, check_spec, extent, index, index_aliases, is_index, scalar, tensor
 from deltagrad.derive.stabilize import stabilize
 from deltagrad.errors import SpecError
 
@@ -391,6 +391,63 @@ def split_nested(spec: Spec):
                 order.append(nm)
         out.append(Equation(name, tuple(idx), expr, {}, tuple(order)))
     return out
+
+
+def split_at_function(spec: Spec):
+    """An element-wise one-line spec with ``tanh`` of a compound argument inside it as a program
+    in which each such ``tanh`` is a step, or None. GELU's tanh form becomes ``u = ...;
+    t = tanh(u); Y = ...t...``, stacked layers ``tanh(2*tanh(2*X))`` become ``t = tanh(2*X);
+    Y = tanh(2*t)``: the backward reads each ``t`` (its derivative is ``1 - t**2``) instead of
+    multiplying ``tanh(...)**2`` terms out, which is what one writes by hand.
+
+    >>> from deltagrad.derive.parse import parse_spec
+    >>> eqs = split_at_function(parse_spec("Y[i] = X[i]*(1 + tanh(X[i] + X[i]**3))"))
+    >>> [(e.name, e.rhs) for e in eqs]
+    [('u', X[i]**3 + X[i]), ('t', tanh(u[i])), ('Y', (t[i] + 1)*X[i])]
+    >>> [(e.name, e.rhs) for e in split_at_function(parse_spec("Y[i] = tanh(2*tanh(2*X[i]))"))]
+    [('t', tanh(2*X[i])), ('Y', tanh(2*t[i]))]
+    """
+    from deltagrad.derive.parse import Equation
+
+    out = tuple(spec.out_indices)
+    if spec.rhs.has(sp.Sum) or not out or any(not isinstance(i, sp.Symbol) for i in out):
+        return None
+    nodes = [n for n in spec.rhs.atoms(sp.tanh) if not isinstance(n.args[0], (sp.Indexed, sp.Symbol))
+             and n != spec.rhs]
+    if not nodes or any({i for i in n.free_symbols if is_index(i)} != set(out) for n in nodes):
+        return None
+    nodes.sort(key=lambda n: (len(n.atoms(sp.tanh)), sp.default_sort_key(n)))  # innermost first
+    used = {i.name for i in spec.inputs} | {spec.output} | {s.name for s in spec.rhs.free_symbols}
+
+    def names(expr):
+        order = []
+        for n in sp.preorder_traversal(expr):
+            nm = n.base.label.name if isinstance(n, sp.Indexed) else (
+                n.name if isinstance(n, sp.Symbol) and not n.is_integer else None)
+            if nm and nm not in order:
+                order.append(nm)
+        return tuple(order)
+
+    steps, made = [], {}
+    for node in nodes:
+        inner = node.args[0].xreplace(made)
+        name = unique("t", used)
+        used.add(name)
+        if len(nodes) == 1 and not isinstance(spec.rhs, sp.tanh) and not inner.atoms(sp.Function):  # a step
+            arg = unique("u", used)  # too, GELU's polynomial: (1 - t²)·u' stays factored
+            used.add(arg)
+            steps.append(Equation(arg, out, inner, {}, names(inner)))
+            inner = tensor(arg)[out]
+        steps.append(Equation(name, out, sp.tanh(inner), {}, names(sp.tanh(inner))))
+        made[node.xreplace(made)] = tensor(name)[out]
+        made[node] = tensor(name)[out]
+    rest = spec.rhs.xreplace(made)
+    steps_made = {e.name for e in steps}
+    if len(nodes) == 1 and not {e.base.label.name for e in rest.atoms(sp.Indexed)} - steps_made \
+            and not isinstance(spec.rhs, sp.tanh):
+        return None  # Y = c*tanh(u): the output's own value serves the backward
+    steps.append(Equation(spec.output, out, rest, {}, names(rest)))
+    return steps
 
 
 def _output_order(steps, out_indices) -> list:
