@@ -383,14 +383,24 @@ def split_nested(spec: Spec):
     out = []
     for name, idx, expr in steps:
         expr = _local_extents(expr, idx, aliases)
-        order = []
-        for node in sp.preorder_traversal(expr):
-            nm = node.base.label.name if isinstance(node, sp.Indexed) else (
-                node.name if isinstance(node, sp.Symbol) and not node.is_integer else None)
-            if nm and nm not in order:
-                order.append(nm)
-        out.append(Equation(name, tuple(idx), expr, {}, tuple(order)))
+        out.append(Equation(name, tuple(idx), expr, {}, names_in(expr)))
     return out
+
+
+def names_in(expr) -> tuple:
+    """The tensors and scalars ``expr`` reads, in order of first appearance (an Equation's names).
+
+    >>> from deltagrad.derive.spec import index, scalar, tensor
+    >>> names_in(tensor('X')[index('i')] * scalar('c') + tensor('W')[index('i')])
+    ('c', 'X', 'W')
+    """
+    order = []
+    for node in sp.preorder_traversal(expr):
+        nm = node.base.label.name if isinstance(node, sp.Indexed) else (
+            node.name if isinstance(node, sp.Symbol) and not node.is_integer else None)
+        if nm and nm not in order:
+            order.append(nm)
+    return tuple(order)
 
 
 def split_at_function(spec: Spec):
@@ -419,15 +429,7 @@ def split_at_function(spec: Spec):
     nodes.sort(key=lambda n: (len(n.atoms(sp.tanh)), sp.default_sort_key(n)))  # innermost first
     used = {i.name for i in spec.inputs} | {spec.output} | {s.name for s in spec.rhs.free_symbols}
 
-    def names(expr):
-        order = []
-        for n in sp.preorder_traversal(expr):
-            nm = n.base.label.name if isinstance(n, sp.Indexed) else (
-                n.name if isinstance(n, sp.Symbol) and not n.is_integer else None)
-            if nm and nm not in order:
-                order.append(nm)
-        return tuple(order)
-
+    names = names_in
     steps, made = [], {}
     for node in nodes:
         inner = node.args[0].xreplace(made)
