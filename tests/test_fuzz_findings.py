@@ -302,3 +302,15 @@ def test_the_counterexample_names_the_gradient_by_the_claims_letter_even_when_it
 def test_a_claim_the_numbers_cannot_tell_apart_is_not_shown_not_incorrect():
     r = CliRunner().invoke(main, ["check", "Y[i] = Max(X[i], 10000)", "--claim", "dX[a] = G[a]*(sign(X[a]-10000)+1)/2"])
     assert r.exit_code == 1 and "NOT SHOWN" in r.output and "INCORRECT" not in r.output
+
+
+def test_a_clipped_factor_that_is_zero_masks_an_infinite_one():
+    """Fuzz seed 51, spec 102: Min(0,W)·…/(2·sqrt(X·Min(0,W)·…)) was 0/0 = NaN for W > 0, where
+    the forward is sqrt(0) for every X and the derivative is 0."""
+    spec = "Y[i] = (Sum((Min(W[i], 0) * (X[i,i] * V[m])), m))**0.5 - (V[0] * W[i])"
+    with np.errstate(all="ignore"):
+        op = derive(spec).compile()
+        context = {}
+        op.forward(context, np.array([0.5, 1.3, 1.7]), np.eye(3) + 1, np.array([0.4, 0.9, 1.2, 0.3]))
+        dw, dx, dv = op.backward(context, np.ones(3))
+    assert np.all(dx == 0)

@@ -281,6 +281,9 @@ class Lowering:
             return acc
         if isinstance(e, where):
             return self.where(e)
+        if isinstance(e, sp.Equality):  # only the lowering's own masks (Min(0, W) == 0) compare for equality
+            nodes, idx = self.combine([self.arr(a) for a in e.args])
+            return Arr(BinOp("==", nodes[0], nodes[1]), idx)
         if is_comparison(e):
             nodes, idx = self.combine([self.arr(e.lhs), self.arr(e.rhs)])
             return Arr(BinOp(COMPARISONS[type(e)], nodes[0], nodes[1]), idx)
@@ -357,13 +360,16 @@ class Lowering:
         if masked is not None:
             return masked
         product = self.product(e)
-        steps = [f.args[0] for f in sp.Mul.make_args(e) if isinstance(f, sp.Heaviside)]
-        if not steps or not _may_be_infinite(e):
+        factors = sp.Mul.make_args(e)
+        zero_when = [sp.StrictLessThan(f.args[0], 0) for f in factors if isinstance(f, sp.Heaviside)]
+        zero_when += [sp.Eq(f, 0, evaluate=False) for f in factors  # Min(0, W), flat 0 for W >= 0
+                      if isinstance(f, (sp.Max, sp.Min)) and not isinstance(f, Extremum) and sp.S.Zero in f.args]
+        if not zero_when or not _may_be_infinite(e):
             return product
-        # Where a step is 0 the product is 0, even if another factor is infinite there
-        # (Max(0,V)**(Z-1)·H(V) at V < 0): 0·inf would be NaN.
-        for u in steps:
-            nodes, idx = self.combine([self.arr(sp.StrictLessThan(u, 0)), product])
+        # Where a step (or a clipped factor) is 0 the product is 0, even if another factor is
+        # infinite there (Max(0,V)**(Z-1)·H(V) at V < 0; Min(0,W)/sqrt(X·Min(0,W))): 0·inf is NaN.
+        for condition in zero_when:
+            nodes, idx = self.combine([self.arr(condition), product])
             product = Arr(Call("where", (nodes[0], Const(0), nodes[1])), idx)
         return product
 
