@@ -624,7 +624,6 @@ class Lowering:
             return None
 
         extent_of = self.extent_of
-
         shape = (extent_of(block), extent_of(middle)) if flip else (extent_of(middle), extent_of(block))
         left = y.node if len(middle) == 1 and k == 1 else Call("reshape", (y.node, shape))
         if flip:
@@ -638,14 +637,14 @@ class Lowering:
         out [M, F] (a convolution's kernel gradient: G[b, o, i, j] against the im2col copy
         [b, c, p, q, i, j], which tensordot would first copy into [c, p, q, b, i, j]); None when the
         axes are not in such blocks."""
-        lead = [i for i in x.indices if i in contracted]
+        in_x = [i for i in x.indices if i in contracted]
         n_lead = next((n for n, i in enumerate(x.indices) if i not in contracted), len(x.indices))
         head, tail = list(x.indices[:n_lead]), []
         rest = list(x.indices[n_lead:])
         while rest and rest[-1] in contracted:
             tail.insert(0, rest.pop())
         free_x = rest
-        if not head or not tail or not free_x or any(i in contracted for i in free_x) or len(head) + len(tail) != len(lead):
+        if not head or not tail or not free_x or any(i in contracted for i in free_x) or len(head) + len(tail) != len(in_x):
             return None
         if list(y.indices[:len(head)]) != head or list(y.indices[len(y.indices) - len(tail):]) != tail:
             return None
@@ -654,7 +653,6 @@ class Lowering:
             return None
 
         extent_of = self.extent_of
-
         y3 = Call("reshape", (y.node, (extent_of(head), extent_of(free_y), extent_of(tail))))
         x3 = Attr(Call("reshape", (x.node, (extent_of(head), extent_of(free_x), extent_of(tail)))), "mT")
         total = Call("sum", (BinOp("@", y3, x3),), (("axis", 0),))
