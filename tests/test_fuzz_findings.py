@@ -314,3 +314,10 @@ def test_a_clipped_factor_that_is_zero_masks_an_infinite_one():
         op.forward(context, np.array([0.5, 1.3, 1.7]), np.eye(3) + 1, np.array([0.4, 0.9, 1.2, 0.3]))
         dw, dx, dv = op.backward(context, np.ones(3))
     assert np.all(dx == 0)
+
+
+def test_tiny_constants_under_a_power_derive():
+    """1e-200**2 is 0.0 as a float: the check on a simplification's constants raised a math
+    domain error (found in review)."""
+    for spec in ("Y[i] = (x[i] + 1e-100*w[i])**4*(x[i] - w[i])", "Y[i] = (x[i] + 1e-200*w[i])**2*x[i]"):
+        grads_match(spec, {"x": np.array([0.5, 1.5]), "w": np.array([2.0, -1.0])})

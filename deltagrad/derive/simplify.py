@@ -105,9 +105,15 @@ def _new_extremes(simpler, original) -> bool:
     >>> _new_extremes(2e-15 * x * (250000000000000 * x + 1), 0.5 * x**2 + 0.25 * x), _new_extremes(x / 2, 0.5 * x)
     (True, False)
     """
+    def extreme(e):  # numbers a float64 cannot hold (1e-400 is 0.0, 1e400 inf)
+        return {n for n in e.atoms(sp.Number) if n != 0 and not 1e-300 < abs(float(n)) < 1e300}
+
     def spread(e):
-        return max((abs(math.log10(abs(float(n)))) for n in e.atoms(sp.Number) if n != 0), default=0.0)
-    return simpler is not original and spread(simpler) > max(spread(original), 3) + 1e-9
+        return max((abs(math.log10(abs(float(n)))) for n in e.atoms(sp.Number) - extreme(e) if n != 0), default=0.0)
+
+    if simpler is original:
+        return False
+    return bool(extreme(simpler) - extreme(original)) or spread(simpler) > max(spread(original), 3) + 1e-9
 
 
 def _functions(expr):
