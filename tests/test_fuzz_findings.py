@@ -321,3 +321,11 @@ def test_tiny_constants_under_a_power_derive():
     domain error (found in review)."""
     for spec in ("Y[i] = (x[i] + 1e-100*w[i])**4*(x[i] - w[i])", "Y[i] = (x[i] + 1e-200*w[i])**2*x[i]"):
         grads_match(spec, {"x": np.array([0.5, 1.5]), "w": np.array([2.0, -1.0])})
+
+
+def test_a_scalar_output_read_through_a_size_one_axis_takes_a_python_float_gradient():
+    """Fuzz seed 61, spec 1430: L = X[_] indexed goutput[None], which a float gradient cannot do."""
+    op = derive("L = X[_,]").compile()
+    context = {}
+    op.forward(context, np.array([2.0]))
+    assert op.backward(context, 1.0)[0].tolist() == [1.0]

@@ -27,7 +27,8 @@ import sympy as sp
 from deltagrad.codegen.index_printer import index_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
-from deltagrad.derive.array_program import Runtime, applied, helpers, nodes, reads_attribute, uses_namespace, variables
+from deltagrad.derive.array_program import (Runtime, Subscript, Var, applied, helpers, nodes, reads_attribute,
+                                           uses_namespace, variables)
 from deltagrad.derive.ellipsis import carriers, flat_rank, has_ellipsis
 from deltagrad.derive.functions import where
 from deltagrad.derive.names import NAMES, op_class_name
@@ -156,7 +157,11 @@ def op_context(derivation, summary: str | None = None) -> dict:
     first = next((i.name for i in spec.inputs if i.rank), spec.inputs[0].name)
     forward_doc = [f"{text(s.lhs)} = {text(s.rhs)}" for s in (derivation.statements or (spec,))]
     # a Python float stays a weak scalar (float32 stays float32); only dtype look-ups need an array
-    scalar_output = not spec.out_indices and reads_attribute(backward.statements, NAMES.grad_output, "dtype")
+    # a scalar output's gradient may come as a Python float: made an array where the code reads
+    # its dtype or indexes it (goutput[None] for L = X[_])
+    gout = Var(NAMES.grad_output)
+    scalar_output = not spec.out_indices and (reads_attribute(backward.statements, NAMES.grad_output, "dtype") or any(
+        isinstance(n, Subscript) and n.value == gout for n in nodes(backward.statements)))
     skippable = len(results) > 1
     return {
         "batch": batch_context(derivation),
