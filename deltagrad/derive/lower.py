@@ -512,7 +512,7 @@ class Lowering:
             if len(t.indices) == 1:
                 return Arr(Call("take", (x, t.node), (("axis", p),)), indices)
             flat = Call("take", (x, Call("reshape", (t.node, (Const(-1),)))), (("axis", p),))
-            return Arr(Call("reshape", (flat, tuple(self.size(i) for i in indices))), indices)
+            return self.reshaped(flat, indices)
         if set(t.indices) <= set(others):  # X[i, t[i]]: one entry per row
             aligned = self.permute(t, tuple(shared)).node
             key = tuple(":" if q != p and e.indices[q] in t.indices else None for q in range(len(e.indices)))
@@ -593,6 +593,10 @@ class Lowering:
             ops = rest + [self.pair(a, b, now)]
         return self.sum_axes(ops[0], summed & set(ops[0].indices))
 
+    def reshaped(self, node, indices: tuple) -> Arr:
+        """``node`` reshaped to the axes ``indices``."""
+        return Arr(Call("reshape", (node, tuple(self.size(i) for i in indices))), indices)
+
     def extent_of(self, indices):
         """The number of entries over ``indices``: ``n_c * n_p * n_q``."""
         node = self.size(indices[0])
@@ -623,14 +627,12 @@ class Lowering:
         if not middle or any(i in lead or i in tail for i in middle):
             return None
 
-        extent_of = self.extent_of
-        shape = (extent_of(block), extent_of(middle)) if flip else (extent_of(middle), extent_of(block))
-        left = y.node if len(middle) == 1 and k == 1 else Call("reshape", (y.node, shape))
+        sizes = (block, middle) if flip else (middle, block)
+        left = y.node if len(middle) == 1 and k == 1 else Call("reshape", (y.node, tuple(map(self.extent_of, sizes))))
         if flip:
             left = Attr(left, "T")
-        right = Call("reshape", (x.node, (extent_of(lead), extent_of(block), extent_of(tail))))
-        out = lead + middle + tail
-        return Arr(Call("reshape", (BinOp("@", left, right), tuple(self.size(i) for i in out))), tuple(out))
+        right = Call("reshape", (x.node, tuple(map(self.extent_of, (lead, block, tail)))))
+        return self.reshaped(BinOp("@", left, right), tuple(lead + middle + tail))
 
     def summed_matmul(self, x: Arr, y: Arr, contracted: list) -> Arr | None:
         """Σ over L and T of x[L, F, T]·y[L, M, T] as ``sum((l, m, t) @ (l, t, f), axis=0)``, laid
@@ -652,12 +654,9 @@ class Lowering:
         if not free_y or any(i in contracted or i in free_x for i in free_y):
             return None
 
-        extent_of = self.extent_of
-        y3 = Call("reshape", (y.node, (extent_of(head), extent_of(free_y), extent_of(tail))))
-        x3 = Attr(Call("reshape", (x.node, (extent_of(head), extent_of(free_x), extent_of(tail)))), "mT")
-        total = Call("sum", (BinOp("@", y3, x3),), (("axis", 0),))
-        out = free_y + free_x
-        return Arr(Call("reshape", (total, tuple(self.size(i) for i in out))), tuple(out))
+        y3 = Call("reshape", (y.node, tuple(map(self.extent_of, (head, free_y, tail)))))
+        x3 = Attr(Call("reshape", (x.node, tuple(map(self.extent_of, (head, free_x, tail))))), "mT")
+        return self.reshaped(Call("sum", (BinOp("@", y3, x3),), (("axis", 0),)), tuple(free_y + free_x))
 
     def sum_axes(self, a: Arr, over, fn: str = "sum") -> Arr:
         """``a`` reduced by ``xp.<fn>`` (sum, max, min) over the axes of ``over``."""

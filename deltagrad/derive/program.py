@@ -428,8 +428,6 @@ def split_at_function(spec: Spec):
         return None
     nodes.sort(key=lambda n: (len(n.atoms(sp.tanh)), sp.default_sort_key(n)))  # innermost first
     used = {i.name for i in spec.inputs} | {spec.output} | {s.name for s in spec.rhs.free_symbols}
-
-    names = names_in
     steps, made = [], {}
     for node in nodes:
         inner = node.args[0].xreplace(made)
@@ -438,17 +436,16 @@ def split_at_function(spec: Spec):
         if len(nodes) == 1 and not isinstance(spec.rhs, sp.tanh) and not inner.atoms(sp.Function):  # a step
             arg = unique("u", used)  # too, GELU's polynomial: (1 - t²)·u' stays factored
             used.add(arg)
-            steps.append(Equation(arg, out, inner, {}, names(inner)))
+            steps.append(Equation(arg, out, inner, {}, names_in(inner)))
             inner = tensor(arg)[out]
-        steps.append(Equation(name, out, sp.tanh(inner), {}, names(sp.tanh(inner))))
-        made[node.xreplace(made)] = tensor(name)[out]
-        made[node] = tensor(name)[out]
+        steps.append(Equation(name, out, sp.tanh(inner), {}, names_in(sp.tanh(inner))))
+        made[node] = tensor(name)[out]  # the original subtree: outer nodes and the output hold it
     rest = spec.rhs.xreplace(made)
     steps_made = {e.name for e in steps}
     if len(nodes) == 1 and not {e.base.label.name for e in rest.atoms(sp.Indexed)} - steps_made \
             and not isinstance(spec.rhs, sp.tanh):
         return None  # Y = c*tanh(u): the output's own value serves the backward
-    steps.append(Equation(spec.output, out, rest, {}, names(rest)))
+    steps.append(Equation(spec.output, out, rest, {}, names_in(rest)))
     return steps
 
 
