@@ -23,7 +23,7 @@ from deltagrad.derive.budget import BudgetExceeded, time_budget
 from deltagrad.derive.chain_rule import chain_rule, grad_output_name
 from deltagrad.derive.defined import as_defined, check_forward_defined, check_gradient_defined
 from deltagrad.derive.ellipsis import has_ellipsis, with_ellipsis_gradients
-from deltagrad.derive.centred import zero_centred_sums
+from deltagrad.derive.centred import centred_axes, zero_centred_sums
 from deltagrad.derive.eliminate import eliminate_deltas, substitute_gather_deltas
 from deltagrad.derive.from_sympy import equation_from_sympy, spec_from_sympy
 from deltagrad.derive.lower import Lowering
@@ -215,10 +215,11 @@ def _derive_program(prog: ProgramSpec) -> Derivation:
     to_rep = {extent(index(n)): extent(index(r)) for n, r in index_aliases(spec).items() if n != r}
     spec = replace(spec, rhs=spec.rhs.xreplace(to_rep))
     steps = {}
+    centred = centred_axes(prog.steps, to_rep)
     for inp in differentiable(spec):
         indices, composed, partial = grads[inp.name]
         composed = composed.xreplace(to_rep)
-        eliminated = zero_centred_sums(substitute_gather_deltas(eliminate_deltas(composed)), prog.steps, to_rep)
+        eliminated = zero_centred_sums(substitute_gather_deltas(eliminate_deltas(composed)), centred)
         simplified = min(simplify_index_expr(eliminated), collect_linear(eliminated, grad_name), key=cost)
         simplified = min(merge_sums(simplified), simplified, key=cost)
         final = _through_last_step(simplified, prog, per_step[-1], spec, values, inp.name, indices, grad_name)
