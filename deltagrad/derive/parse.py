@@ -24,8 +24,8 @@ import sympy as sp
 from deltagrad.derive.ellipsis import ELLIPSIS
 from deltagrad.derive.extrema import REDUCTIONS, Iverson, elementwise, reduce_extremum
 from deltagrad.derive.functions import COMPARISONS, SPEC_FUNCTIONS, generic, generic_parts
-from deltagrad.derive.spec import (MAX_DEPTH, MAX_NODES, UNIT, Spec, check_spec, extent, index, itensor, scalar,
-                                   summed, tensor)
+from deltagrad.derive.spec import (CONSTANTS, MAX_DEPTH, MAX_NODES, UNIT, Spec, check_spec, extent, index, itensor,
+                                   scalar, summed, tensor)
 from deltagrad.derive.affine import affine_index
 from deltagrad.derive.names import check_spellings
 from deltagrad.errors import SpecError
@@ -209,11 +209,6 @@ def _guarded_assignment(text, words: _Form) -> ast.Assign:
     if len(module.body) != 1 or not isinstance(module.body[0], ast.Assign) or len(module.body[0].targets) != 1:
         raise SpecError(words.one_assignment)
     return module.body[0]
-
-
-#: Names that are numbers, in specs and in claims alike (so that a printed rule reads back; e
-#: prints as exp(1), since E is a common tensor name).
-CONSTANTS = {"pi": sp.pi}
 
 
 def bracket_depth(text: str) -> int:

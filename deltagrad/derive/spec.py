@@ -29,6 +29,9 @@ from deltagrad.errors import SpecError
 
 #: Limits that keep SymPy from running away on hostile or absurd input.
 MAX_NODES = 2000
+#: Names that are numbers, in specs and in claims alike (so that a printed rule reads back; e
+#: prints as exp(1), since E is a common tensor name).
+CONSTANTS = {"pi": sp.pi}
 MAX_DEPTH = 60
 MAX_RANK = 8
 MAX_INDICES = 16
@@ -354,8 +357,8 @@ def check_not_reserved(nm: str, where: dict) -> None:
               "in the generated code; rename it", where, nm)
     if NAMES.is_reserved(nm):
         _fail(f"the name {nm!r} is reserved for the generated code; rename it", where, nm)
-    if nm == "pi":
-        _fail("the name 'pi' is the constant π; rename it", where, nm)
+    if nm in CONSTANTS:
+        _fail(f"the name {nm!r} is the constant {sp.pretty(CONSTANTS[nm], use_unicode=True)}; rename it", where, nm)
 
 
 def check_name(nm: str, kind: str, use: RhsUse, where: dict) -> None:
