@@ -7,8 +7,9 @@ is simplified, and put back afterwards. A result is kept only if it is no more e
 Which expressions ``simplify`` sees is decided by their size alone, never by a clock, so the
 same spec gives the same bytes on a quiet machine and a loaded one: up to
 :data:`MAX_SIMPLIFY_COST` operations (where it takes well under a second), the rest only
-``factor_terms``; a product with no sum and no variable exponent in it is left as it is. A time budget remains as a safety net; a ``simplify`` that spends it is
-refused with a SpecError rather than quietly kept in another form.
+``factor_terms``; a product with no sum and only numeric exponents is left as it is. A time
+budget remains as a safety net; a ``simplify`` that spends it is refused with a SpecError rather
+than quietly kept in another form.
 
 >>> from deltagrad.derive.spec import index, tensor, summed
 >>> a, j = index('a'), index('j')
