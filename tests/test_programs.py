@@ -272,3 +272,17 @@ def test_a_compound_tanh_becomes_a_step_so_gelu_and_stacked_layers_read_their_sa
     x = rng.normal(size=(3, 4))
     check_op(gelu.compile(), lambda x: 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x**3))), [x])
     check_op(stacked.compile(), lambda x: np.tanh(2 * np.tanh(2 * np.tanh(2 * x))), [x])
+
+
+def test_attention_scores_with_differently_named_dummies_are_one_max_shifted_step():
+    """exp(Sum_d(Q K)) / Sum_l(exp(Sum_c(Q K))): the two score sums run over one axis under two
+    names (c and d), and were two reductions, the numerator's not max-shifted: NaN in float32 at
+    scores in the hundreds."""
+    d = derive("Y[i,j] = exp(Sum(Q[i,d]*K[j,d], d)) / Sum(exp(Sum(Q[i,c]*K[l,c], c)), l)")
+    assert [s.output for s in d.statements] == ["K_Q_sum", "Y"]
+    op = d.compile()
+    q, k = (rng.normal(0, 10, size=(8, 32)).astype(np.float32) for _ in range(2))
+    context = {}
+    y = op.forward(context, q, k)
+    grads = op.backward(context, np.ones_like(y))
+    assert np.all(np.isfinite(y)) and all(np.all(np.isfinite(g)) for g in grads)

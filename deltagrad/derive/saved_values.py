@@ -37,9 +37,10 @@ def _bound_canonical(e):
         return type(e)(body, *[(mapping[lim[0]], 0, sp.Symbol(f"_n{n}")) for n, lim in enumerate(e.limits)])
     if not isinstance(e, sp.Sum):
         return e
-    return e.xreplace({lim[0]: sp.Symbol(f"_b{n}", integer=True) for n, lim in enumerate(e.limits)}).xreplace(
-        {extent(lim[0]): sp.Symbol(f"_n{n}") for n, lim in enumerate(e.limits)}
-    )
+    # the size a bound index runs to is read off its range, not off its name: after aliasing,
+    # Sum_c(...) may run to n_d - 1 (c and d index one axis), as Sum_d(...) does
+    sizes = {size: sp.Symbol(f"_n{n}") for n, lim in enumerate(e.limits) for size in (lim[2] + 1).free_symbols}
+    return e.xreplace({lim[0]: sp.Symbol(f"_b{n}", integer=True) for n, lim in enumerate(e.limits)}).xreplace(sizes)
 
 
 def _matches(pattern, indices, node):
