@@ -286,3 +286,46 @@ def test_attention_scores_with_differently_named_dummies_are_one_max_shifted_ste
     y = op.forward(context, q, k)
     grads = op.backward(context, np.ones_like(y))
     assert np.all(np.isfinite(y)) and all(np.all(np.isfinite(g)) for g in grads)
+
+
+@pytest.mark.parametrize("spec", [
+    "O[i,e] = Sum(exp(Sum(Q[i,d]*K[j,d], d))*V[j,e], j) / Sum(exp(Sum(Q[i,c]*K[l,c], c)), l)",
+    "S[i,j] = Sum(Q[i,d]*K[j,d], d); O[i,e] = Sum(exp(S[i,j])*V[j,e], j) / Sum(exp(S[i,l]), l)",
+])
+def test_attention_with_values_is_max_shifted_in_forward_and_backward(spec):
+    """The weighted sum exp(S)·V and the normaliser sum exp(S) share one row maximum, so the
+    shift cancels between them: in one line (the scores written twice, over j and over l) and as
+    a program. Before, the scores were two steps and neither sum was shifted: inf/NaN in float32
+    at scores in the hundreds."""
+    d = derive(spec)
+    src = d.source()
+    assert src.count("Q @ K.T") == 1 and "xp.max(" in src
+    op = d.compile()
+    q, k = (rng.normal(0, 6, size=(8, 4)) for _ in range(2))  # scores up to ~150
+    v, g = rng.normal(size=(8, 3)), rng.normal(size=(8, 3))
+    results = {}
+    for dtype in (np.float64, np.float32):
+        ctx = {}
+        out = op.forward(ctx, q.astype(dtype), k.astype(dtype), v.astype(dtype))
+        results[dtype] = (out, *op.backward(ctx, g.astype(dtype)))
+        assert all(a.dtype == dtype and np.isfinite(a).all() for a in results[dtype])
+    assert np.abs(q @ k.T).max() > 89  # exp overflows float32 there
+    for lo, hi in zip(results[np.float32], results[np.float64]):
+        assert np.abs(lo - hi).max() <= 1e-4 * max(np.abs(hi).max(), 1.0)
+    check_op(op, lambda a, b, c: softmax(a @ b.T) @ c, [r(3, 2), r(4, 2), r(4, 5)])
+
+
+def test_softmax_entropy_shares_one_maximum_between_its_sums():
+    """log Σexp(X) − Σexp(X)·X / Σexp(X): the weighted sum and the normaliser are shifted by the
+    same row maximum (before, only the plain sum was, and the shift could not cancel)."""
+    op = derive("H[i] = log(Sum(exp(X[i,k]),k)) - Sum(exp(X[i,k])*X[i,k],k)/Sum(exp(X[i,k]),k)").compile()
+    x = rng.normal(0, 100, size=(4, 6))
+    ctx64, ctx32 = {}, {}
+    h64, h32 = op.forward(ctx64, x), op.forward(ctx32, x.astype(np.float32))
+    (g64,), (g32,) = op.backward(ctx64, np.ones(4)), op.backward(ctx32, np.ones(4, np.float32))
+    assert np.isfinite(h32).all() and np.isfinite(g32).all() and g32.dtype == np.float32
+    # H = max + log Σ − Σ·X/Σ cancels down from the scale of X: float32 keeps ~1e-6 of it
+    np.testing.assert_allclose(h32, h64, atol=1e-5 * np.abs(x).max())
+    np.testing.assert_allclose(g32, g64, atol=1e-5 * np.abs(x).max())
+    p = lambda a: softmax(a)  # noqa: E731
+    check_op(op, lambda a: -(p(a) * np.log(p(a))).sum(1), [r(3, 4)])

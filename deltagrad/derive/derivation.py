@@ -32,7 +32,7 @@ from deltagrad.derive.parse import parse_spec, parse_statements
 from deltagrad.derive.program import ProgramSpec, build_program, program_values, reverse_mode, split_at_function, split_nested
 from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_order, forward_values, inline_reductions, max_node
 from deltagrad.derive.saved_values import adds_poles, agree, rewrite_through_forward, use_output, use_reductions
-from deltagrad.derive.stabilize import stabilize
+from deltagrad.derive.stabilize import shifted, stabilize
 from deltagrad.derive.windows import derive_windowed, has_affine
 from deltagrad.derive.simplify import collect_linear, cost, merge_sums, simplify_index_expr
 from deltagrad.derive.size_one import gradient_target, on_unit_axes, refuse_in_program
@@ -223,6 +223,9 @@ def _derive_program(prog: ProgramSpec) -> Derivation:
         simplified = min(simplify_index_expr(eliminated), collect_linear(eliminated, grad_name), key=cost)
         simplified = min(merge_sums(simplified), simplified, key=cost)
         final = _through_last_step(simplified, prog, per_step[-1], spec, values, inp.name, indices, grad_name)
+        stable = shifted(final, values)
+        if stable != final and agree(final, stable, spec, values, inp.name, indices, grad_name):
+            final = stable
         steps[inp.name] = GradientSteps(inp.name, indices, partial, composed, eliminated, simplified, final)
     if has_ellipsis(spec):
         steps = with_ellipsis_gradients(steps, spec)

@@ -13,6 +13,7 @@ Reduction(name='row_exp_sum', indices=(i,), expr=Sum(exp(X[i, k]), (k, 0, n_k - 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -49,6 +50,9 @@ class ForwardValues:
     #: which maxima, reductions and steps must be computed; empty for a single statement.
     statements: tuple = ()
     sequence: tuple = ()
+    #: How the sums of exponentials were shifted by their maxima: (reduction, maximum, shifted
+    #: reduction, the maximum's indices as the reduction names them), for the gradients.
+    shifts: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,9 @@ def forward_values(spec: Spec, taken: set | None = None) -> ForwardValues:
             key = alpha_key(e)  # Sum(X[i,k], k) and Sum(X[i,n], n) are one reduction
             if key not in mapping:
                 kept = tuple(ordered_free_indices(e))
+                same = _renamed(key, kept, mapping)
+                if same is not None:  # Sum(Q[i,d]*K[j,d], d) read again as Sum(Q[i,c]*K[l,c], c)
+                    return same
                 named = extremum_name if isinstance(e, Extremum) else reduction_name
                 mapping[key] = Reduction(named(e, kept, used), kept, e)
             return mapping[key].ref
@@ -121,6 +128,42 @@ def forward_values(spec: Spec, taken: set | None = None) -> ForwardValues:
     return ForwardValues(rhs, tuple(mapping.values()), output)
 
 
+def _renamed(key, kept: tuple, mapping: dict):
+    """A reference to the reduction in ``mapping`` that ``key`` is up to the names of its free
+    indices (attention's scores summed once over j and once over l), or None. Their extents
+    agree: the renamed indices sit at the same axes of the same tensors."""
+    for other, red in mapping.items():
+        if len(red.indices) != len(kept) or type(other) is not type(key) or other.limits != key.limits:
+            continue
+        for combo in itertools.permutations(kept):
+            if other.xreplace(dict(zip(red.indices, combo))) == key:
+                return tensor(red.name)[combo] if combo else scalar(red.name)
+    return None
+
+
+def instance(red: Reduction, indices: tuple):
+    """``red``'s expression with its free indices renamed to ``indices`` (its bound ones renamed
+    apart first where they clash).
+
+    >>> from deltagrad.derive.spec import index, summed
+    >>> i, j, k = map(index, 'ijk')
+    >>> instance(Reduction('r', (i,), summed(tensor('X')[i, k], k)), (k,))
+    Sum(X[k, k1], (k1, 0, n_k - 1))
+    """
+    expr = red.expr
+    bound = [lim[0] for s in sp.preorder_traversal(expr) if isinstance(s, (sp.Sum, Extremum)) for lim in s.limits]
+    clash = [b for b in bound if b in indices]
+    if clash:
+        taken = {s.name for s in expr.free_symbols} | {b.name for b in bound} | {i.name for i in indices}
+        fresh = {}
+        for b in clash:
+            name = next(f"{b.name}{n}" for n in itertools.count(1) if f"{b.name}{n}" not in taken)
+            taken.add(name)
+            fresh[b] = sp.Symbol(name, integer=True)
+        expr = expr.xreplace(fresh)
+    return expr.xreplace(dict(zip(red.indices, indices)))
+
+
 def spec_names(spec: Spec) -> set:
     """Every name a spec uses or generated code reserves: a made-up name must avoid them all."""
     used = {inp.name for inp in spec.inputs} | {spec.output, NAMES.grad_symbol} | NAMES.reserved_in_code()
@@ -130,8 +173,11 @@ def spec_names(spec: Spec) -> set:
 
 def inline_reductions(expr, reductions):
     """``expr`` with the named ``reductions`` written out again (nested ones too)."""
-    subs = {r.ref: r.expr for r in reductions}
+    by_name = {r.name: r for r in reductions}
     while True:
+        subs = {occ: instance(by_name[occ.base.label.name], occ.indices) for occ in expr.atoms(sp.Indexed)
+                if occ.base.label.name in by_name}
+        subs.update({scalar(r.name): r.expr for r in reductions if not r.indices})
         new = expr.xreplace(subs)
         if new == expr:
             return expr

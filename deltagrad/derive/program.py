@@ -261,19 +261,20 @@ def program_values(prog: ProgramSpec) -> tuple:
     backward is rewritten through its unshifted values, as for a one-line spec.
     """
     taken = {s.output for s in prog.steps} | {i.name for i in prog.composite.inputs}
-    reductions, maxima, sequence, per_step = [], [], [], []
+    reductions, maxima, sequence, per_step, shifts = [], [], [], [], []
     for spec in prog.steps:
         plain = forward_values(spec, taken)
         values, _ = stabilize(spec, plain, {}, taken)
         per_step.append(plain)
         maxima += values.maxima
+        shifts += values.shifts
         reductions += values.reductions
         sequence += [m.name for m in values.maxima] + [r.name for r in values.reductions]
         if spec is not prog.steps[-1]:
             reductions.append(Reduction(spec.output, spec.out_indices, values.rhs))
             sequence.append(spec.output)
     whole = ForwardValues(values.rhs, tuple(reductions), values.output, tuple(maxima),
-                          statements=prog.intermediates, sequence=tuple(sequence))
+                          statements=prog.intermediates, sequence=tuple(sequence), shifts=tuple(shifts))
     return whole, per_step
 
 

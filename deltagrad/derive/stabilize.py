@@ -28,92 +28,130 @@ from deltagrad.derive.spec import Spec, tensor
 
 
 def _candidate(red, spec: Spec):
-    """(tensor name, axis) when ``red`` is a sum over one index of exp(an input's entry)."""
-    body = red.expr.function
-    if len(red.expr.limits) != 1 or not isinstance(body, sp.exp) or not isinstance(body.args[0], sp.Indexed):
+    """(the exp factor, tensor name, axis) when ``red`` sums, over one index, exp(an input's
+    entry) times anything (a softmax's denominator, attention's ``exp(S[i,j])*V[j,e]``), the
+    entry's other indices all kept by the reduction."""
+    if len(red.expr.limits) != 1:
         return None
-    entry = body.args[0]
     k = red.expr.limits[0][0]
+    exps = [f for f in sp.Mul.make_args(red.expr.function) if isinstance(f, sp.exp)]
+    if len(exps) != 1 or not isinstance(exps[0].args[0], sp.Indexed):
+        return None
+    entry = exps[0].args[0]
     if entry.base.label.name not in {i.name for i in spec.inputs} or list(entry.indices).count(k) != 1:
         return None
     rest = tuple(i for i in entry.indices if i != k)
-    if rest != red.indices or len(set(rest)) != len(rest):
+    if not set(rest) <= set(red.indices) or len(set(rest)) != len(rest) or not all(isinstance(i, sp.Symbol) for i in rest):
         return None
-    return entry.base.label.name, list(entry.indices).index(k)
+    return exps[0], entry.base.label.name, list(entry.indices).index(k)
 
 
 def stabilize(spec: Spec, values, finals: dict, taken: set | None = None):
-    """Stable forms of the forward values and of each final gradient (where the shift cancels)."""
+    """Stable forms of the forward values and of each final gradient (where the shift cancels).
+
+    Sums of exponentials of one tensor along one axis share one maximum, so that the shift
+    cancels between them (attention's numerator and denominator)."""
     used = spec_names(spec) | {r.name for r in values.reductions} | (taken if taken is not None else set())
-    reductions, maxima, subs_plans = [], [], []
+    reductions, maxima, plans = [], {}, []
     for red in values.reductions:
         found = _candidate(red, spec)
-        if found is None:
+        if found is None or any(t == found[1] and a != found[2] for t, a in maxima):
             reductions.append(red)
             continue
-        name, axis = found
-        entry = red.expr.function.args[0]
-        m_name = maximum_name(entry.indices, red.indices, used)
-        s_name = unique("shifted_exp_sum", used)
-        m = Maximum(m_name, red.indices, name, axis)
-        shifted = Reduction(s_name, red.indices, sp.Sum(sp.exp(entry - tensor(m_name)[red.indices] if red.indices
-                                                                    else entry - sp.Symbol(m_name, real=True)),
-                                                           *red.expr.limits))
-        maxima.append(m)
+        factor, name, axis = found
+        entry = factor.args[0]
+        rest = tuple(i for n, i in enumerate(entry.indices) if n != axis)
+        if (name, axis) not in maxima:
+            maxima[name, axis] = Maximum(maximum_name(entry.indices, rest, used), rest, name, axis)
+        m = maxima[name, axis]
+        here = dict(zip(m.indices, rest))  # the maximum's indices as this reduction names them
+        shift = _m_ref(m, tuple(here[i] for i in m.indices))
+        s_name = unique("shifted_exp_sum" if red.expr.function == factor else f"{red.name}_shifted", used)
+        shifted = Reduction(s_name, red.indices, sp.Sum(red.expr.function.xreplace({factor: sp.exp(entry - shift)}),
+                                                        *red.expr.limits))
         reductions += [red, shifted]  # the original stays for any expression the shift cannot rewrite
-        subs_plans.append((red, m, shifted))
+        plans.append((red, m, shifted, rest))
     if not maxima:
         return values, finals
     if taken is not None:
-        taken |= {m.name for m in maxima} | {p[2].name for p in subs_plans}
+        taken |= {m.name for m in maxima.values()} | {p[2].name for p in plans}
 
     def rewrite(expr):
-        out = expr
-        for red, m, shifted in subs_plans:
-            out = _shift(out, red, m, shifted)
-        return out
+        return _shift(expr, plans, list(maxima.values()))
 
     new_rhs = rewrite(values.rhs)
-    untouched = [p[0] for p in subs_plans] + [p[2] for p in subs_plans]
+    untouched = [p[0] for p in plans] + [p[2] for p in plans]
     reductions = [r if r in untouched else replace(r, expr=rewrite(r.expr)) for r in reductions]
-    new_values = replace(values, rhs=new_rhs, reductions=tuple(reductions), maxima=tuple(maxima))
+    new_values = replace(values, rhs=new_rhs, reductions=tuple(reductions), maxima=tuple(maxima.values()),
+                         shifts=tuple(plans))
     new_finals = {k: rewrite(v) for k, v in finals.items()}
     return new_values, new_finals
 
 
-def _shift(expr, red, m, shifted):
-    em = sp.IndexedBase(f"exp_{m.name}", positive=True)
-    m_base = sp.IndexedBase(m.name, real=True) if m.indices else None
+def shifted(expr, values):
+    """``expr`` (a gradient) through the shifted sums and maxima of ``values``, where the shift
+    cancels; else ``expr`` unchanged."""
+    return _shift(expr, values.shifts, values.maxima) if values.shifts else expr
 
-    def m_ref(idx):
-        return m_base[idx] if m.indices else sp.Symbol(m.name, real=True)
 
-    def em_ref(idx):
-        return em[idx] if m.indices else sp.Symbol(f"exp_{m.name}", positive=True)
+def _m_ref(m, idx):
+    return sp.IndexedBase(m.name, real=True)[idx] if m.indices else sp.Symbol(m.name, real=True)
 
+
+def _em_ref(m, idx):
+    return sp.IndexedBase(f"exp_{m.name}", positive=True)[idx] if m.indices else sp.Symbol(f"exp_{m.name}", positive=True)
+
+
+def _shift(expr, plans, maxima):
+    """``expr`` with each planned reduction written as exp(its maximum) times its shifted sum and
+    each exp of a shifted tensor's entry as exp(the maximum) times the shifted exponential, when
+    every exp(maximum) factor then cancels; else ``expr`` unchanged."""
     subs = {}
-    if not red.indices:
-        subs[red.ref] = em_ref(()) * shifted.ref
-    for occ in expr.atoms(sp.Indexed):
-        if occ.base.label.name == red.name:
-            subs[occ] = em_ref(occ.indices) * shifted.ref.xreplace(dict(zip(red.indices, occ.indices)))
+    for red, m, shifted, rest in plans:
+        for occ in expr.atoms(sp.Indexed) if red.indices else [red.ref]:
+            if occ.is_Symbol or occ.base.label.name == red.name:
+                names = dict(zip(red.indices, occ.indices)) if red.indices else {}
+                subs[occ] = _em_ref(m, tuple(names[i] for i in rest)) * shifted.ref.xreplace(names)
+    by_tensor = {m.tensor: m for m in maxima}
     for e in expr.atoms(sp.exp):
         arg = e.args[0]
-        if isinstance(arg, sp.Indexed) and arg.base.label.name == m.tensor:
+        m = by_tensor.get(arg.base.label.name) if isinstance(arg, sp.Indexed) else None
+        if m is not None:
             idx = tuple(i for n, i in enumerate(arg.indices) if n != m.axis)
-            subs[e] = em_ref(idx) * sp.exp(arg - m_ref(idx))
+            subs[e] = _em_ref(m, idx) * sp.exp(arg - _m_ref(m, idx))
     if not subs:
         return expr
-    out = expr.xreplace(subs)
+    out = _pull_out_of_sums(expr.xreplace(subs))
     out = sp.expand_log(out, force=True)
-    out = out.replace(lambda e: isinstance(e, sp.log) and _is_em(e.args[0], m.name),
-                      lambda e: m_ref(e.args[0].indices) if isinstance(e.args[0], sp.Indexed) else sp.Symbol(m.name, real=True))
-    if any(_is_em(a, m.name) for a in sp.preorder_traversal(out)):
+    names = {f"exp_{m.name}" for m in maxima}
+    if any(_em_name(a) in names for a in sp.preorder_traversal(out)):
+        out = sp.factor_terms(out)  # em·A − em·B over em²: the common factor out of the sum
+    by_name = {f"exp_{m.name}": m for m in maxima}
+    out = out.replace(lambda e: isinstance(e, sp.log) and _em_name(e.args[0]) in names,
+                      lambda e: _m_ref(by_name[_em_name(e.args[0])], e.args[0].indices if e.args[0].is_Indexed else ()))
+    if any(_em_name(a) in names for a in sp.preorder_traversal(out)):
         return expr
     return out
 
 
-def _is_em(e, m_name):
+def _pull_out_of_sums(expr):
+    """``expr`` with the factors of each sum's terms that do not depend on its bound indices
+    taken out of it, innermost sums first, so that an exp(maximum) inside a sum can cancel."""
+    if not expr.args or isinstance(expr, sp.Indexed):
+        return expr
+    expr = expr.func(*[_pull_out_of_sums(a) for a in expr.args])
+    if not isinstance(expr, sp.Sum):
+        return expr
+    bound = {lim[0] for lim in expr.limits}
+    body = sp.factor_terms(expr.function)
+    outside = [f for f in sp.Mul.make_args(body) if not (f.free_symbols & bound)]
+    if not outside:
+        return expr
+    inside = [f for f in sp.Mul.make_args(body) if f.free_symbols & bound]
+    return sp.Mul(*outside) * sp.Sum(sp.Mul(*inside), *expr.limits)
+
+
+def _em_name(e):
     if isinstance(e, sp.Indexed):
-        return e.base.label.name == f"exp_{m_name}"
-    return isinstance(e, sp.Symbol) and e.name == f"exp_{m_name}"
+        return e.base.label.name
+    return e.name if isinstance(e, sp.Symbol) else None
