@@ -329,3 +329,22 @@ def test_softmax_entropy_shares_one_maximum_between_its_sums():
     np.testing.assert_allclose(g32, g64, atol=1e-5 * np.abs(x).max())
     p = lambda a: softmax(a)  # noqa: E731
     check_op(op, lambda a: -(p(a) * np.log(p(a))).sum(1), [r(3, 4)])
+
+
+def test_mish_gradient_is_finite_at_large_inputs():
+    """Mish's backward has exp(X)/(1 + exp(X)): inf/inf = NaN at X = 100 in float32 (X = 800 in
+    float64); it is lowered as sigmoid(X)."""
+    d = derive("Y[i,j] = X[i,j]*tanh(log(1 + exp(X[i,j])))")
+    assert "sigmoid(X)" in d.source()
+    op = d.compile()
+    x = np.array([[-1000.0, -100.0, -3.0, 0.5, 100.0, 1000.0]])
+    for dtype in (np.float32, np.float64):
+        ctx = {}
+        y = op.forward(ctx, x.astype(dtype))
+        (dx,) = op.backward(ctx, np.ones_like(y))
+        assert dx.dtype == dtype and np.isfinite(dx).all()
+        sp_ = np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)  # softplus, stable
+        s = 1 / (1 + np.exp(-np.clip(x, -500, 500)))
+        expected = np.tanh(sp_) + x * s * (1 - np.tanh(sp_) ** 2)
+        np.testing.assert_allclose(dx, expected, rtol=1e-5, atol=1e-6)
+    check_op(op, lambda a: a * np.tanh(np.log1p(np.exp(a))), [r(3, 4)])

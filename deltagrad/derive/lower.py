@@ -26,7 +26,7 @@ import sympy as sp
 
 from deltagrad.derive.array_program import Apply, Assign, Attr, BinOp, Call, Const, Helper, Neg, Subscript, Var
 from deltagrad.derive.extrema import Extremum, Iverson
-from deltagrad.derive.functions import COMPARISONS, ELEMENTWISE, Generic, is_comparison, softplus, where
+from deltagrad.derive.functions import COMPARISONS, ELEMENTWISE, Generic, is_comparison, sigmoid, softplus, where
 from deltagrad.derive.names import NAMES, temporary_hint, unique
 from deltagrad.derive.spec import UNIT, is_gather, is_index
 from deltagrad.errors import SpecError
@@ -85,6 +85,27 @@ def _softplus_argument(e):
     one, other = sorted(e.args[0].args, key=lambda a: a != 1)
     if one == 1 and isinstance(other, sp.exp):
         return other.args[0]
+    return None
+
+
+def _as_sigmoid(e):
+    """The product ``e`` with each ``exp(u) / (1 + exp(u))**n`` written ``sigmoid(u) / (1 +
+    exp(u))**(n-1)``, or None when it has no such pair (Mish's and softplus's derivatives).
+
+    >>> from deltagrad.derive.spec import index, tensor
+    >>> x = tensor('X')[index('i')]
+    >>> _as_sigmoid(x * sp.exp(x) / (1 + sp.exp(x))), _as_sigmoid(sp.exp(x) / (2 + sp.exp(x)))
+    (sigmoid(X[i])*X[i], None)
+    """
+    factors = list(sp.Mul.make_args(e))
+    for n, f in enumerate(factors):
+        if not (isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp < 0 and isinstance(f.base, sp.Add)
+                and len(f.base.args) == 2 and sp.S.One in f.base.args):
+            continue
+        ex = next(a for a in f.base.args if a != 1)
+        if isinstance(ex, sp.exp) and ex in factors:
+            rest = [g for m, g in enumerate(factors) if m != n and g != ex]  # a Mul holds each base once
+            return sp.Mul(*rest, sigmoid(ex.args[0]), sp.Pow(f.base, f.exp + 1))
     return None
 
 
@@ -353,6 +374,9 @@ class Lowering:
         return Arr(node, idx)
 
     def mul(self, e) -> Arr:
+        logistic = _as_sigmoid(e)
+        if logistic is not None:  # exp(u)/(1 + exp(u)) is inf/inf at u = 100 in float32
+            return self.arr(logistic)
         absorbed = _absorb_into_where(e)
         if absorbed is not None:
             return self.arr(absorbed)

@@ -58,7 +58,7 @@ def _matches(pattern, indices, node):
 def replace_pattern(expr, pattern, indices, make):
     """Replace each subexpression of ``expr`` equal to ``pattern`` (up to index names) by ``make(t)``.
 
-    Integer powers of the pattern become powers of the replacement.
+    Integer powers of the pattern, negative ones too, become powers of the replacement.
     """
     head = pattern.func
 
@@ -69,7 +69,7 @@ def replace_pattern(expr, pattern, indices, make):
                 return make(t)
         if isinstance(e, sp.Pow) and isinstance(pattern, sp.Pow) and e.exp.is_Number and pattern.exp.is_Number:
             ratio = e.exp / pattern.exp
-            if ratio.is_Integer and ratio > 1:
+            if ratio.is_Integer and ratio not in (0, 1):  # Y**2, and 1/Y for 1/sqrt(...) (hypot)
                 t = _matches(pattern, indices, sp.Pow(e.base, pattern.exp))
                 if t is not None:
                     return make(t) ** ratio

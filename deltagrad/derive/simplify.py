@@ -68,8 +68,21 @@ def simplify_index_expr(expr: sp.Expr) -> sp.Expr:
     factored = sp.factor_terms(simpler)
     if cost(factored) <= cost(simpler):
         simpler = factored
-    restored = simpler.xreplace(placeholders)
+    restored = _integral_floats(simpler.xreplace(placeholders))
     return restored if cost(restored) <= cost(expr) else expr
+
+
+def _integral_floats(expr):
+    """``expr`` with each float that holds a small whole number as that integer, so that
+    ``0.5*2*x`` reads ``x``, not ``1.0*x``.
+
+    >>> from deltagrad.derive.spec import scalar
+    >>> x = scalar('x')
+    >>> _integral_floats(sp.Float(1.0) * x + sp.Float(0.5) * x**sp.Float(2.0))
+    0.5*x**2 + x
+    """
+    whole = {f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f).is_integer() and abs(f) <= 2**24}
+    return expr.xreplace(whole) if whole else expr
 
 
 def _already_simple(expr) -> bool:

@@ -5,8 +5,9 @@ maximum ``M[i] = max_k X[i,k]`` (named ``row_max``) and the shifted sum
 ``S[i] = Sum(exp(X[i,k] - M[i]), k)`` (named ``shifted_exp_sum``), ``R = exp(M)·S`` and
 ``exp(X[i,j]) = exp(M[i])·exp(X[i,j] - M[i])``. Substituting both, with ``exp(M)`` held as an
 opaque positive factor, the factor cancels in a softmax and turns into ``M + log(S)`` under a
-log. An expression in which it does not vanish keeps its
-original form. The max is a constant of the rewrite, so gradients are unchanged.
+log. A weighted sum ``Sum(exp(X[i,k])*V[k,e], k)`` (attention) is shifted by the same maximum
+as the normaliser of the same tensor and axis, so the factor cancels between them too. An
+expression in which it does not vanish keeps its original form. The max is a constant of the rewrite, so gradients are unchanged.
 
 >>> from deltagrad.derive.parse import parse_spec
 >>> from deltagrad.derive.forward_values import forward_values
