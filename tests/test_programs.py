@@ -348,3 +348,22 @@ def test_mish_gradient_is_finite_at_large_inputs():
         expected = np.tanh(sp_) + x * s * (1 - np.tanh(sp_) ** 2)
         np.testing.assert_allclose(dx, expected, rtol=1e-5, atol=1e-6)
     check_op(op, lambda a: a * np.tanh(np.log1p(np.exp(a))), [r(3, 4)])
+
+
+def test_sigmoid_layer_backward_reads_its_output():
+    """1/(1 + exp(-XW)): the derivative goes through the inverse of the sigmoid at the saved
+    matmul (exp(-z) = 1/Y - 1), so it is the textbook Y(1 - Y), and finite at z = -100 in float32
+    (Y²·exp(-z) was 0·inf = NaN there)."""
+    d = derive("Y[i,j] = 1/(1+exp(-Sum(X[i,k]*W[k,j], k)))")
+    assert str(d.grads["X"]) == "Sum((1 - Y[a, j])*G[a, j]*W[b, j]*Y[a, j], (j, 0, n_j - 1))"
+    assert "exp" not in d.source().split("def backward")[1]
+    op = d.compile()
+    x = np.array([[50.0, -50.0], [2.0, 1.0]])
+    w = np.array([[2.0, -2.0, 0.1], [0.0, 1.0, 0.3]])  # z reaches ±100
+    for dtype in (np.float32, np.float64):
+        ctx = {}
+        with np.errstate(over="ignore"):  # the forward's exp(100) is inf: 1/(1 + inf) = 0, exact
+            y = op.forward(ctx, x.astype(dtype), w.astype(dtype))
+        dx, dw = op.backward(ctx, np.ones_like(y))
+        assert dx.dtype == dw.dtype == dtype and np.isfinite(dx).all() and np.isfinite(dw).all()
+    check_op(op, lambda a, b: 1 / (1 + np.exp(-a @ b)), [r(3, 2), r(2, 4)])

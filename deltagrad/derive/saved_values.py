@@ -148,16 +148,18 @@ def invert(expr, x, y):
 
 
 def through_inverse(expr, spec: Spec, values: ForwardValues) -> list:
-    """Forms of ``expr`` with one input eliminated through the inverse of ``y = f(x)``
-    (sigmoid's ``exp(-x) = 1/y - 1``), where :func:`invert` finds one."""
+    """Forms of ``expr`` with one input (or named reduction) eliminated through the inverse of
+    ``y = f(x)`` (sigmoid's ``exp(-x) = 1/y - 1``), where :func:`invert` finds one."""
     free = spec.free_indices
     out = []
     if expr.has(Iverson):  # [X == max] stays exact only as it is: Y + row_max == row_max rounds
         return out
-    for inp in spec.inputs:
-        if not inp.rank or not expr.has(tensor(inp.name)):
+    # an input, or a named reduction (a sigmoid layer's exp(-W_X_sum) = 1/Y - 1)
+    names = [i.name for i in spec.inputs if i.rank] + [r.name for r in values.reductions if r.indices]
+    for name in names:
+        if not expr.has(tensor(name)):
             continue
-        pats = [e for e in values.rhs.atoms(sp.Indexed) if e.base.label.name == inp.name]
+        pats = [e for e in values.rhs.atoms(sp.Indexed) if e.base.label.name == name]
         if len(pats) != 1 or sorted(pats[0].indices, key=str) != sorted(free, key=str):
             continue
         pat = pats[0]
@@ -168,11 +170,16 @@ def through_inverse(expr, spec: Spec, values: ForwardValues) -> list:
         inverse = inverse.xreplace({y: values.output})
         subs = {}
         for occ in expr.atoms(sp.Indexed):
-            if occ.base.label.name == inp.name:
+            if occ.base.label.name == name:
                 subs[occ] = inverse.xreplace(dict(zip(pat.indices, occ.indices)))
-        candidate = simplify_index_expr(eliminate_deltas(expr.xreplace(subs)))
-        if not candidate.has(tensor(inp.name)):
-            out.append(candidate)
+        substituted = expr.xreplace(subs)
+        forms = [eliminate_deltas(substituted)]  # which splits sums over their terms: Y - Y**2
+        if forms[0] != substituted and not substituted.has(sp.KroneckerDelta):
+            forms.append(substituted)  # left whole, Y**2*(1/Y - 1) simplifies to Y*(1 - Y)
+        for form in forms:
+            candidate = simplify_index_expr(form)
+            if not candidate.has(tensor(name)):
+                out.append(candidate)
     return out
 
 
