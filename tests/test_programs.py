@@ -367,3 +367,37 @@ def test_sigmoid_layer_backward_reads_its_output():
         dx, dw = op.backward(ctx, np.ones_like(y))
         assert dx.dtype == dw.dtype == dtype and np.isfinite(dx).all() and np.isfinite(dw).all()
     check_op(op, lambda a, b: 1 / (1 + np.exp(-a @ b)), [r(3, 2), r(2, 4)])
+
+
+def lse(x, axis):
+    m = x.max(axis, keepdims=True)
+    return (m + np.log(np.exp(x - m).sum(axis, keepdims=True))).squeeze(axis)
+
+
+@pytest.mark.parametrize("spec, reference", [
+    # a weight that holds exp(X) itself: only the factor exp(X) is shifted, never the weight
+    ("Y[i] = Sum(exp(X[i,k])/(1+exp(X[i,k])), k)/Sum(exp(X[i,l]), l)",
+     lambda x: (1 / (1 + np.exp(-x))).sum(1) / np.exp(x).sum(1)),
+    # sums of exponentials along both axes of one tensor: a row and a column maximum
+    ("Y[i,j] = log(Sum(exp(X[i,k]),k)) + log(Sum(exp(X[k,j]),k))", lambda x: lse(x, 1)[:, None] + lse(x, 0)[None, :]),
+    ("Y[i,j] = exp(X[i,j])/Sum(exp(X[i,k]),k) + log(Sum(exp(X[l,j]),l))", lambda x: softmax(x) + lse(x, 0)[None, :]),
+    # an entropy through log-softmax: the weighted sum reads the normaliser's log
+    ("H[i] = -Sum(exp(X[i,k])/Sum(exp(X[i,l]),l) * (X[i,k] - log(Sum(exp(X[i,j]),j))), k)",
+     lambda x: -(softmax(x) * np.log(softmax(x))).sum(1)),
+])
+def test_shifted_sums_keep_the_forward_exact_and_finite(spec, reference):
+    """Found by review of the shared-maximum rewrite: the weight's own exp(X) was shifted too
+    (wrong forward values), a second axis of one tensor lost its maximum, and a weighted sum
+    reading log(normaliser) blocked the normaliser's shift (float32 inf)."""
+    op = derive(spec).compile()
+    x = r(4, 4)
+    np.testing.assert_allclose(op.forward({}, x), reference(x), rtol=1e-10)
+    check_op(op, reference, [x])
+    x32 = rng.normal(0, 100, size=(4, 4)).astype(np.float32)
+    ctx = {}
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = op.forward(ctx, x32)
+    assert y.dtype == np.float32 and (np.isfinite(y).all() or "1+exp" in spec)  # sigmoid/Σexp: 0/inf is exact 0
+    if "1+exp" not in spec:
+        (dx,) = op.backward(ctx, np.ones_like(y))
+        assert np.isfinite(dx).all()

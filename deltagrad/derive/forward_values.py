@@ -135,9 +135,14 @@ def _renamed(key, kept: tuple, mapping: dict):
     for other, red in mapping.items():
         if len(red.indices) != len(kept) or type(other) is not type(key) or other.limits != key.limits:
             continue
-        for combo in itertools.permutations(kept):
-            if other.xreplace(dict(zip(red.indices, combo))) == key:
-                return tensor(red.name)[combo] if combo else scalar(red.name)
+        # in the order of first appearance, then (up to 4 free indices: 24 orders) in any order
+        first = tuple(ordered_free_indices(other))
+        orders = [first] if len(kept) > 4 else [first, *itertools.permutations(kept)]
+        for combo in orders:
+            mapping_ = dict(zip(red.indices, combo)) if combo is not first else dict(zip(first, kept))
+            if other.xreplace(mapping_) == key:
+                found = tuple(mapping_.get(i, i) for i in red.indices)
+                return tensor(red.name)[found] if found else scalar(red.name)
     return None
 
 

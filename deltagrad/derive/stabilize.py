@@ -56,7 +56,7 @@ def stabilize(spec: Spec, values, finals: dict, taken: set | None = None):
     reductions, maxima, plans = [], {}, []
     for red in values.reductions:
         found = _candidate(red, spec)
-        if found is None or any(t == found[1] and a != found[2] for t, a in maxima):
+        if found is None:
             reductions.append(red)
             continue
         factor, name, axis = found
@@ -68,8 +68,8 @@ def stabilize(spec: Spec, values, finals: dict, taken: set | None = None):
         here = dict(zip(m.indices, rest))  # the maximum's indices as this reduction names them
         shift = _m_ref(m, tuple(here[i] for i in m.indices))
         s_name = unique("shifted_exp_sum" if red.expr.function == factor else f"{red.name}_shifted", used)
-        shifted = Reduction(s_name, red.indices, sp.Sum(red.expr.function.xreplace({factor: sp.exp(entry - shift)}),
-                                                        *red.expr.limits))
+        weight = [f for f in sp.Mul.make_args(red.expr.function) if f != factor]  # exp(X) in it stays
+        shifted = Reduction(s_name, red.indices, sp.Sum(sp.Mul(*weight) * sp.exp(entry - shift), *red.expr.limits))
         reductions += [red, shifted]  # the original stays for any expression the shift cannot rewrite
         plans.append((red, m, shifted, rest))
     if not maxima:
@@ -78,11 +78,14 @@ def stabilize(spec: Spec, values, finals: dict, taken: set | None = None):
         taken |= {m.name for m in maxima.values()} | {p[2].name for p in plans}
 
     def rewrite(expr):
-        return _shift(expr, plans, list(maxima.values()))
+        return _rewrite(expr, plans, tuple(maxima.values()))
 
     new_rhs = rewrite(values.rhs)
-    untouched = [p[0] for p in plans] + [p[2] for p in plans]
-    reductions = [r if r in untouched else replace(r, expr=rewrite(r.expr)) for r in reductions]
+    # an original sum is rewritten by the other sums' shifts only (a weighted sum that reads the
+    # normaliser's log is stable through the normaliser's shift); the shifted copies stay as made
+    copies = [p[2] for p in plans]
+    reductions = [r if r in copies else replace(r, expr=_rewrite(r.expr, [p for p in plans if p[0] is not r],
+                                                                 tuple(maxima.values()))) for r in reductions]
     new_values = replace(values, rhs=new_rhs, reductions=tuple(reductions), maxima=tuple(maxima.values()),
                          shifts=tuple(plans))
     new_finals = {k: rewrite(v) for k, v in finals.items()}
@@ -92,7 +95,24 @@ def stabilize(spec: Spec, values, finals: dict, taken: set | None = None):
 def shifted(expr, values):
     """``expr`` (a gradient) through the shifted sums and maxima of ``values``, where the shift
     cancels; else ``expr`` unchanged."""
-    return _shift(expr, values.shifts, values.maxima) if values.shifts else expr
+    return _rewrite(expr, values.shifts, values.maxima) if values.shifts else expr
+
+
+def _rewrite(expr, plans, maxima):
+    """``expr`` shifted by one maximum at a time (a row and a column maximum of one tensor each
+    rewrite their own sums): by all the sums that share it, or failing that by its plain sums of
+    exponentials only (a weighted sum that reads another sum's log cannot cancel its factor).
+    The terms of a sum are shifted each on its own (a row softmax plus a column one)."""
+    if isinstance(expr, sp.Add) and len(maxima) > 1:
+        return sp.Add(*[_rewrite(t, plans, maxima) for t in expr.args])
+    for m in maxima:
+        group = [p for p in plans if p[1] is m]
+        new = _shift(expr, group, [m])
+        plain = [p for p in group if isinstance(p[0].expr.function, sp.exp)]
+        if new is expr and plain and len(plain) < len(group):
+            new = _shift(expr, plain, [m])
+        expr = new
+    return expr
 
 
 def _m_ref(m, idx):
