@@ -44,3 +44,23 @@ def test_unwindow_of_an_im2col_gradient_matches_the_general_path(shape, k, s):
     reference = _scatter_by_element(shape, grad.transpose(0, 3, 1, 2, 4, 5), axes)
     assert fast.shape == shape and (fast == general).all()
     assert np.allclose(fast, reference)
+
+
+@pytest.mark.parametrize("shape, axes", [
+    ((3, 4, 9, 7), ((2, 4, 2, 2, 1, 0), (3, 3, 2, 2, 1, 0))),  # 2×2 pooling, odd sizes: a tail stays 0
+    ((2, 5, 8, 8), ((2, 4, 2, 2, 1, 0), (3, 4, 2, 2, 1, 0))),
+    ((2, 3, 9, 9), ((2, 3, 3, 3, 1, 0),)),  # one axis only
+    ((7,), ((0, 2, 3, 3, 1, 0),)),
+])
+def test_tiled_windows_scatter_back_as_the_general_path_adds(shape, axes):
+    """Windows as long as their stride never overlap: unwindow assigns each position into an
+    uninitialised array instead of adding into zeros, and must give the general path's result."""
+    rng = np.random.default_rng(0)
+    gshape = list(shape)
+    for a, c, *_ in axes:
+        gshape[a] = c
+    grad = rng.normal(size=gshape + [w for _, _, w, *_ in axes]).astype(np.float32)
+    fast = unwindow(shape, grad, axes, None)
+    general = unwindow(shape, grad, axes, None, np.zeros_like(grad), axes, None)  # two pairs: the loop
+    assert fast.dtype == np.float32 and fast.shape == shape
+    np.testing.assert_array_equal(fast, general)
