@@ -401,3 +401,29 @@ def test_shifted_sums_keep_the_forward_exact_and_finite(spec, reference):
     if "1+exp" not in spec:
         (dx,) = op.backward(ctx, np.ones_like(y))
         assert np.isfinite(dx).all()
+
+
+@pytest.mark.parametrize("spec, reference, shapes", [
+    ("O[i,e] = Sum(exp(Sum(Q[i,d]*K[j,d], d)/8)*V[j,e], j) / Sum(exp(Sum(Q[i,c]*K[l,c], c)/8), l)",
+     lambda q, k, v: softmax(q @ k.T / 8) @ v, [(3, 2), (4, 2), (4, 5)]),
+    ("P[i,j] = exp(Sum(Q[i,d]*K[j,d], d)/8 + M[i,j]) / Sum(exp(Sum(Q[i,d]*K[l,d], d)/8 + M[i,l]), l)",
+     lambda q, k, m: softmax(q @ k.T / 8 + m), [(3, 2), (4, 2), (3, 4)]),
+    ("O[i,e] = Sum(exp(Sum(Q[i,d]*K[j,d], d) + B[i,j])*V[j,e], j)/Sum(exp(Sum(Q[i,c]*K[l,c], c) + B[i,l]), l)",
+     lambda q, k, b, v: softmax(q @ k.T + b) @ v, [(3, 2), (4, 2), (3, 4), (4, 5)]),
+])
+def test_scaled_or_biased_attention_scores_are_a_step_and_max_shifted(spec, reference, shapes):
+    """exp(QKᵀ/8 + M): a compound exponent that reads the scores becomes a step ``scores`` of its
+    own, so its sums of exponentials are shifted (float32 NaN at scores in the hundreds before)."""
+    d = derive(spec)
+    assert "scores" in [s.output for s in d.statements]
+    op = d.compile()
+    check_op(op, reference, [r(*s) for s in shapes])
+    big = [rng.normal(0, 40, size=s) for s in shapes]
+    results = {}
+    for dtype in (np.float64, np.float32):
+        ctx = {}
+        out = op.forward(ctx, *[b.astype(dtype) for b in big])
+        results[dtype] = (out, *op.backward(ctx, np.ones_like(out)))
+        assert all(a.dtype == dtype and np.isfinite(a).all() for a in results[dtype])
+    for lo, hi in zip(results[np.float32], results[np.float64]):
+        assert np.abs(lo - hi).max() <= 1e-4 * max(np.abs(hi).max(), 1.0)

@@ -378,6 +378,7 @@ def split_nested(spec: Spec):
             steps.append((red.name, red.indices, sp.Sum(body, *red.expr.limits)))
             made.append((red.name, red.expr, red.indices))
     rhs = use_steps(inline_reductions(values.rhs, [r for r in values.reductions if r.name not in inner]))
+    rhs = _exponents_as_steps(rhs, {m[0] for m in made}, steps, used)
     steps.append((spec.output, spec.out_indices, rhs))
     steps = _output_order(steps, spec.out_indices)
     aliases = index_aliases(spec)
@@ -386,6 +387,27 @@ def split_nested(spec: Spec):
         expr = _local_extents(expr, idx, aliases)
         out.append(Equation(name, tuple(idx), expr, {}, names_in(expr)))
     return out
+
+
+def _exponents_as_steps(rhs, made: set, steps: list, used: set):
+    """``rhs`` with each compound exponent that reads a step (``exp(K_Q_sum[i,j] + B[i,j])``,
+    attention scores plus a bias or mask) made a step of its own, ``scores[i,j]``, read under any
+    names of its indices: a sum of ``exp(scores)`` is then max-shifted like any softmax."""
+    from deltagrad.derive.saved_values import replace_pattern
+
+    while True:
+        found = sorted((f.args[0] for f in rhs.atoms(sp.exp) if not isinstance(f.args[0], (sp.Indexed, sp.Symbol))
+                        and not f.args[0].has(sp.Sum) and _reads(f.args[0], made)), key=sp.default_sort_key)
+        if not found:
+            return rhs
+        arg = found[0]
+        name = unique("scores", used)
+        used.add(name)
+        idx = tuple(_ordered_indices(arg))
+        steps.append((name, idx, arg))
+        rhs = replace_pattern(rhs, arg, idx, lambda t, n=name: tensor(n)[t] if t else scalar(n))
+        if rhs.has(arg):
+            return rhs  # pragma: no cover - the pattern always matches itself
 
 
 def names_in(expr) -> tuple:
