@@ -430,19 +430,26 @@ def unwindow(shape, *pairs):
                 grad.permute(inverse) if mod == "torch" else array_namespace(grad).permute_dims(grad, inverse))
         ranges = [range(w) for a, c, w, s, d, o in axes if w is not None]
         for position in itertools.product(*ranges):
-            key = [slice(None)] * len(shape)
-            inside = iter(position)
-            for a, c, w, s, d, o in axes:
-                start = o + (d * next(inside) if w is not None else 0)
-                key[a] = slice(start, _stop(start, c, s), s)
+            key = _position_key(len(shape), axes, position)
             part = grad[(Ellipsis, *position)] if position else grad
             if hasattr(out, "at"):  # JAX: arrays are immutable
-                out = out.at[tuple(key)].add(part)
+                out = out.at[key].add(part)
             elif type(out).__module__.split(".")[0] == "torch":  # out of place, so autograd sees every add
                 out = _torch_add(out, key, part)
             else:
-                out[tuple(key)] += part
+                out[key] += part
     return out
+
+
+def _position_key(ndim: int, axes, position) -> tuple:
+    """The slices of an input's ``ndim`` axes that window ``position`` (one offset per windowed
+    axis) reads: its entries at every window start."""
+    key = [slice(None)] * ndim
+    inside = iter(position)
+    for a, c, w, s, d, o in axes:
+        start = o + (d * next(inside) if w is not None else 0)
+        key[a] = slice(start, _stop(start, c, s), s)
+    return tuple(key)
 
 
 def _tiled(axes):
@@ -469,10 +476,7 @@ def _unwindow_tiled(lib, shape, grad, axes):
             tail[a] = slice(c * s, None)
             out[tuple(tail)] = 0
     for position in itertools.product(*[range(w) for a, c, w, s, d, o in axes]):
-        key = [slice(None)] * len(shape)
-        for (a, c, w, s, d, o), p in zip(axes, position):
-            key[a] = slice(p, p + c * s, s)
-        out[tuple(key)] = grad[(Ellipsis, *position)]
+        out[_position_key(len(shape), axes, position)] = grad[(Ellipsis, *position)]
     return out
 
 

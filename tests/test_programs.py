@@ -427,3 +427,16 @@ def test_scaled_or_biased_attention_scores_are_a_step_and_max_shifted(spec, refe
         assert all(a.dtype == dtype and np.isfinite(a).all() for a in results[dtype])
     for lo, hi in zip(results[np.float32], results[np.float64]):
         assert np.abs(lo - hi).max() <= 1e-4 * max(np.abs(hi).max(), 1.0)
+
+
+def test_a_max_reduction_read_under_its_own_bound_name_is_renamed_apart():
+    """Writing a saved Max(X[i,k], k) out again at index k must rename its bound k first; a
+    Max/Min reduction's xreplace leaves bound indices alone, so instance() once gave X[k, k]."""
+    from deltagrad.derive.extrema import reduce_extremum
+    from deltagrad.derive.forward_values import Reduction, instance
+
+    i, k = index("i"), index("k")
+    red = Reduction("row_max", (i,), reduce_extremum("Max", tensor("X")[i, k], k))
+    out = instance(red, (k,))
+    (bound,) = [lim[0] for lim in out.limits]
+    assert bound != k and out.function == tensor("X")[k, bound]

@@ -22,7 +22,7 @@ from deltagrad.derive.array_program import Call, Var
 from deltagrad.derive.extrema import Extremum, extremum_name
 from deltagrad.derive.names import NAMES, reduction_name
 from deltagrad.derive.simplify import alpha_key
-from deltagrad.derive.spec import Spec, is_index, scalar, tensor
+from deltagrad.derive.spec import Spec, index, is_index, scalar, tensor
 
 
 @dataclass(frozen=True)
@@ -136,12 +136,12 @@ def _renamed(key, kept: tuple, mapping: dict):
         if len(red.indices) != len(kept) or type(other) is not type(key) or other.limits != key.limits:
             continue
         # in the order of first appearance, then (up to 4 free indices: 24 orders) in any order
-        first = tuple(ordered_free_indices(other))
-        orders = [first] if len(kept) > 4 else [first, *itertools.permutations(kept)]
-        for combo in orders:
-            mapping_ = dict(zip(red.indices, combo)) if combo is not first else dict(zip(first, kept))
-            if other.xreplace(mapping_) == key:
-                found = tuple(mapping_.get(i, i) for i in red.indices)
+        candidates = [dict(zip(ordered_free_indices(other), kept))]
+        if len(kept) <= 4:
+            candidates += [dict(zip(red.indices, combo)) for combo in itertools.permutations(kept)]
+        for names in candidates:
+            if other.xreplace(names) == key:
+                found = tuple(names[i] for i in red.indices)
                 return tensor(red.name)[found] if found else scalar(red.name)
     return None
 
@@ -155,18 +155,45 @@ def instance(red: Reduction, indices: tuple):
     >>> instance(Reduction('r', (i,), summed(tensor('X')[i, k], k)), (k,))
     Sum(X[k, k1], (k1, 0, n_k - 1))
     """
-    expr = red.expr
-    bound = [lim[0] for s in sp.preorder_traversal(expr) if isinstance(s, (sp.Sum, Extremum)) for lim in s.limits]
-    clash = [b for b in bound if b in indices]
-    if clash:
-        taken = {s.name for s in expr.free_symbols} | {b.name for b in bound} | {i.name for i in indices}
-        fresh = {}
-        for b in clash:
-            name = next(f"{b.name}{n}" for n in itertools.count(1) if f"{b.name}{n}" not in taken)
-            taken.add(name)
-            fresh[b] = sp.Symbol(name, integer=True)
-        expr = expr.xreplace(fresh)
+    names = {i.name for i in indices if isinstance(i, sp.Symbol)}
+    taken = {s.name for s in red.expr.atoms(sp.Symbol)} | names
+    expr = freshen_bound(red.expr, names, taken, [])
     return expr.xreplace(dict(zip(red.indices, indices)))
+
+
+def fresh_name(base: str, taken: set) -> str:
+    """``base1``, ``base2``…: the first not in ``taken``, added to it (a renamed bound index)."""
+    n = 1
+    while f"{base}{n}" in taken:
+        n += 1
+    taken.add(f"{base}{n}")
+    return f"{base}{n}"
+
+
+def freshen_bound(expr, avoid: set, taken: set, aliases: list):
+    """``expr`` with every summation index whose name is in ``avoid`` renamed to a new name
+    (recorded in ``aliases`` as running over the same axis as the old one).
+
+    >>> from deltagrad.derive.spec import summed
+    >>> k = index('k')
+    >>> aliases = []
+    >>> freshen_bound(summed(tensor('X')[index('i'), k], k), {'k'}, {'k'}, aliases), aliases
+    (Sum(X[i, k1], (k1, 0, n_k - 1)), [('k1', 'k')])
+    """
+    if isinstance(expr, (sp.Sum, Extremum)):
+        body = freshen_bound(expr.function, avoid, taken, aliases)
+        mapping, limits = {}, []
+        for v, lo, hi in expr.limits:
+            if v.name in avoid:
+                new = index(fresh_name(v.name, taken))
+                aliases.append((new.name, v.name))
+                mapping[v] = new
+            limits.append((mapping.get(v, v), lo, hi))
+        # a Max/Min reduction's xreplace leaves its bound indices alone: rename through Basic's
+        return type(expr)(sp.Basic.xreplace(body, mapping), *limits)
+    if not expr.args or isinstance(expr, sp.Indexed):
+        return expr
+    return expr.func(*[freshen_bound(a, avoid, taken, aliases) for a in expr.args])
 
 
 def spec_names(spec: Spec) -> set:

@@ -80,12 +80,16 @@ def _softplus_argument(e):
     """
     if isinstance(e, softplus):
         return e.args[0]
-    if not isinstance(e, sp.log) or not isinstance(e.args[0], sp.Add) or len(e.args[0].args) != 2:
+    ex = _one_plus_exp(e.args[0]) if isinstance(e, sp.log) else None
+    return ex.args[0] if ex is not None else None
+
+
+def _one_plus_exp(e):
+    """``exp(u)`` when ``e`` is ``1 + exp(u)``, else None."""
+    if not isinstance(e, sp.Add) or len(e.args) != 2 or sp.S.One not in e.args:
         return None
-    one, other = sorted(e.args[0].args, key=lambda a: a != 1)
-    if one == 1 and isinstance(other, sp.exp):
-        return other.args[0]
-    return None
+    ex = next(a for a in e.args if a != 1)
+    return ex if isinstance(ex, sp.exp) else None
 
 
 def _as_sigmoid(e):
@@ -98,13 +102,10 @@ def _as_sigmoid(e):
     (sigmoid(X[i])*X[i], None)
     """
     factors = list(sp.Mul.make_args(e))
-    for n, f in enumerate(factors):
-        if not (isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp < 0 and isinstance(f.base, sp.Add)
-                and len(f.base.args) == 2 and sp.S.One in f.base.args):
-            continue
-        ex = next(a for a in f.base.args if a != 1)
-        if isinstance(ex, sp.exp) and ex in factors:
-            rest = [g for m, g in enumerate(factors) if m != n and g != ex]  # a Mul holds each base once
+    for f in factors:
+        ex = _one_plus_exp(f.base) if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp < 0 else None
+        if ex is not None and ex in factors:
+            rest = [g for g in factors if g != f and g != ex]  # a Mul holds each base once
             return sp.Mul(*rest, sigmoid(ex.args[0]), sp.Pow(f.base, f.exp + 1))
     return None
 

@@ -26,8 +26,8 @@ import sympy as sp
 
 from deltagrad.derive.chain_rule import chain_rule, fresh_indices, grad_output_name
 from deltagrad.derive.eliminate import eliminate_deltas
-from deltagrad.derive.extrema import Extremum
-from deltagrad.derive.forward_values import ForwardValues, Reduction, forward_values, inline_reductions
+from deltagrad.derive.forward_values import (ForwardValues, Reduction, forward_values, fresh_name, freshen_bound,
+                                            inline_reductions)
 from deltagrad.derive.names import NAMES, unique
 from deltagrad.derive.saved_values import rewrite_through_forward
 from deltagrad.derive.simplify import simplify_index_expr
@@ -153,7 +153,7 @@ def _rename_apart(equations):
                 continue
             cls = find((n, nm))
             if first.setdefault(nm, cls) != cls:
-                new = _fresh(nm, taken)
+                new = fresh_name(nm, taken)
                 first[new] = cls
                 mapping[nm] = new
         if mapping:
@@ -174,40 +174,6 @@ def _axis_aliases(equations) -> list:
             if ix.name not in by_class[find((n, ix.name))]:
                 by_class[find((n, ix.name))].append(ix.name)
     return [(m, names[0]) for names in by_class.values() for m in names[1:]]
-
-
-def _fresh(base: str, taken: set) -> str:
-    n = 1
-    while f"{base}{n}" in taken:
-        n += 1
-    taken.add(f"{base}{n}")
-    return f"{base}{n}"
-
-
-def freshen_bound(expr, avoid: set, taken: set, aliases: list):
-    """``expr`` with every summation index whose name is in ``avoid`` renamed to a new name
-    (recorded in ``aliases`` as running over the same axis as the old one).
-
-    >>> from deltagrad.derive.spec import summed
-    >>> k = index('k')
-    >>> aliases = []
-    >>> freshen_bound(summed(tensor('X')[index('i'), k], k), {'k'}, {'k'}, aliases), aliases
-    (Sum(X[i, k1], (k1, 0, n_k - 1)), [('k1', 'k')])
-    """
-    if isinstance(expr, (sp.Sum, Extremum)):
-        body = freshen_bound(expr.function, avoid, taken, aliases)
-        mapping, limits = {}, []
-        for v, lo, hi in expr.limits:
-            if v.name in avoid:
-                new = index(_fresh(v.name, taken))
-                aliases.append((new.name, v.name))
-                mapping[v] = new
-            limits.append((mapping.get(v, v), lo, hi))
-        # a Max/Min reduction's xreplace leaves its bound indices alone: rename through Basic's
-        return type(expr)(sp.Basic.xreplace(body, mapping), *limits)
-    if not expr.args or isinstance(expr, sp.Indexed):
-        return expr
-    return expr.func(*[freshen_bound(a, avoid, taken, aliases) for a in expr.args])
 
 
 def _symbol_names(expr) -> set:

@@ -26,7 +26,7 @@ from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.forward_values import ForwardValues, ordered_free_indices
 from deltagrad.derive.functions import expm1
 from deltagrad.derive.numeric import FLOAT_DRAWS, compare_gradients, index_sizes
-from deltagrad.derive.spec import Spec, extent, scalar, tensor
+from deltagrad.derive.spec import Spec, scalar, tensor
 from deltagrad.derive.simplify import cost, simplify_index_expr
 
 

@@ -25,7 +25,7 @@ import sympy as sp
 
 from deltagrad.derive.forward_values import Maximum, Reduction, spec_names
 from deltagrad.derive.names import maximum_name, unique
-from deltagrad.derive.spec import Spec, tensor
+from deltagrad.derive.spec import Spec
 
 
 def _candidate(red, spec: Spec):
@@ -65,13 +65,12 @@ def stabilize(spec: Spec, values, finals: dict, taken: set | None = None):
         if (name, axis) not in maxima:
             maxima[name, axis] = Maximum(maximum_name(entry.indices, rest, used), rest, name, axis)
         m = maxima[name, axis]
-        here = dict(zip(m.indices, rest))  # the maximum's indices as this reduction names them
-        shift = _m_ref(m, tuple(here[i] for i in m.indices))
         s_name = unique("shifted_exp_sum" if red.expr.function == factor else f"{red.name}_shifted", used)
         weight = [f for f in sp.Mul.make_args(red.expr.function) if f != factor]  # exp(X) in it stays
-        shifted = Reduction(s_name, red.indices, sp.Sum(sp.Mul(*weight) * sp.exp(entry - shift), *red.expr.limits))
-        reductions += [red, shifted]  # the original stays for any expression the shift cannot rewrite
-        plans.append((red, m, shifted, rest))
+        copy = Reduction(s_name, red.indices, sp.Sum(sp.Mul(*weight) * sp.exp(entry - _m_ref(m, rest)),
+                                                     *red.expr.limits))
+        reductions += [red, copy]  # the original stays for any expression the shift cannot rewrite
+        plans.append((red, m, copy, rest))
     if not maxima:
         return values, finals
     if taken is not None:
@@ -128,11 +127,11 @@ def _shift(expr, plans, maxima):
     each exp of a shifted tensor's entry as exp(the maximum) times the shifted exponential, when
     every exp(maximum) factor then cancels; else ``expr`` unchanged."""
     subs = {}
-    for red, m, shifted, rest in plans:
+    for red, m, copy, rest in plans:
         for occ in expr.atoms(sp.Indexed) if red.indices else [red.ref]:
             if occ.is_Symbol or occ.base.label.name == red.name:
                 names = dict(zip(red.indices, occ.indices)) if red.indices else {}
-                subs[occ] = _em_ref(m, tuple(names[i] for i in rest)) * shifted.ref.xreplace(names)
+                subs[occ] = _em_ref(m, tuple(names[i] for i in rest)) * copy.ref.xreplace(names)
     by_tensor = {m.tensor: m for m in maxima}
     for e in expr.atoms(sp.exp):
         arg = e.args[0]
@@ -144,15 +143,16 @@ def _shift(expr, plans, maxima):
         return expr
     out = _pull_out_of_sums(expr.xreplace(subs))
     out = sp.expand_log(out, force=True)
-    names = {f"exp_{m.name}" for m in maxima}
-    if any(_em_name(a) in names for a in sp.preorder_traversal(out)):
-        out = sp.factor_terms(out)  # em·A − em·B over em²: the common factor out of the sum
     by_name = {f"exp_{m.name}": m for m in maxima}
-    out = out.replace(lambda e: isinstance(e, sp.log) and _em_name(e.args[0]) in names,
+
+    def has_em(e):
+        return any(_em_name(a) in by_name for a in sp.preorder_traversal(e))
+
+    if has_em(out):
+        out = sp.factor_terms(out)  # em·A − em·B over em²: the common factor out of the sum
+    out = out.replace(lambda e: isinstance(e, sp.log) and _em_name(e.args[0]) in by_name,
                       lambda e: _m_ref(by_name[_em_name(e.args[0])], e.args[0].indices if e.args[0].is_Indexed else ()))
-    if any(_em_name(a) in names for a in sp.preorder_traversal(out)):
-        return expr
-    return out
+    return expr if has_em(out) else out
 
 
 def _pull_out_of_sums(expr):
