@@ -329,3 +329,25 @@ def test_a_scalar_output_read_through_a_size_one_axis_takes_a_python_float_gradi
     context = {}
     op.forward(context, np.array([2.0]))
     assert op.backward(context, 1.0)[0].tolist() == [1.0]
+
+
+# Found by the seed-97 fuzz run on the shared-maximum engine (all three predate it).
+
+@pytest.mark.parametrize("spec, arrays", [
+    # B**E with B = |min(W, 0)| = 0 and a compound exponent: SymPy's B**E*(E'*log(B) + ...) held the
+    # log inside a sum, where the 0·log 0 guard did not look
+    ("L = Abs(Min(W[0,0], 0))**((W[0,1])**1.5)", {"W": np.array([[0.749399, 1.89238691], [0.57718665, 1.32874591]])}),
+    ("L = Abs(Min(Z[1], 0))**(Z[1] + 2)", {"Z": np.array([0.774, 0.977])}),
+    ("L = (Sum((4**(V[1,1]) * (V[0,1] * W[m])), m) + Abs(Min(W[0], 0))**(Sum((W[1] * (W[0] * Z[l])), l)))",
+     {"V": np.array([[0.50248622, 0.93332902], [0.75959757, 1.46410708]]), "W": np.array([0.33425139, 1.44057093]),
+      "Z": np.array([1.00678263, 1.32467395, 1.53174632, 1.25155717])}),
+    # sqrt(Max(S, 0)) summed over rows: the step's mask must hold inside a sum too (0·inf was NaN)
+    ("Y[i,j] = sqrt(Max(Sum((Z[j] * (V[j,0] * W[m])), m), 0)) + (V[j,0] * X[i])",
+     {"Z": np.array([-0.14297534, 0.6818293, -0.2486005, 0.62393484]),
+      "V": np.array([[-0.22343318, -1.77836061], [-1.23470845, -1.74922453], [-1.00716017, 0.37016503],
+                     [-1.68356858, 1.69850881]]),
+      "W": np.array([-1.44727313, -1.18252017]), "X": np.array([-1.39466226, 0.30646826, 0.2965966])}),
+])
+def test_zero_base_powers_and_masked_steps_inside_sums_are_finite(spec, arrays):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grads_match(spec, arrays)

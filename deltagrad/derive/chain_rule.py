@@ -99,9 +99,10 @@ def chain_rule(spec: Spec, input_name: str) -> ChainRule:
 
 def zero_log_zero(forward: sp.Expr, partial: sp.Expr) -> sp.Expr:
     """``partial`` with the ``log(B)`` that ∂(B**E)/∂E brings in written as
-    ``where(Abs(B) > 0, log(B), 0)``, in the terms that hold that power: where ``B = 0``,
-    ``B**E·log(B)`` is 0·(−∞) and the derivative's limit is 0 (PyTorch masks base = 0 the same
-    way); a negative base keeps its NaN, and a ``log(B)`` of the spec's own stays as it is.
+    ``where(Abs(B) > 0, log(B), 0)``, in the terms that hold that power (anywhere in them: SymPy
+    writes ``B**E*(E'*log(B) + E*B'/B)``): where ``B = 0``, ``B**E·log(B)`` is 0·(−∞) and the
+    derivative's limit is 0 (PyTorch masks base = 0 the same way); a negative base keeps its NaN,
+    and a ``log(B)`` of the spec's own stays as it is.
 
     >>> from deltagrad.derive.spec import index, tensor
     >>> i = index('i'); V, Z = tensor('V'), tensor('Z')
@@ -113,8 +114,8 @@ def zero_log_zero(forward: sp.Expr, partial: sp.Expr) -> sp.Expr:
     if not powers:
         return partial
 
-    def guarded(term):
+    def guarded(term):  # the log may sit inside the term: SymPy writes B**E*(E'*log(B) + E*B'/B)
         logs = {sp.log(p.base) for p in powers if p in term.args}
-        return term.xreplace({g: where(sp.Abs(g.args[0]) > 0, g, 0) for g in logs if g in term.args})
+        return term.xreplace({g: where(sp.Abs(g.args[0]) > 0, g, 0) for g in logs if term.has(g)})
 
     return partial.replace(lambda e: isinstance(e, sp.Mul) and any(p in e.args for p in powers), guarded)

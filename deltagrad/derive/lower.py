@@ -110,6 +110,16 @@ def _as_sigmoid(e):
     return None
 
 
+def _zero_when(e) -> list:
+    """The conditions under which a factor of the product ``e`` is exactly 0: a step (Heaviside)
+    at a negative argument, a ``Min(0, W)`` or ``Max(0, W)`` on its flat side."""
+    factors = sp.Mul.make_args(e)
+    zero_when = [sp.StrictLessThan(f.args[0], 0) for f in factors if isinstance(f, sp.Heaviside)]
+    zero_when += [sp.Eq(f, 0, evaluate=False) for f in factors  # Min(0, W), flat 0 for W >= 0
+                  if isinstance(f, (sp.Max, sp.Min)) and not isinstance(f, Extremum) and sp.S.Zero in f.args]
+    return zero_when
+
+
 def _may_be_infinite(e) -> bool:
     """True when a factor of the product ``e`` can be infinite at a finite point: a log, an
     exponential that overflows, a division, a fractional or variable power.
@@ -385,10 +395,7 @@ class Lowering:
         if masked is not None:
             return masked
         product = self.product(e)
-        factors = sp.Mul.make_args(e)
-        zero_when = [sp.StrictLessThan(f.args[0], 0) for f in factors if isinstance(f, sp.Heaviside)]
-        zero_when += [sp.Eq(f, 0, evaluate=False) for f in factors  # Min(0, W), flat 0 for W >= 0
-                      if isinstance(f, (sp.Max, sp.Min)) and not isinstance(f, Extremum) and sp.S.Zero in f.args]
+        zero_when = _zero_when(e)
         if not zero_when or not _may_be_infinite(e):
             return product
         # Where a step (or a clipped factor) is 0 the product is 0, even if another factor is
@@ -593,8 +600,10 @@ class Lowering:
         for k in indices:
             self.rank(k)
         coeff, rest = e.function.as_coeff_Mul()
-        factors = [self.arr(f) for f in sp.Mul.make_args(rest)]
-        out = self.contract(factors, set(indices))
+        if _zero_when(rest) and _may_be_infinite(rest):  # masked as a whole where a step is 0 (mul)
+            out = self.sum_axes(self.arr(rest), set(indices))
+        else:
+            out = self.contract([self.arr(f) for f in sp.Mul.make_args(rest)], set(indices))
         if coeff != 1:
             out = self.mul_const(out, coeff)
         return out
