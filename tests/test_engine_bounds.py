@@ -78,6 +78,13 @@ def test_decimal_literals_stay_floats_and_float32_stays_float32():
 
 def test_short_decimals_stay_exact():
     assert derive("Y[i,j] = 0.5*X[i,j]").numpy("X") == "dX = goutput / 2"
+    assert str(derive("Y[i,j] = 0.5*X[i,j]**2 + 0.001*X[i,j]").steps["X"].final) == "(X[a, b] + 1/1000)*G[a, b]"
+
+
+def test_longer_decimals_print_as_written():
+    gelu = derive("Y[i,j] = X[i,j]/(1 + exp(-1.702*X[i,j]))")
+    assert str(gelu.spec.rhs) == "X[i, j]/(1 + exp(-1.702*X[i, j]))"  # not 851/500
+    assert "851" not in str(gelu.steps["X"].final) and "1.702" in gelu.source()
 
 
 SLOW = "Y[i] = Max(" + ", ".join(f"X{k}[i]" for k in range(16)) + ")"  # about 5 s unbudgeted

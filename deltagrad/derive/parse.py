@@ -53,8 +53,11 @@ assert set(_COMPARE.values()) == set(COMPARISONS)
 MAX_TEXT = 10_000
 MAX_LITERAL = 10**15
 MAX_EXPONENT = 64
-#: A decimal literal with a denominator up to this is kept exact (0.5 → 1/2); others stay floats.
+#: A decimal literal that is a fraction with a denominator up to this and a numerator of at most
+#: two digits is kept exact (0.5 → 1/2, 0.001 → 1/1000); others stay floats, as written (1.702,
+#: not 851/500).
 MAX_EXACT_DENOMINATOR = 1000
+MAX_EXACT_NUMERATOR = 99
 _UNIT_OUTSIDE = "_ (an axis of size one) stands only inside a tensor's brackets, as in X[i,_,j]"
 #: The most statements a program (a spec of named steps) may have.
 MAX_STATEMENTS = 32
@@ -337,7 +340,7 @@ class _Builder:
         if value == 0 and any(c in "123456789" for c in written.lower().split("e")[0]):
             self.fail(f"the number {written} is too small: it is 0 in floating point", node)
         frac = Fraction(repr(value))
-        if frac.denominator <= MAX_EXACT_DENOMINATOR:  # 0.5, 0.25, 0.1: exact, and printed as such
+        if frac.denominator <= MAX_EXACT_DENOMINATOR and abs(frac.numerator) <= MAX_EXACT_NUMERATOR:  # 0.5, 0.1
             return sp.Rational(frac.numerator, frac.denominator)
         return sp.Float(repr(value), 17)  # 0.044715 stays a float (no huge exact rationals)
 
