@@ -203,3 +203,42 @@ def test_padding_is_a_runtime_op_before_a_valid_convolution():
     y.grad = g
     y.backward()
     np.testing.assert_allclose(x.grad, numeric_grads(reference, [X], g)[0], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_the_cnn_max_pools_before_its_activation_and_computes_the_seeds_network(activation):
+    """Max-pooling first is an optimisation, not another network: outputs and every parameter's
+    gradient equal those of the seeds' order (conv, activation, pool), ties in flat regions included.
+    (They may differ only where a convolution's output is exactly 0, ReLU's kink, where the two
+    orders pick different subgradients; standardised images have no zero pixels.)"""
+    from deltagrad.nn import functions as F
+    from deltagrad.nn.graph import Tensor
+    from deltagrad.nn.modules import CNN
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 784)).astype(np.float32)
+    x[0, :400] = -0.4242  # a flat region, as MNIST's standardised background: tied windows
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 5)]
+    net = CNN(channels=(3, 4), activation=activation, rng=np.random.default_rng(0))
+
+    def seeds_order(images):
+        act, h = F.ACTIVATIONS[activation], Tensor(images.reshape(5, 1, 28, 28))
+        for conv in net.convs:
+            h = F.max_pool2d(act(conv(h)), 2)
+        h = F.flatten(h)
+        for fc in net.fcs[:-1]:
+            h = act(fc(h))
+        return net.fcs[-1](h)
+
+    grads = []
+    for forward in (net, seeds_order):
+        for p in net.parameters():
+            p.grad = None
+        out = forward(Tensor(x) if forward is net else x)
+        F.softmax_cross_entropy(out, y).backward()
+        grads.append((out.value.copy(), [p.grad.copy() for p in net.parameters()]))
+    (out_a, grads_a), (out_b, grads_b) = grads
+    np.testing.assert_allclose(out_a, out_b, rtol=1e-6, atol=1e-6)
+    for ga, gb in zip(grads_a, grads_b):
+        np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-6)
+    assert any(np.abs(g).max() > 0 for g in grads_a)

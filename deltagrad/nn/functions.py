@@ -166,6 +166,8 @@ def softmax_cross_entropy(logits, targets):
 
 
 ACTIVATIONS = {"sigmoid": sigmoid, "relu": relu, "tanh": tanh}
+#: The activations that never decrease: max-pooling commutes with them, gradients included.
+NON_DECREASING = frozenset({"sigmoid", "relu", "tanh"})
 
 
 # ---- Tensor's operators ------------------------------------------------------------------------
