@@ -306,7 +306,8 @@ def train(model, channels, kernel, pool, hidden, activation, optimizer, lr, mome
                 data="synthetic" if synthetic else None, data_dir=data_dir, limit=limit, model=model,
                 channels=None if channels is None else _widths(channels, "--channels"), kernel=kernel, pool=pool)
             if compares or seeds != 1:
-                plan, single = plan_grid(config, compares, seeds), None
+                keep = [n for n in ("hidden", "pixels") if n in explicit]  # a run of another model keeps them
+                plan, single = plan_grid(config, compares, seeds, keep), None
             else:
                 plan, single = None, resolve(config)
                 check_config(single)
@@ -345,7 +346,7 @@ def _resume_plan(folder, epochs, data_dir):
         changes["data_dir"] = make_config(data_dir=data_dir).data_dir
     if (path / GRID).exists():
         g = read_grid(path)
-        return plan_grid(replace(g["base"], **changes), g["compare"], g["seeds"]), None, path
+        return plan_grid(replace(g["base"], **changes), g["compare"], g["seeds"], g["keep"]), None, path
     if (path / CONFIG).exists():
         config = replace(read_config(path), **changes)
         check_config(config)

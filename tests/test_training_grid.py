@@ -128,3 +128,31 @@ def test_overlay_plots_have_one_legend_entry_per_setting_and_bands_for_seeds():
     assert list(ax.get_xticks()) == [1, 2, 3]
     for f in figs.values():
         plt.close(f)
+
+
+def test_a_grid_over_models_gives_each_model_its_own_defaults():
+    runs = expand_grid(TrainConfig(), ["model=mlp,cnn"])
+    mlp, cnn = (r.config for r in runs)
+    assert (mlp.hidden, mlp.pixels) == ((300,), "unit")
+    assert (cnn.model, cnn.hidden, cnn.pixels) == ("cnn", (120, 84), "standard")
+    given = expand_grid(TrainConfig(hidden=(64,), pixels="unit"), ["model=cnn"], keep=("pixels",))[0].config
+    assert (given.hidden, given.pixels) == ((64,), "unit")  # settings given on the command line stay
+    back = expand_grid(TrainConfig(model="cnn", hidden=(120, 84), pixels="standard"), ["model=mlp,cnn"])
+    assert [(r.config.hidden, r.config.pixels) for r in back] == [((300,), "unit"), ((120, 84), "standard")]
+
+
+def test_the_cli_grid_over_models_keeps_what_was_given(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from deltagrad.cli import main
+
+    args = ["train", "--synthetic", "--limit", "300", "--epochs", "1", "--channels", "2,2", "--quiet",
+            "--compare", "model=mlp,cnn", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, [*args, "--pixels", "unit"])
+    assert result.exit_code == 0, result.output
+    cnn = json.loads((tmp_path / "model=cnn" / "config.json").read_text())
+    cnn = cnn.get("config", cnn)
+    assert cnn["hidden"] == [120, 84] and cnn["pixels"] == "unit"  # the CNN's widths; the pixels given
+    assert json.loads((tmp_path / "grid.json").read_text())["keep"] == ["pixels"]

@@ -97,6 +97,28 @@ def option(name: str) -> str:
     return {"data": "--synthetic", "compares": "--compare"}.get(name, "--" + name.replace("_", "-"))
 
 
+#: The settings whose default depends on the model.
+MODEL_DEFAULTS = {"mlp": {"hidden": TrainConfig.hidden, "pixels": TrainConfig.pixels},
+                  "cnn": {"hidden": CNN_HIDDEN, "pixels": CNN_PIXELS}}
+
+
+def for_model(config: TrainConfig, model: str, keep=()) -> TrainConfig:
+    """``config`` with ``model``: each model-dependent setting still at the old model's default
+    takes the new model's (a grid's ``--compare model=mlp,cnn`` trains the CNN with its own
+    fully connected layers and pixels); one set otherwise, or named in ``keep`` (given on the
+    command line), stays.
+
+    >>> cnn = for_model(TrainConfig(), "cnn")
+    >>> cnn.model, cnn.hidden, cnn.pixels
+    ('cnn', (120, 84), 'standard')
+    >>> for_model(TrainConfig(hidden=(64,)), "cnn").hidden, for_model(TrainConfig(), "cnn", keep=("pixels",)).pixels
+    ((64,), 'unit')
+    """
+    old, new = MODEL_DEFAULTS.get(config.model, {}), MODEL_DEFAULTS.get(model, {})
+    changes = {k: v for k, v in new.items() if k in old and k not in keep and getattr(config, k) == old[k]}
+    return replace(config, model=model, **changes)
+
+
 def make_config(preset: str | None = None, **given) -> TrainConfig:
     """TrainConfig's defaults, then the preset's, then ``given`` (settings left ``None`` are not given)."""
     if preset is not None and preset not in PRESETS:
@@ -104,7 +126,7 @@ def make_config(preset: str | None = None, **given) -> TrainConfig:
     values = dict(PRESETS.get(preset, {}))
     values.update({k: v for k, v in given.items() if v is not None})
     if values.get("model") == "cnn" and given.get("hidden") is None:
-        values["hidden"] = CNN_HIDDEN  # the seeds' fully connected layers
+        values["hidden"] = CNN_HIDDEN  # the seeds' fully connected layers (a preset's MLP widths do not apply)
     if values.get("model") == "cnn" and values.get("pixels") is None:
         values["pixels"] = CNN_PIXELS
     unknown = sorted(set(values) - set(FIELDS))

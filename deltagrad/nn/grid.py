@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from deltagrad.files import write_atomic
-from deltagrad.nn.config import (ConfigError, TrainConfig, check_config, config_dict, config_from_dict,
+from deltagrad.nn.config import (ConfigError, TrainConfig, check_config, config_dict, config_from_dict, for_model,
                                  format_value, parse_compare, resolve)
 from deltagrad.nn.runs import METRICS, RunFileError, RunResult, load_result, read_metrics
 
@@ -47,10 +47,11 @@ class GridRun:
     folder: str
 
 
-def expand_grid(base: TrainConfig, compares=(), seeds: int = 1) -> list:
+def expand_grid(base: TrainConfig, compares=(), seeds: int = 1, keep=()) -> list:
     """The runs of a grid: every combination of the ``KEY=V1,V2`` texts, each with ``seeds`` seeds
-    (``base.seed``, ``base.seed + 1``, ...). Every run's config is checked (memory included);
-    the first bad one is a ConfigError that names it.
+    (``base.seed``, ``base.seed + 1``, ...). A run of another model takes that model's defaults
+    (:func:`~deltagrad.nn.config.for_model`) but for the settings named in ``keep``. Every run's
+    config is checked (memory included); the first bad one is a ConfigError that names it.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"--seeds must be an integer of at least 1, got {seeds!r}")
@@ -68,7 +69,8 @@ def expand_grid(base: TrainConfig, compares=(), seeds: int = 1) -> list:
         label = ",".join(f"{k}={format_value(v)}" for k, v in settings)
         for n in range(seeds):
             seed = base.seed + n
-            config = resolve(replace(base, **changes, seed=seed))
+            run_base = for_model(base, changes["model"], keep) if "model" in changes else base
+            config = resolve(replace(run_base, **{k: v for k, v in changes.items() if k != "model"}, seed=seed))
             try:
                 check_config(config)
             except ConfigError as err:
@@ -86,11 +88,13 @@ class Grid:
     compares: tuple
     seeds: int
     runs: tuple
+    keep: tuple = ()  # settings given on the command line, which a run of another model keeps
 
 
-def plan_grid(base: TrainConfig, compares=(), seeds: int = 1) -> Grid:
+def plan_grid(base: TrainConfig, compares=(), seeds: int = 1, keep=()) -> Grid:
     """Expand and check every run of a grid (see :func:`expand_grid`)."""
-    return Grid(base, tuple(compares), seeds, tuple(expand_grid(base, compares, seeds)))
+    keep = tuple(sorted(keep))
+    return Grid(base, tuple(compares), seeds, tuple(expand_grid(base, compares, seeds, keep)), keep)
 
 
 def groups_of(runs: list, results: dict) -> list:
@@ -170,18 +174,19 @@ def _finished(folder: Path, config: TrainConfig):
 
 def _write_grid_file(out: Path, grid: Grid, status: str) -> None:
     doc = {"status": status, "base": config_dict(grid.base), "compare": list(grid.compares), "seeds": grid.seeds,
-           "runs": [{"folder": r.folder, "label": r.label, "seed": r.seed} for r in grid.runs]}
+           "keep": list(grid.keep), "runs": [{"folder": r.folder, "label": r.label, "seed": r.seed} for r in grid.runs]}
     write_atomic(out / GRID, json.dumps(doc, indent=2) + "\n")
 
 
 def read_grid(grid_dir) -> dict:
-    """``grid.json`` of a grid folder: ``{"base": TrainConfig, "compare": [...], "seeds": N, "runs": [...]}``."""
+    """``grid.json`` of a grid folder: ``{"base": TrainConfig, "compare": [...], "seeds": N, "keep": [...],
+    "runs": [...]}`` (``keep`` is [] in a file written before it existed)."""
     path = Path(grid_dir) / GRID
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         base = config_from_dict(doc["base"], f"{path}'s base config")
-        compares, seeds = list(doc["compare"]), int(doc["seeds"])
-        if not all(isinstance(c, str) for c in compares):
+        compares, seeds, keep = list(doc["compare"]), int(doc["seeds"]), list(doc.get("keep", []))
+        if not all(isinstance(c, str) for c in compares + keep):
             raise TypeError
     except FileNotFoundError:
         raise RunFileError(f"{path} does not exist") from None
@@ -189,7 +194,7 @@ def read_grid(grid_dir) -> dict:
         raise RunFileError(str(err)) from None
     except (OSError, ValueError, KeyError, TypeError):
         raise RunFileError(f"{path} is not a grid file that deltagrad wrote") from None
-    return {**doc, "base": base, "compare": compares, "seeds": seeds}
+    return {**doc, "base": base, "compare": compares, "seeds": seeds, "keep": keep}
 
 
 # ---- outputs ---------------------------------------------------------------------------------
