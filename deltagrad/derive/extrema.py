@@ -28,6 +28,7 @@ import sympy as sp
 from sympy.concrete.expr_with_limits import ExprWithLimits
 from sympy.functions.elementary.miscellaneous import MinMaxBase
 
+from deltagrad.derive.differentiate import index_diff
 from deltagrad.derive.names import NAMES, axis_word, unique
 
 
@@ -179,4 +180,4 @@ def differentiate(expr, wrt):
     for node in sp.preorder_traversal(expr):
         if isinstance(node, (sp.Max, sp.Min)) and not isinstance(node, (TiedMax, TiedMin)) and len(node.args) > 2:
             tied[node] = elementwise("Max" if isinstance(node, sp.Max) else "Min", *node.args)
-    return sp.diff(expr.xreplace(tied) if tied else expr, wrt)
+    return index_diff(expr.xreplace(tied) if tied else expr, wrt)
