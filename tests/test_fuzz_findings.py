@@ -351,3 +351,17 @@ def test_a_scalar_output_read_through_a_size_one_axis_takes_a_python_float_gradi
 def test_zero_base_powers_and_masked_steps_inside_sums_are_finite(spec, arrays):
     with np.errstate(divide="ignore", invalid="ignore"):
         grads_match(spec, arrays)
+
+
+@pytest.mark.parametrize("spec, arrays", [
+    # SymPy's simplify combined log(4)*G*L into log(4**(G*L)): inf once 4**(G*L) overflows
+    ("L = 4**(Sum(Z[l], l))", {"Z": np.array([0.9759287, 1.51665306, 1.28771944, 1.25858111])}),
+    ("L = 4**(Sum(Z[l], l))", {"Z": np.array([25.0, 24.5, 25.5, 25.0])}),  # L = 4**100 is finite, 4**(G*L) not
+    # ... and wrote Abs(Z/V)**Z as Abs((Z/V)**Z): NaN for Z/V < 0 in real arithmetic
+    ("Y[i,j] = Abs((Z[i] / V[i]))**(Min(Z[i], Z[i])) + X[i,j]",
+     {"Z": np.array([1.00639807, 0.20512561, -0.3285601]), "V": np.array([0.22895604, -1.90827197, 0.91022647]),
+      "X": np.array([[1.24473962, 0.57341021, -1.66070375, -1.57948889], [0.3, -0.2, 0.5, 1.1],
+                     [-0.7, 0.4, 0.9, -1.3]])}),
+])
+def test_simplify_brings_in_no_log_of_a_power_and_no_power_of_a_negative_base(spec, arrays):
+    grads_match(spec, arrays)

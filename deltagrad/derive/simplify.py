@@ -63,7 +63,8 @@ def simplify_index_expr(expr: sp.Expr) -> sp.Expr:
                             "write the spec as named steps (A[i] = ...; Y[i] = ...)") from None
         except (RecursionError, TypeError, ValueError, NotImplementedError):  # pragma: no cover - SymPy's own limits
             pass
-    if cost(simpler) > cost(hidden) or _functions(simpler) - _functions(hidden) or _new_extremes(simpler, hidden):
+    if (cost(simpler) > cost(hidden) or _functions(simpler) - _functions(hidden) or _new_extremes(simpler, hidden)
+            or _new_hazards(simpler, hidden)):
         simpler = hidden
     factored = sp.factor_terms(simpler)
     if cost(factored) <= cost(simpler):
@@ -128,6 +129,27 @@ def _new_extremes(simpler, original) -> bool:
     if simpler is original:
         return False
     return bool(extreme(simpler) - extreme(original)) or spread(simpler) > max(spread(original), 3) + 1e-9
+
+
+def _new_hazards(simpler, original) -> bool:
+    """True when ``simpler`` takes a log or a fractional power that ``original`` does not: SymPy
+    combines ``log(4)*G*L`` into ``log(4**(G*L))`` (inf once ``4**(G*L)`` overflows) and writes
+    ``Abs(w)**z`` as ``Abs(w**z)`` (NaN for a negative ``w`` in real arithmetic).
+
+    >>> from deltagrad.derive.spec import scalar
+    >>> g, w, z = scalar('g'), scalar('w'), scalar('z')
+    >>> _new_hazards(sp.log(4**(g*z)), sp.log(4)*g*z), _new_hazards(sp.Abs(w**z), sp.Abs(w)**z)
+    (True, True)
+    >>> _new_hazards(sp.log(w)*2, sp.log(w) + sp.log(w))
+    False
+    """
+    logs = {f for f in simpler.atoms(sp.log) if not f.is_number} - set(original.atoms(sp.log))
+
+    def inside_abs(e):  # fractional powers of a base that may be negative, under an Abs
+        return {p for a in e.atoms(sp.Abs) for p in a.atoms(sp.Pow)
+                if not p.exp.is_Integer and not p.base.is_number and not p.base.is_nonnegative}
+
+    return bool(logs or inside_abs(simpler) - set(original.atoms(sp.Pow)))
 
 
 def _functions(expr):
