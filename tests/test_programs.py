@@ -274,6 +274,29 @@ def test_a_compound_tanh_becomes_a_step_so_gelu_and_stacked_layers_read_their_sa
     check_op(stacked.compile(), lambda x: np.tanh(2 * np.tanh(2 * np.tanh(2 * x))), [x])
 
 
+def test_a_sigmoid_inside_a_product_becomes_a_step_read_by_the_backward():
+    """SiLU and the sigmoid GELU: their backward divided by (1 + exp(-x))**2 and printed 1.702
+    as 851/500; the sigmoid is now a step s, and the backward is PyTorch's s*(1 + x*(1 - s))."""
+    silu = derive("Y[i,j] = X[i,j]/(1 + exp(-X[i,j]))")
+    assert [st.output for st in silu.statements] == ["s", "Y"]
+    backward = silu.source().split("def backward")[1]
+    assert "exp" not in backward and "s" in silu.saved
+    gelu = derive("Y[i,j] = X[i,j]/(1 + exp(-1.702*X[i,j]))")
+    assert str(gelu.grads["X"]) == "(1.702*(1 - s[a, b])*X[a, b] + 1)*G[a, b]*s[a, b]"
+    assert str(derive("Y[i,j] = 1/(1 + exp(-X[i,j]))").grads["X"]) == "(1 - Y[a, b])*G[a, b]*Y[a, b]"  # no step
+    x = rng.normal(size=(3, 4))
+    check_op(silu.compile(), lambda x: x / (1 + np.exp(-x)), [x])
+    check_op(gelu.compile(), lambda x: x / (1 + np.exp(-1.702 * x)), [x])
+    big = np.array([[-1e4, -100.0, -20.0, 0.0, 20.0, 100.0, 1e4]], dtype=np.float32)
+    for op in (silu.compile(), gelu.compile()):
+        context = {}
+        with np.errstate(over="ignore"):  # exp(1e4) is inf: 1/(1 + inf) is the exact 0
+            y = op.forward(context, big)
+        (dx,) = op.backward(context, np.ones_like(y))
+        assert y.dtype == dx.dtype == np.float32 and np.all(np.isfinite(y)) and np.all(np.isfinite(dx))
+        np.testing.assert_allclose(dx[0, [0, 3, 6]], [0.0, 0.5, 1.0])
+
+
 def test_attention_scores_with_differently_named_dummies_are_one_max_shifted_step():
     """exp(Sum_d(Q K)) / Sum_l(exp(Sum_c(Q K))): the two score sums run over one axis under two
     names (c and d), and were two reductions, the numerator's not max-shifted: NaN in float32 at

@@ -392,12 +392,22 @@ def names_in(expr) -> tuple:
     return tuple(order)
 
 
+def _is_sigmoid(node) -> bool:
+    """True for ``1/(1 + exp(v))``, the logistic sigmoid of ``-v``."""
+    if not (isinstance(node, sp.Pow) and node.exp == -1 and isinstance(node.base, sp.Add)):
+        return False
+    terms = node.base.args
+    return len(terms) == 2 and sp.S.One in terms and any(isinstance(t, sp.exp) for t in terms)
+
+
 def split_at_function(spec: Spec):
-    """An element-wise one-line spec with ``tanh`` of a compound argument inside it as a program
-    in which each such ``tanh`` is a step, or None. GELU's tanh form becomes ``u = ...;
-    t = tanh(u); Y = ...t...``, stacked layers ``tanh(2*tanh(2*X))`` become ``t = tanh(2*X);
-    Y = tanh(2*t)``: the backward reads each ``t`` (its derivative is ``1 - t**2``) instead of
-    multiplying ``tanh(...)**2`` terms out, which is what one writes by hand.
+    """An element-wise one-line spec with ``tanh`` of a compound argument, or a sigmoid
+    ``1/(1 + exp(v))``, inside it as a program in which each such function is a step, or None.
+    GELU's tanh form becomes ``u = ...; t = tanh(u); Y = ...t...``, stacked layers
+    ``tanh(2*tanh(2*X))`` become ``t = tanh(2*X); Y = tanh(2*t)``, SiLU ``X/(1 + exp(-X))``
+    becomes ``s = 1/(1 + exp(-X)); Y = X*s``: the backward reads each ``t`` (its derivative is
+    ``1 - t**2``) or ``s`` (``s*(1 - s)``) instead of multiplying ``tanh(...)**2`` terms out or
+    dividing by ``(1 + exp(v))**2``, which is what one writes by hand.
 
     >>> from deltagrad.derive.parse import parse_spec
     >>> eqs = split_at_function(parse_spec("Y[i] = X[i]*(1 + tanh(X[i] + X[i]**3))"))
@@ -405,20 +415,38 @@ def split_at_function(spec: Spec):
     [('u', X[i]**3 + X[i]), ('t', tanh(u[i])), ('Y', (t[i] + 1)*X[i])]
     >>> [(e.name, e.rhs) for e in split_at_function(parse_spec("Y[i] = tanh(2*tanh(2*X[i]))"))]
     [('t', tanh(2*X[i])), ('Y', tanh(2*t[i]))]
+    >>> [(e.name, e.rhs) for e in split_at_function(parse_spec("Y[i] = X[i]/(1 + exp(-X[i]))"))]
+    [('s', 1/(1 + exp(-X[i]))), ('Y', X[i]*s[i])]
     """
     from deltagrad.derive.parse import Equation
 
     out = tuple(spec.out_indices)
     if spec.rhs.has(sp.Sum) or not out or any(not isinstance(i, sp.Symbol) for i in out):
         return None
-    nodes = [n for n in spec.rhs.atoms(sp.tanh) if not isinstance(n.args[0], (sp.Indexed, sp.Symbol))
-             and n != spec.rhs]
+
+    def wanted(n):
+        if isinstance(n, sp.tanh):
+            return not isinstance(n.args[0], (sp.Indexed, sp.Symbol))
+        return _is_sigmoid(n)
+
+    nodes = {n for n in sp.preorder_traversal(spec.rhs) if wanted(n) and n != spec.rhs}
     if not nodes or any({i for i in n.free_symbols if is_index(i)} != set(out) for n in nodes):
         return None
-    nodes.sort(key=lambda n: (len(n.atoms(sp.tanh)), sp.default_sort_key(n)))  # innermost first
+
+    def depth(n):  # how many of the nodes n holds: innermost first
+        return sum(1 for m in sp.preorder_traversal(n) if m in nodes)
+
+    nodes = sorted(nodes, key=lambda n: (depth(n), sp.default_sort_key(n)))
     used = {i.name for i in spec.inputs} | {spec.output} | {s.name for s in spec.rhs.free_symbols}
     steps, made = [], {}
     for node in nodes:
+        if not isinstance(node, sp.tanh):
+            name = unique("s", used)
+            used.add(name)
+            value = node.xreplace(made)
+            steps.append(Equation(name, out, value, {}, names_in(value)))
+            made[node] = tensor(name)[out]
+            continue
         inner = node.args[0].xreplace(made)
         name = unique("t", used)
         used.add(name)
@@ -430,10 +458,9 @@ def split_at_function(spec: Spec):
         steps.append(Equation(name, out, sp.tanh(inner), {}, names_in(sp.tanh(inner))))
         made[node] = tensor(name)[out]  # the original subtree: outer nodes and the output hold it
     rest = spec.rhs.xreplace(made)
-    steps_made = {e.name for e in steps}
-    if len(nodes) == 1 and not {e.base.label.name for e in rest.atoms(sp.Indexed)} - steps_made \
-            and not isinstance(spec.rhs, sp.tanh):
-        return None  # Y = c*tanh(u): the output's own value serves the backward
+    reads_only_steps = not {e.base.label.name for e in rest.atoms(sp.Indexed)} - {e.name for e in steps}
+    if len(nodes) == 1 and reads_only_steps and not wanted(spec.rhs):
+        return None  # Y = c*tanh(u), Y = c/(1 + exp(v)): the output's own value serves the backward
     steps.append(Equation(spec.output, out, rest, {}, names_in(rest)))
     return steps
 

@@ -69,8 +69,50 @@ def simplify_index_expr(expr: sp.Expr) -> sp.Expr:
     factored = sp.factor_terms(simpler)
     if cost(factored) <= cost(simpler):
         simpler = factored
+    if simpler.atoms(sp.Float) and _new_numbers(simpler, hidden):  # SymPy's rational round trip
+        simpler = _distributed_floats(simpler)
     restored = _integral_floats(simpler.xreplace(placeholders))
     return restored if cost(restored) <= cost(expr) else expr
+
+
+def _new_numbers(simpler, original) -> bool:
+    """True when ``simpler`` holds a number beyond ±1, ±2, ±1/2 that ``original`` does not
+    (``0.002`` and ``851`` from ``1.702``).
+
+    >>> from deltagrad.derive.spec import scalar
+    >>> x = scalar('x')
+    >>> _new_numbers(sp.Float(0.002) * (500 - 851 * x), sp.Float(1.702) * x), _new_numbers(2 * x, x)
+    (True, False)
+    """
+    plain = {sp.S.One, sp.S.NegativeOne, sp.Integer(2), sp.Integer(-2), sp.S.Half, -sp.S.Half}
+    return bool(simpler.atoms(sp.Number) - original.atoms(sp.Number) - plain)
+
+
+def _distributed_floats(expr):
+    """``expr`` with a float coefficient multiplied into the one sum it scales, where SymPy's
+    rational round trip left it outside: ``0.002*(500 - 851*X)*G`` reads ``(1 - 1.702*X)*G``.
+
+    >>> from deltagrad.derive.spec import scalar
+    >>> x, g = scalar('x'), scalar('g')
+    >>> _distributed_floats(sp.Float(0.002) * (500 - 851 * x) * g)
+    g*(1.0 - 1.702*x)
+    """
+    def distribute(m):
+        coeff, rest = m.as_coeff_Mul()
+        sums = [f for f in sp.Mul.make_args(rest) if isinstance(f, sp.Add)]
+        if not isinstance(coeff, sp.Float) or len(sums) != 1:
+            return m
+        others = [f for f in sp.Mul.make_args(rest) if f is not sums[0]]
+        return sp.Mul(sp.Add(*[coeff * t for t in sums[0].args]), *others)
+
+    out = expr
+    for _ in range(4):  # a sum it reaches may hold the next such product
+        again = out.replace(lambda e: isinstance(e, sp.Mul) and isinstance(e.as_coeff_Mul()[0], sp.Float), distribute)
+        if again == out:
+            break
+        out = again
+    out = sp.factor_terms(out)
+    return out if cost(out) <= cost(expr) else expr
 
 
 def _integral_floats(expr):
