@@ -89,6 +89,20 @@ def test_linear_inits(init):
     else:
         assert not np.any(w)
 
+def test_the_torch_init_is_pytorchs_default_for_weights_and_biases():
+    """U(±1/sqrt(fan_in)) for Linear's and Conv2d's weights and biases, fan_in = c·k·k for a kernel."""
+    from deltagrad.nn.modules import Conv2d
+
+    layer = Linear(300, 100, "torch", np.random.default_rng(0))
+    bound = 1 / np.sqrt(300)
+    for p in (layer.W.value, layer.b.value):
+        assert p.dtype == np.float32 and np.abs(p).max() <= bound and np.abs(p).max() > 0.9 * bound
+    conv = Conv2d(6, 16, 5, "torch", np.random.default_rng(0))
+    bound = 1 / np.sqrt(6 * 25)
+    for p in (conv.W.value, conv.b.value):
+        assert np.abs(p).max() <= bound and np.abs(p).max() > 0.8 * bound
+    assert not np.any(Linear(3, 2, "glorot", np.random.default_rng(0)).b.value)  # the others keep zero biases
+
 
 @pytest.mark.parametrize("make", [lambda p: SGD(p, 0.1), lambda p: SGD(p, 0.05, momentum=0.9), lambda p: Adam(p, 0.1)])
 def test_optimisers_minimise_a_quadratic(make):

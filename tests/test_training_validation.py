@@ -29,7 +29,7 @@ REFUSED = [
     (["--seeds", "0"], "--seeds must be an integer of at least 1"),
     (["--activation", "gelu"], "'gelu' is not available: choose one of sigmoid, relu, tanh"),
     (["--optimizer", "lbfgs"], "choose one of sgd, momentum, adam, rmsprop"),
-    (["--init", "lecun"], "choose one of glorot, glorot_normal, he, normal, zeros"),
+    (["--init", "lecun"], "choose one of glorot, glorot_normal, he, torch, normal, zeros"),
     (["--device", "tpu"], "choose one of cpu, cuda, array-api-strict"),
     (["--loss", "max"], "choose one of mean, sum"),
     (["--pixels", "bytes"], "choose one of unit, raw"),

@@ -17,13 +17,17 @@ import numpy as np
 from deltagrad.nn import functions as F
 from deltagrad.nn.graph import Tensor
 
-INITS = ("glorot", "glorot_normal", "he", "normal", "zeros")
+INITS = ("glorot", "glorot_normal", "he", "torch", "normal", "zeros")
 
 
 def init_weight(fan_in: int, fan_out: int, init: str, rng, dtype=np.float32) -> np.ndarray:
     """A (fan_in, fan_out) weight: Glorot-uniform (U(±sqrt(6/(fan_in+fan_out)))), Glorot-normal
     (N(0, 2/(fan_in+fan_out)), vugrad's), He-uniform (U(±sqrt(6/fan_in)), for ReLU layers),
-    standard normal, or zeros."""
+    PyTorch's default for Linear and Conv2d (U(±1/sqrt(fan_in)), its biases too), standard
+    normal, or zeros."""
+    if init == "torch":
+        a = 1.0 / math.sqrt(fan_in)
+        return rng.uniform(-a, a, size=(fan_in, fan_out)).astype(dtype)
     if init == "glorot":
         a = math.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-a, a, size=(fan_in, fan_out)).astype(dtype)
@@ -39,13 +43,21 @@ def init_weight(fan_in: int, fan_out: int, init: str, rng, dtype=np.float32) -> 
     raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INITS)}")
 
 
+def init_bias(fan_in: int, fan_out: int, init: str, rng, xp=np, dtype: str = "float32"):
+    """A layer's bias: zeros, or with ``init="torch"`` PyTorch's U(±1/sqrt(fan_in))."""
+    if init != "torch":
+        return xp.zeros((fan_out,), dtype=getattr(xp, dtype))
+    a = 1.0 / math.sqrt(fan_in)
+    return xp.asarray(rng.uniform(-a, a, size=(fan_out,)).astype(dtype))
+
+
 class Linear:
     """``x @ W + b``; W is Glorot-initialised by default, b starts at zero."""
 
     def __init__(self, fan_in: int, fan_out: int, init: str = "glorot", rng=None, xp=np, dtype: str = "float32"):
         rng = rng if rng is not None else np.random.default_rng()
         self.W = Tensor(xp.asarray(init_weight(fan_in, fan_out, init, rng, np.dtype(dtype))), requires_grad=True)
-        self.b = Tensor(xp.zeros((fan_out,), dtype=getattr(xp, dtype)), requires_grad=True)
+        self.b = Tensor(init_bias(fan_in, fan_out, init, rng, xp, dtype), requires_grad=True)
 
     def __call__(self, x: Tensor) -> Tensor:
         return F.linear(x, self.W, self.b)
@@ -98,7 +110,7 @@ class Conv2d:
         flat = init_weight(channels_in * area, channels_out * area, init, rng, np.dtype(dtype))
         w = flat.reshape(-1)[: channels_out * channels_in * area].reshape(channels_out, channels_in, kernel, kernel)
         self.W = Tensor(xp.asarray(np.ascontiguousarray(w)), requires_grad=True)
-        self.b = Tensor(xp.zeros((channels_out,), dtype=getattr(xp, dtype)), requires_grad=True)
+        self.b = Tensor(init_bias(channels_in * area, channels_out, init, rng, xp, dtype), requires_grad=True)
         self.padding = padding
 
     def __call__(self, x: Tensor) -> Tensor:
