@@ -500,3 +500,18 @@ def test_readme_check_examples_are_current(tmp_path, monkeypatch):
     for line in commands:
         r = CliRunner().invoke(main, shlex.split(line)[1:])
         assert r.exit_code == 0 and "INCORRECT" not in r.output, r.output
+
+
+def test_a_verdict_shows_the_steps_the_derived_rule_reads():
+    """SiLU's derived rule reads s, a step the engine made; the verdict says what s is."""
+    spec = "Y[i,j] = X[i,j]/(1+exp(-X[i,j]))"
+    r = CliRunner().invoke(main, ["check", spec, "--claim", "dX[a,b] = G[a,b]"])
+    assert r.exit_code == 1
+    lines = r.output.splitlines()
+    derived = next(n for n, line in enumerate(lines) if line.strip().startswith("derived:"))
+    assert "s[a,b]" in lines[derived] and lines[derived + 1].split() == ["where:", "s[i,j]", "=", "1/(1", "+",
+                                                                          "exp(-X[i,j]))"]
+    v = check_claim(derive(spec), "dX[a,b] = G[a,b]")
+    assert verdict_dict(v)["where"] == ["s[i,j] = 1/(1 + exp(-X[i,j]))"]
+    plain = check_claim(derive("Y[i,j] = X[i,j]*Z[i,j]"), "dX[a,b] = G[a,b]")
+    assert "where" not in verdict_dict(plain)  # no steps, no line

@@ -454,12 +454,32 @@ def in_claim_letters(verdict: Verdict, d, grad_name: str) -> Verdict:
                         counterexample=example)
 
 
+def steps_read(d, expr) -> tuple:
+    """The (lhs, rhs) of each of ``d``'s forward steps that ``expr`` reads, directly or through
+    another step, in the forward's order.
+
+    >>> from deltagrad.derive.derivation import derive
+    >>> d = derive("Y[i,j] = X[i,j]/(1 + exp(-X[i,j]))")
+    >>> [str(rhs) for _, rhs in steps_read(d, d.grads["X"])]
+    ['1/(1 + exp(-X[i, j]))']
+    """
+    def names(e):
+        return {x.base.label.name for x in e.atoms(sp.Indexed)} | {x.name for x in e.atoms(sp.Symbol)}
+
+    read, out = names(expr), []
+    for st in reversed(d.statements[:-1]):
+        if st.output in read:
+            out.append((st.lhs, st.rhs))
+            read |= names(st.rhs)
+    return tuple(reversed(out))
+
+
 def _judge_claim(d, text, grad_name) -> Verdict:
     claim = parse_claim(d, text, grad_name)
     st = d.steps[claim.input]
     derived = st.final if claim.saved else st.simplified
     found = dict(claim=claim.text, input=claim.input, derived=derived,
-                 indices=shown_indices(d.spec, claim.input, tuple(st.indices)))
+                 indices=shown_indices(d.spec, claim.input, tuple(st.indices)), steps=steps_read(d, derived))
     if claim.missing_sum:
         return Verdict(**found, correct=False, method="unbound_index",
                        diagnosis=Diagnosis("unbound_index", {"indices": claim.missing_sum}))

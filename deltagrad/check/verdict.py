@@ -98,7 +98,8 @@ class Verdict:
     ``claim`` names what was checked: the claim's text, or ``Op.forward``, ``Op.backward``,
     ``Op.backward: dX``. ``input`` is the input whose gradient it is ('' for a forward).
     ``derived`` is the derived rule for that input (a SymPy expression in ``indices``) where a
-    claim was compared with it; ``difference`` is claim - derived, simplified.
+    claim was compared with it; ``difference`` is claim - derived, simplified; ``steps`` the
+    forward's named steps that ``derived`` reads (a split the user did not write included).
     """
 
     claim: str
@@ -113,6 +114,7 @@ class Verdict:
     counterexample: Counterexample | None = None
     error: Diagnosis | None = None
     draws: int = 0  # random draws behind a numeric decision
+    steps: tuple = ()  # (lhs, rhs) of the forward's steps that ``derived`` reads (s[i,j] = 1/(1 + exp(-X[i,j])))
 
     @property
     def status(self) -> str:

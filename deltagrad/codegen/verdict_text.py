@@ -187,6 +187,11 @@ def derived_text(v) -> str:
     return f"{lhs} = {index_text(v.derived)}"
 
 
+def steps_text(v) -> list:
+    """The forward steps the derived rule reads, one ``s[i,j] = ...`` each."""
+    return [f"{index_text(lhs)} = {index_text(rhs)}" for lhs, rhs in getattr(v, "steps", ())]
+
+
 def difference_text(v) -> str:
     """``claim - derived = ...``; '' when there is no difference to show."""
     return "" if v.difference is None else f"claim - derived = {index_text(v.difference)}"
@@ -214,12 +219,13 @@ def verdict_dict(v) -> dict:
         "correct": v.correct,
         "how": method_text(v),
         "derived": derived_text(v),
+        "where": steps_text(v),
         "difference": difference_text(v),
         "diagnosis": diagnosis_text(v.diagnosis),
         "counterexample": counterexample_text(v),
         "error": diagnosis_text(v.error),
     }
-    return {k: x for k, x in out.items() if k == "correct" or x not in ("", {}, None)}
+    return {k: x for k, x in out.items() if k == "correct" or x not in ("", {}, None, [])}
 
 
 def verdict_text(v) -> str:
@@ -236,6 +242,7 @@ def verdict_text(v) -> str:
     derived, difference = derived_text(v), difference_text(v)
     if derived:
         lines.append(f"  derived:        {derived}")
+        lines += [f"  {'where:' if n == 0 else '':<16}{step}" for n, step in enumerate(steps_text(v))]
     if difference:
         lines.append(f"  difference:     {difference}")
     items = list(counterexample_text(v).items())
