@@ -64,6 +64,11 @@ STANDARD_OPS: tuple[OpEntry, ...] = (
                 "gradient goes to each window's arg-max, split equally between ties.",
     ),
     OpEntry(
+        "flatten",
+        "Y[b,(c,i,j)] = X[b,c,i,j]",
+        summary="Flatten images X[b,c,i,j] into rows Y[b, c·i·j], row-major (torch.flatten(X, 1)).",
+    ),
+    OpEntry(
         "softmax_cross_entropy",
         "L = -Sum(T[i,j]*(X[i,j] - log(Sum(exp(X[i,k]), k))), i, j) / size(i)",
         inputs=("X", "T"),

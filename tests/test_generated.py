@@ -77,6 +77,7 @@ REFERENCE = {
     "conv2d": (conv2d, lambda: [rng.normal(size=(2, 3, 6, 5)), rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4)], {}),
     "avg_pool2d": (avg_pool2d, lambda: [rng.normal(size=(2, 3, 5, 6))], {"p": 2, "q": 2}),
     "max_pool2d": (max_pool2d, lambda: [rng.normal(size=(2, 3, 5, 6))], {"p": 2, "q": 2}),
+    "flatten": (lambda x: np.stack([x[b].ravel() for b in range(len(x))]), lambda: [rng.normal(size=(2, 3, 4, 5))], {}),
     "softmax_cross_entropy": (lambda x, t: -np.sum(t * np.log(softmax(x))) / x.shape[0],
                               lambda: [rng.normal(size=(3, 4)), onehot(3, 4)], {}),
     "row_max": (lambda x: x.max(1), lambda: [rng.permutation(12).reshape(3, 4) / 5.0], {}),

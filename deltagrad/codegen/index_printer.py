@@ -107,3 +107,19 @@ def index_text(expr, order=None, grad_name: str = "G", output: str = "Y") -> str
     # Indexed prints itself (its own _sympystr) as X[a, b]; tighten it to X[a,b].
     printer = IndexPrinter({"order": "none"}, order=order, grad_name=grad_name, output=output)
     return printer.doprint(sp.sympify(expr)).replace(", ", ",")
+
+
+def merged_text(lhs: str, groups: tuple) -> str:
+    """The printed output ``lhs`` with its merged axes in parentheses, as the spec wrote them.
+
+    >>> merged_text("Y[b,c,i,j]", ((1, 2, 3),)), merged_text("Y[i,j]", ())
+    ('Y[b,(c,i,j)]', 'Y[i,j]')
+    """
+    if not groups:
+        return lhs
+    name, _, rest = lhs.partition("[")
+    idx = rest[:-1].split(",")
+    for g in sorted(groups, reverse=True):
+        idx[g[0]:g[-1] + 1] = ["(" + ",".join(idx[g[0]:g[-1] + 1]) + ")"]
+    return f"{name}[{','.join(idx)}]"
+

@@ -202,6 +202,19 @@ def _forward(d, p) -> dict:
     return {"intro": f"The forward, in index notation{every}:", "display": display(p.doprint(spec.lhs), p.doprint(spec.rhs))}
 
 
+def _merged(d) -> str:
+    """A sentence on the output's merged axes (``Y[b,(c,i,j)]``, a flatten); '' without any."""
+    spec = d.spec
+    parts = []
+    for g in spec.out_groups:
+        names = [f"${spec.out_indices[p]}$" for p in g]
+        parts.append(", ".join(names[:-1]) + " and " + names[-1])
+    if not parts:
+        return ""
+    return (f"\\noindent The op returns ${name_latex(spec.output)}$ with the axes of {'; of '.join(parts)} merged "
+            "into one (row-major, a flatten); the derivation reads it, and its gradient, with them apart.\n")
+
+
 def _sizes(d) -> str:
     spec = d.spec
     if not spec.size_indices:
@@ -537,7 +550,7 @@ def op_latex_context(d, summary: str = "", numbered: bool = False) -> dict:
         "summary": escape(summary),
         "forward_intro": forward["intro"],
         "forward": forward["display"],
-        "sizes": _sizes(d),
+        "sizes": "\n".join(filter(None, [_sizes(d), _merged(d)])),
         "maxima": maxima,
         "saved": saved,
         "kinks": _kinks(d),

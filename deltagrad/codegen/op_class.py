@@ -24,7 +24,7 @@ from functools import lru_cache
 import jinja2
 import sympy as sp
 
-from deltagrad.codegen.index_printer import index_text
+from deltagrad.codegen.index_printer import index_text, merged_text
 from deltagrad.codegen.matrix_form import matrix_form, no_matrix_form_reason
 from deltagrad.codegen.python_printer import render, render_statements
 from deltagrad.derive.array_program import (Runtime, Subscript, Var, applied, helpers, nodes, reads_attribute,
@@ -55,6 +55,8 @@ def op_base_names(derivations, sources=()) -> str:
         used |= set(BATCH_IMPORTS.strip(", ").split(", "))
     if any("special(xp)." in s for s in sources):
         used.add("special")
+    if any(d.spec.out_groups for d in derivations):
+        used |= {"merge_axes", "split_axes"}
     return ", ".join([*BASE_IMPORTS, *sorted(used)])
 
 
@@ -67,7 +69,8 @@ def runtime_names(derivations) -> list:
     ['unwindow', 'window_count', 'windows']
     """
     code = [s for d in derivations for s in (*d.forward.statements, *d.backward.statements)]
-    return sorted({n.fn for n in nodes(code) if isinstance(n, Runtime)})
+    merged = {"merge_axes"} if any(d.spec.out_groups for d in derivations) else set()
+    return sorted({n.fn for n in nodes(code) if isinstance(n, Runtime)} | merged)
 
 
 def header(derivation, source: str = "", text: str = HEADER, extra: str | None = None) -> str:
@@ -155,7 +158,12 @@ def op_context(derivation, summary: str | None = None) -> dict:
     if any(st.final.has(sp.Heaviside) for st in derivation.steps.values()):
         backward_doc.append("Heaviside(0) = 1/2, so the code's (xp.sign(x) + 1) / 2 is 0, 1/2 or 1.")
     first = next((i.name for i in spec.inputs if i.rank), spec.inputs[0].name)
-    forward_doc = [f"{text(s.lhs)} = {text(s.rhs)}" for s in (derivation.statements or (spec,))]
+    specs = derivation.statements or (spec,)
+    forward_doc = [f"{merged_text(text(s.lhs), spec.out_groups if s is specs[-1] else ())} = {text(s.rhs)}"
+                   for s in specs]
+    if spec.out_groups:
+        backward_doc.append(f"{grad} reads the merged axes of {spec.output} apart, as the derivation does "
+                            f"({grad}[{','.join(i.name for i in spec.out_indices)}]).")
     # a Python float stays a weak scalar (float32 stays float32); only dtype look-ups need an array
     # a scalar output's gradient may come as a Python float: made an array where the code reads
     # its dtype or indexes it (goutput[None] for L = X[_])
@@ -165,6 +173,8 @@ def op_context(derivation, summary: str | None = None) -> dict:
     skippable = len(results) > 1
     return {
         "batch": batch_context(derivation),
+        "merge": merge_groups(spec),
+        "out_shape": NAMES.out_shape,
         "forward_xp": uses_namespace(forward.statements),
         "backward_xp": scalar_output or uses_namespace(backward.statements),
         "class_name": class_name(spec.name),
@@ -205,6 +215,22 @@ def batch_context(derivation) -> dict | None:
         "flatten": f'{NAMES.batch_shape}, ({unpack}) = flatten_batch("{class_name(spec.name)}", {{{arrays}}})',
         "gradients": [NAMES.gradient(n) for n in names if n in derivation.steps],  # not an integer input's
     }
+
+
+def merge_groups(spec) -> str | None:
+    """For a spec with merged output axes (``Y[b,(c,i,j)]``): every output axis's group, as the
+    source of a tuple (``((0,), (1, 2, 3))``); None otherwise.
+
+    >>> from deltagrad.derive.parse import parse_spec
+    >>> merge_groups(parse_spec("Y[b,(c,i,j)] = X[b,c,i,j]")), merge_groups(parse_spec("Y[i] = X[i]"))
+    ('((0,), (1, 2, 3))', None)
+    """
+    if not spec.out_groups:
+        return None
+    grouped = {p: g for g in spec.out_groups for p in g}
+    groups = list(dict.fromkeys(grouped.get(p, (p,)) for p in range(len(spec.out_indices))))
+    inner = ", ".join("(" + ", ".join(map(str, g)) + ("," if len(g) == 1 else "") + ")" for g in groups)
+    return f"({inner},)" if len(groups) == 1 else f"({inner})"
 
 
 def _tuple(items) -> str:

@@ -131,6 +131,7 @@ def shared_context(derivation, op: dict, plan) -> dict:
         "size_kwargs": op["size_kwargs"],
         "shapes": op["shapes"],
         "batch": op["batch"],
+        "merge": op["merge"],
     }
 
 

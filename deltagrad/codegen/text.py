@@ -14,7 +14,7 @@ forward saves: X, W; G is the gradient of Y (goutput in code)
 
 from __future__ import annotations
 
-from deltagrad.codegen.index_printer import index_text
+from deltagrad.codegen.index_printer import index_text, merged_text
 from deltagrad.codegen.python_printer import backward_source
 from deltagrad.derive.names import NAMES
 from deltagrad.derive.size_one import shown_indices
@@ -56,7 +56,8 @@ def forward_lines(d) -> list:
     ['m[i] = Sum_k(X[i,k])', 'Y[i,j] = X[i,j] - m[i]']
     """
     specs = d.statements or (d.spec,)
-    return [f"{index_text(s.lhs)} = {index_text(s.rhs)}" for s in specs]
+    lines = [f"{index_text(s.lhs)} = {index_text(s.rhs)}" for s in specs[:-1]]
+    return lines + [f"{merged_text(index_text(specs[-1].lhs), d.spec.out_groups)} = {index_text(specs[-1].rhs)}"]
 
 
 def derivation_text(d, wrt: str | None = None, steps: bool = False) -> str:

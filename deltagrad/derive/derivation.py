@@ -148,6 +148,9 @@ def _derive(spec, name, inputs, functions=()) -> Derivation:
     if isinstance(spec, str):
         equations = parse_statements(spec, functions)
         if len(equations) > 1:
+            if any(eq.groups for eq in equations):
+                raise SpecError("merged output axes (Y[b,(c,i,j)]) work in one-line specs, not yet in a program "
+                                "of named steps")
             return _derive_program(build_program(equations, name=name, inputs=inputs, text=spec))
         spec = parse_spec(spec, name=name, inputs=inputs, functions=functions)
     elif isinstance(spec, tuple) and len(spec) == 2:
@@ -172,7 +175,8 @@ def _derive(spec, name, inputs, functions=()) -> Derivation:
     if steps is None:
         steps = split_at_function(spec)  # GELU's tanh form: derived through t = tanh(...)
     if steps is not None:
-        return _derive_program(build_program(steps, name=spec.name, inputs=[i.name for i in spec.inputs], text=spec.text))
+        d = _derive_program(build_program(steps, name=spec.name, inputs=[i.name for i in spec.inputs], text=spec.text))
+        return replace(d, spec=replace(d.spec, out_groups=spec.out_groups)) if spec.out_groups else d
     check_forward_defined(spec)
     grad_name = grad_output_name(spec)
     values = forward_values(spec)

@@ -42,6 +42,8 @@ class Names:
     #: the code's name for the flattened ``...`` axes, and for their shape
     batch: str = "batch"
     batch_shape: str = "batch_shape"
+    #: the output's shape before its merged axes (Y[b,(c,i,j)]) are merged, saved for backward
+    out_shape: str = "out_shape"
 
     def extent(self, index_name: str) -> str:
         """The size of the axis an index runs over: ``n_k`` (``n_batch`` for ``...``, flattened)."""
@@ -70,7 +72,8 @@ class Names:
     def reserved_in_code(self) -> set:
         """Names generated code uses for itself: its parameters and locals, and the helpers and
         modules the generated modules import (``check_shapes``, ``array_namespace``, ``torch``…)."""
-        return {self.grad_output, self.namespace, self.context, self.needs, self.batch_shape, *HELPERS}
+        return {self.grad_output, self.namespace, self.context, self.needs, self.batch_shape, self.out_shape,
+                *HELPERS}
 
     def is_reserved(self, name: str) -> bool:
         """True for a name no user name may take: one the generated code uses for itself, one
@@ -86,7 +89,7 @@ class Names:
 #: (The torch and JAX targets refuse their own names, ``ctx``, ``torch``, ``jnp``…, in codegen/targets.py.)
 HELPERS = frozenset({"check_shapes", "array_namespace", "Op", "ShapeError", "self", "cls", "np", "math",
                      "flat_batch", "flatten_batch", "unflatten_batch", "special", "scatter_add", "put_along",
-                     "windows", "unwindow", "window_count"})
+                     "windows", "unwindow", "window_count", "merge_axes", "split_axes"})
 
 
 NAMES = Names()

@@ -15,7 +15,7 @@ deltagrad.errors.SpecError: column 8: unknown function 'foo' (allowed: Abs, Heav
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import partial
 
@@ -74,7 +74,27 @@ def parse_spec(text: str, *, name: str | None = None, inputs=None, functions=())
     if inputs is None:
         check_nothing_cancelled(eq)
     order = eq.names if inputs is None else inputs
-    return check_spec(name or eq.name, eq.name, eq.indices, eq.rhs, order, eq.where, text)
+    spec = check_spec(name or eq.name, eq.name, eq.indices, eq.rhs, order, eq.where, text)
+    return with_merged_axes(spec, eq.groups, eq.where) if eq.groups else spec
+
+
+def with_merged_axes(spec: Spec, groups: tuple, where=None) -> Spec:
+    """``spec`` returning the output axes of each group merged into one, row-major (a flatten):
+    each merged index must be a name, and ``...`` cannot be merged.
+
+    >>> s = parse_spec("Y[b,(c,i)] = X[b,c,i]")
+    >>> s.out_indices, s.out_groups
+    ((b, c, i), ((1, 2),))
+    """
+    column = (where or {}).get(spec.output)
+    for group in groups:
+        for pos in group:
+            ix = spec.out_indices[pos]
+            if not isinstance(ix, sp.Symbol) or ix == ELLIPSIS:
+                raise SpecError(f"only index names can be merged into one axis, not {ix}", column)
+    if ELLIPSIS in spec.out_indices:
+        raise SpecError("merged output axes and '...' cannot go together in one spec", column)
+    return replace(spec, out_groups=tuple(groups))
 
 
 def check_nothing_cancelled(eq) -> None:
@@ -107,6 +127,7 @@ class Equation:
     rhs: sp.Expr
     where: dict
     names: tuple
+    groups: tuple = ()  # positions of indices merged into one output axis: Y[b,(c,i,j)] (a flatten)
 
 
 @dataclass(frozen=True)
@@ -175,7 +196,7 @@ def parse_equation(text: str, *, form: str = "spec", check_target=None, function
     if check_target is not None:
         check_target(name, indices)
     rhs = builder.expr(stmt.value, 0)
-    return Equation(name, indices, rhs, dict(builder.where), tuple(builder.input_order))
+    return Equation(name, indices, rhs, dict(builder.where), tuple(builder.input_order), builder.groups)
 
 
 def parse_statements(text: str, functions=()) -> list:
@@ -202,7 +223,7 @@ def parse_statements(text: str, functions=()) -> list:
             if len(body) == 1:
                 raise
             raise SpecError(f"statement {n}: {err.message}", err.column) from None
-        equations.append(Equation(name, indices, rhs, dict(builder.where), tuple(builder.input_order)))
+        equations.append(Equation(name, indices, rhs, dict(builder.where), tuple(builder.input_order), builder.groups))
     return equations
 
 
@@ -261,6 +282,7 @@ class _Builder:
         self.where: dict[str, int] = {}
         self.kinds: dict[str, str] = {}
         self.input_order: list[str] = []
+        self.groups: tuple = ()  # the output's merged axes (merged_axes)
 
     def fail(self, message, node):
         raise SpecError(message, node.col_offset + 1)
@@ -284,10 +306,33 @@ class _Builder:
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
             if words.target_kind:
                 self.note(node.value.id, node.value, words.target_kind)
+                node = self.merged_axes(node)
             return node.value.id, self.subscript(node, unit=sp.Integer(0) if words.target_kind else UNIT, affine=False)
         if words.target_column:
             self.fail(words.bad_target, node)
         raise SpecError(words.bad_target)
+
+    def merged_axes(self, node):
+        """The output's brackets with each parenthesised group of names, ``(c,i,j)`` in
+        ``Y[b,(c,i,j)]``, spelled out; the groups' positions go to ``self.groups``."""
+        segment = ast.get_source_segment(self.text, node.slice) or ""
+        if isinstance(node.slice, ast.Tuple) and segment.startswith("(") and segment.endswith(")"):
+            items = [node.slice]  # Y[(i,j)]: one merged axis
+        else:
+            items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if not any(isinstance(it, ast.Tuple) for it in items):
+            return node
+        flat, groups = [], []
+        for it in items:
+            if not isinstance(it, ast.Tuple):
+                flat.append(it)
+                continue
+            if len(it.elts) < 2 or not all(isinstance(e, ast.Name) and e.id != "_" for e in it.elts):
+                self.fail("merged axes are two or more index names in parentheses, as (c,i,j) in Y[b,(c,i,j)]", it)
+            groups.append(tuple(range(len(flat), len(flat) + len(it.elts))))
+            flat.extend(it.elts)
+        self.groups = tuple(groups)
+        return ast.Subscript(value=node.value, slice=ast.Tuple(elts=flat, ctx=ast.Load()), ctx=ast.Load())
 
     def subscript(self, node, gather=False, unit=UNIT, affine=True):
         """The indices in brackets; ``_`` (an axis of size one) becomes ``unit``: UNIT on the

@@ -165,6 +165,9 @@ class Spec:
     #: (index name, index name) pairs known to run over the same axis beyond what ``rhs`` shows
     #: (a program's indices, renamed summation indices)
     extra_aliases: tuple = field(default=())
+    #: positions of ``out_indices`` that the op returns merged into one axis, row-major, a tuple
+    #: each (``Y[b,(c,i,j)]``: ``((1, 2, 3),)``); the derivation reads the output unmerged
+    out_groups: tuple = field(default=())
 
     @property
     def lhs(self) -> sp.Expr:

@@ -173,6 +173,34 @@ def flat_batch(value, batch: tuple):
     return value.reshape((_product(batch),) + tuple(value.shape[len(batch):]))
 
 
+def merge_axes(value, groups: tuple):
+    """``value`` with the axes of each group merged into one, row-major (``((0,), (1, 2, 3))``
+    flattens ``[b, c, i, j]`` to ``[b, c·i·j]``): the output of a spec such as ``Y[b,(c,i,j)]``.
+
+    >>> import numpy as np
+    >>> merge_axes(np.ones((2, 3, 4, 5)), ((0,), (1, 2, 3))).shape
+    (2, 60)
+    """
+    return _reshape(value, tuple(_product(value.shape[p] for p in group) for group in groups))
+
+
+def split_axes(value, shape: tuple):
+    """``value`` (merged axes, see :func:`merge_axes`) with the axes of ``shape`` again: the
+    gradient of a merged output, read the way the derivation reads the output.
+
+    >>> import numpy as np
+    >>> split_axes(np.ones((2, 60)), (2, 3, 4, 5)).shape
+    (2, 3, 4, 5)
+    """
+    return _reshape(value, tuple(shape))
+
+
+def _reshape(value, shape: tuple):
+    """NumPy's, CuPy's, torch's and JAX's ``.reshape``, or the array API's ``reshape``."""
+    method = getattr(value, "reshape", None)
+    return method(shape) if method is not None else array_namespace(value).reshape(value, shape)
+
+
 def _product(sizes) -> int:
     out = 1
     for n in sizes:

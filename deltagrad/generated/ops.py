@@ -10,9 +10,9 @@ array-API library). This file needs only ``op_base.py`` beside it.
 """
 
 try:  # inside a package (deltagrad.generated, or your own)
-    from .op_base import Op, array_namespace, check_shapes, put_along, scatter_add, unwindow, window_count, windows
+    from .op_base import Op, array_namespace, check_shapes, merge_axes, put_along, scatter_add, split_axes, unwindow, window_count, windows
 except ImportError:  # dropped beside op_base.py as plain modules
-    from op_base import Op, array_namespace, check_shapes, put_along, scatter_add, unwindow, window_count, windows
+    from op_base import Op, array_namespace, check_shapes, merge_axes, put_along, scatter_add, split_axes, unwindow, window_count, windows
 
 __all__ = [
     "Divide",
@@ -41,6 +41,7 @@ __all__ = [
     "Conv2d",
     "AvgPool2d",
     "MaxPool2d",
+    "Flatten",
     "SoftmaxCrossEntropy",
     "RowMax",
     "Select",
@@ -874,6 +875,32 @@ class MaxPool2d(Op):
         xp = array_namespace(goutput, X_windows, Y)
         X_windows_is_Y = xp.astype(X_windows == Y[:, :, :, :, None, None], X_windows.dtype)
         dX = unwindow((n_b, n_c, n_X_2, n_X_3), (goutput / xp.sum(X_windows_is_Y, axis=(4, 5)))[:, :, :, :, None, None] * X_windows_is_Y, ((2, n_i, n_p, 2, 1, 0), (3, n_j, n_q, 2, 1, 0)), None)
+        return (dX,)
+
+
+class Flatten(Op):
+    """Flatten images X[b,c,i,j] into rows Y[b, c·i·j], row-major (torch.flatten(X, 1)).
+
+    Forward:
+        Y[b,(c,i,j)] = X[b,c,i,j]
+    Backward, each gradient in index form, then in matrix form (G is the gradient
+    of Y, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
+        dX[a,d,e,f] = G[a,d,e,f]
+            (no matrix form: goutput has 4 axes)
+        G reads the merged axes of Y apart, as the derivation does (G[b,c,i,j]).
+    """
+
+    @staticmethod
+    def forward(context, X):
+        check_shapes("Flatten", ("b", "c", "i", "j"), {"X": (X, ("b", "c", "i", "j"))})
+        Y = X
+        context["out_shape"] = tuple(Y.shape)
+        return merge_axes(Y, ((0,), (1, 2, 3)))
+
+    @staticmethod
+    def backward(context, goutput):
+        goutput = split_axes(goutput, context["out_shape"])  # the merged axes, apart
+        dX = goutput
         return (dX,)
 
 

@@ -100,8 +100,8 @@ POOLS = {"max": max_pool2d, "avg": avg_pool2d}
 
 
 class Reshape:
-    """A hand-written runtime op (not derived: a reshape is no index arithmetic): forward
-    reshapes to ``shape``, backward reshapes the gradient back. Flatten is a reshape."""
+    """A hand-written runtime op (not derived: a general reshape is no index expression):
+    forward reshapes to ``shape``, backward reshapes the gradient back."""
 
     @staticmethod
     def forward(context, X, *, shape):
@@ -136,7 +136,10 @@ class Pad2d:
 
 
 def flatten(x):
-    """``x[b, ...]`` as rows ``x[b, k]`` (a :class:`Reshape`)."""
+    """``x[b, ...]`` as rows ``x[b, k]``: images ``x[b,c,i,j]`` through the generated Flatten
+    (``Y[b,(c,i,j)] = X[b,c,i,j]``), other ranks through a :class:`Reshape`."""
+    if len(x.shape) == 4:
+        return apply(G.Flatten, x)
     return apply(Reshape, x, shape=(x.shape[0], -1))
 
 
