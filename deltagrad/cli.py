@@ -45,9 +45,11 @@ def _fail(err: Exception, code: int):
 @main.command(epilog=DERIVE_EXAMPLES)
 @click.argument("spec")
 @click.option("--wrt", help="Only the gradient of this input.")
-@click.option("--format", "fmt", type=click.Choice(["text", "numpy", "torch", "jax"]), default="text", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["text", "numpy", "torch", "jax", "latex"]), default="text",
+              show_default=True,
               help="text: index notation and the numpy it lowers to; numpy: the generated Op class; torch: a "
-                   "torch.autograd.Function and its function; jax: a jax.custom_vjp function.")
+                   "torch.autograd.Function and its function; jax: a jax.custom_vjp function; latex: the LaTeX "
+                   "write-up (a fragment, as --latex; `deltagrad latex` writes a whole document).")
 @click.option("--name", help="The op's name (default: the output's name).")
 @click.option("--inputs", help="Comma-separated argument order (default: order of first appearance).")
 @click.option("--steps", is_flag=True, help="Also print the chain rule and the delta-elimination steps.")
@@ -62,7 +64,7 @@ def derive(spec, wrt, fmt, name, inputs, steps, budget, as_latex, functions):
     if wrt is not None:
         with _exit_on_spec_errors():
             d.spec.input(wrt)
-    if as_latex:
+    if as_latex or fmt == "latex":
         click.echo(d.latex(fragment=True), nl=False)
         return
     from deltagrad.codegen.text import derivation_text

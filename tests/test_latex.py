@@ -202,6 +202,7 @@ def test_cli_latex_commands(tmp_path):
     assert r.output.startswith(r"\section*{The backward of $Y_{ij} = \tanh(X_{ij})$}")
     r = CliRunner().invoke(main, ["derive", "Y[i,j] = tanh(X[i,j])", "--latex"])
     assert r.exit_code == 0 and r"X^{\nabla}" in r.output
+    assert CliRunner().invoke(main, ["derive", "Y[i,j] = tanh(X[i,j])", "--format", "latex"]).output == r.output
     r = CliRunner().invoke(main, ["latex", "Y[i,j] = tanh(Q[i,k])"])
     assert r.exit_code == 2
 

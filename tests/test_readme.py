@@ -39,6 +39,7 @@ EXAMPLES = (
     ["derive", "Y[...,i] = exp(X[...,i]) / Sum(exp(X[...,k]), k)", "--name", "softmax"],
     ["derive", "Y[i,j] = where(X[i,j] > 0, X[i,j], 0.01*X[i,j])"],
     ["derive", "Y[i,j] = f(X[i,j])*Z[i,j]", "--function", "f"],
+    ["derive", "Y[b,o,i,j] = Sum(X[b,c,i+p,j+q]*W[o,c,p,q], c, p, q) + B[o]", "--steps"],
 )
 
 
