@@ -424,6 +424,16 @@ class Lowering:
         num.sort(key=self._factor_rank)
         if abs(coeff) != 1:
             num.insert(0, Arr(Const(float(abs(coeff)) if not abs(coeff).is_Integer else int(abs(coeff))), ()))
+        full = {i for a in num for i in a.indices}
+        low = [a for a in num if a.indices and set(a.indices) < full]
+        if low and den and {i for a in low + den for i in a.indices} < full and any(a.indices for a in den):
+            # a denominator on fewer axes (a row's norm) divides the numerator's factors on fewer
+            # axes once per row: (s / (n*t))[:, None] is one pass over the full array, not two
+            nodes, to = self.combine(low + den)
+            top, bottom = nodes[:len(low)], nodes[len(low):]
+            node = BinOp("/", self._times(top), self._times(bottom))
+            num, den = [a for a in num if not any(a is b for b in low)] + [Arr(node, to)], []
+        num = self._rows_first(num)
         nodes, to = self.combine(num + den)
         top = nodes[: len(num)] or [Const(1)]
         if negative:
@@ -476,10 +486,29 @@ class Lowering:
 
     def heaviside(self, e) -> Arr:
         """2·Heaviside(x) as ``sign(x) + 1``: 0, 1 or 2, so Heaviside(0) = 1/2 as in SymPy."""
-        if len(e.args) > 1 and e.args[1] != sp.Rational(1, 2):
-            raise LoweringError("only Heaviside(0) = 1/2 is supported")
+        if len(e.args) > 1 and not (e.args[1].is_number and float(e.args[1]) == 0.5):
+            raise LoweringError("only Heaviside(0) = 1/2 is supported")  # 1/2, or 0.5 after SymPy's float round trip
         x = self.arr(e.args[0])
         return Arr(BinOp("+", Call("sign", (x.node,)), Const(1)), x.indices)
+
+    def _rows_first(self, factors: list) -> list:
+        """``factors`` with those on fewer axes than the product (a row's sum, a reciprocal norm)
+        multiplied together first, when there are two or more: ``D * (s * r)[:, None]`` is one
+        pass over the full array, ``D * s[:, None] * r[:, None]`` two."""
+        full = {i for a in factors for i in a.indices}
+        low = [a for a in factors if a.indices and set(a.indices) < full]
+        if len(low) < 2 or {i for a in low for i in a.indices} >= full:
+            return factors
+        nodes, to = self.combine(low)
+        return [a for a in factors if not any(a is b for b in low)] + [Arr(self._times(nodes), to)]
+
+    @staticmethod
+    def _times(nodes: list):
+        """The product of ``nodes``, left to right."""
+        node = nodes[0]
+        for n in nodes[1:]:
+            node = BinOp("*", node, n)
+        return node
 
     def _factor_rank(self, a: Arr) -> int:
         """Order of factors in a product: the output's gradient, plain arrays, then the rest."""

@@ -912,7 +912,7 @@ class SoftmaxCrossEntropy(Op):
     Backward, each gradient in index form, then in matrix form (G is the gradient
     of L, goutput in the code; dX is that of X, X∇ in the LaTeX write-up):
         dX[a,b] = -G*(T[a,b] - exp(X[a,b] - row_max[a])*Sum_j(T[a,j])/shifted_exp_sum[a])/n_i
-            dX = -G (T - (T𝟏𝟏ᵀ) ⊙ exp(X - row_max𝟏ᵀ) ⊘ (shifted_exp_sum𝟏ᵀ)) / n_i
+            dX = -G (T - exp(X - row_max𝟏ᵀ) ⊙ (((T𝟏) ⊘ shifted_exp_sum)𝟏ᵀ)) / n_i
         dT[a,b] = G*(row_max[a] + log(shifted_exp_sum[a]) - X[a,b])/n_i
             dT = G (row_max𝟏ᵀ + log(shifted_exp_sum)𝟏ᵀ - X) / n_i
     """
@@ -944,7 +944,7 @@ class SoftmaxCrossEntropy(Op):
         needs = context.get("needs_input_grad", (True, True))
         dX = None
         if needs[0]:
-            dX = -goutput * (T - xp.sum(T, axis=1)[:, None] * xp.exp(X - row_max[:, None]) / shifted_exp_sum[:, None]) / n_i
+            dX = -goutput * (T - xp.exp(X - row_max[:, None]) * (xp.sum(T, axis=1) / shifted_exp_sum)[:, None]) / n_i
         dT = None
         if needs[1]:
             dT = goutput * (row_max[:, None] + xp.log(shifted_exp_sum)[:, None] - X) / n_i
