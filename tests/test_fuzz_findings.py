@@ -365,3 +365,29 @@ def test_zero_base_powers_and_masked_steps_inside_sums_are_finite(spec, arrays):
 ])
 def test_simplify_brings_in_no_log_of_a_power_and_no_power_of_a_negative_base(spec, arrays):
     grads_match(spec, arrays)
+
+
+@pytest.mark.parametrize("spec, arrays", [
+    # decimals that stay floats: simplify wrote Heaviside(x, 1/2) as Heaviside(x, 0.5), which the
+    # lowering refused (LoweringError)
+    ("Y[i,j] = Max(X[i,j] - 1.702, 0)", {"X": np.array([[0.3, 2.5], [1.9, -1.0]])}),
+    ("Y[i,j] = Max(X[i,j], 1.702*W[i,j])", {"X": np.array([[0.3, 2.5], [1.9, -1.0]]),
+                                             "W": np.array([[0.5, 1.0], [-0.4, 0.2]])}),
+    ("Y[i] = Heaviside(X[i] - 1.702)*X[i]", {"X": np.array([0.3, 2.5, 1.9])}),
+])
+def test_steps_at_decimal_thresholds_derive(spec, arrays):
+    d = grads_match(spec, arrays)
+    assert "0.5" not in str(d.grads)  # Heaviside(x), whose value at 0 is the exact 1/2
+
+
+def test_a_scaled_sum_keeps_its_form():
+    """1.702*(X + 2W)**2: the float stays outside the sum (3.404*(X + 2*W), not
+    3.404*X + 6.808*W, which cancels to NaN at X = 2e38, W = -1e38 in float32)."""
+    d = derive("Y[i] = 1.702*(X[i] + 2*W[i])**2")
+    assert str(d.grads["X"]) == "3.404*(2*W[a] + X[a])*G[a]"
+    op = d.compile()
+    x, w = np.array([1.0000001, 2e38], np.float32), np.array([-0.5, -1e38], np.float32)
+    context = {}
+    y = op.forward(context, x, w)
+    dx, dw = op.backward(context, np.ones_like(y))
+    np.testing.assert_allclose(dx, [3.404 * (1.0000001 - 1.0), 0.0], atol=1e-7)

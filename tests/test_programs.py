@@ -282,7 +282,7 @@ def test_a_sigmoid_inside_a_product_becomes_a_step_read_by_the_backward():
     backward = silu.source().split("def backward")[1]
     assert "exp" not in backward and "s" in silu.saved
     gelu = derive("Y[i,j] = X[i,j]/(1 + exp(-1.702*X[i,j]))")
-    assert str(gelu.grads["X"]) == "(1.702*(1 - s[a, b])*X[a, b] + 1)*G[a, b]*s[a, b]"
+    assert str(gelu.grads["X"]) == "(-1.702*(s[a, b] - 1)*X[a, b] + 1)*G[a, b]*s[a, b]"
     assert str(derive("Y[i,j] = 1/(1 + exp(-X[i,j]))").grads["X"]) == "(1 - Y[a, b])*G[a, b]*Y[a, b]"  # no step
     x = rng.normal(size=(3, 4))
     check_op(silu.compile(), lambda x: x / (1 + np.exp(-x)), [x])
@@ -295,6 +295,26 @@ def test_a_sigmoid_inside_a_product_becomes_a_step_read_by_the_backward():
         (dx,) = op.backward(context, np.ones_like(y))
         assert y.dtype == dx.dtype == np.float32 and np.all(np.isfinite(y)) and np.all(np.isfinite(dx))
         np.testing.assert_allclose(dx[0, [0, 3, 6]], [0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("spec, split", [
+    ("Y[i,j] = X[i,j]*(1/(1 + exp(-X[i,j])))**2", True),  # a power of a sigmoid: s**2
+    ("Y[i,j] = 1/(1 + exp(-1/(1 + exp(-X[i,j]))))", True),  # a sigmoid of a sigmoid
+    ("Y[i,j] = c*X[i,j]/(1 + exp(-c*X[i,j]))", False),  # a scalar in v: dc would keep exp(v)*s**2
+    ("Y[i,j] = X[i,j]*exp(-X[i,j])/(1 + exp(-X[i,j]))", False),  # exp(v)/(1 + exp(v)): one sigmoid as it is
+    ("Y[i] = tanh(2*tanh(2*X[i]))/(1 + exp(c))", True),  # a sigmoid of no index does not stop the tanh steps
+])
+def test_which_sigmoids_become_steps(spec, split):
+    d = derive(spec)
+    assert bool(d.statements) == split
+    big = np.array([-1e4, -100.0, -20.0, 0.0, 20.0, 100.0, 1e4], dtype=np.float32)
+    arrays = {"X": big if "Y[i]" in spec else big[None, :], "c": np.float32(0.5)}
+    op = d.compile()
+    context = {}
+    with np.errstate(over="ignore"):
+        y = op.forward(context, *[arrays[n] for n in d.inputs])
+        grads = op.backward(context, np.ones_like(y))
+    assert np.all(np.isfinite(y)) and all(np.all(np.isfinite(g)) for g in grads if "exp(-X" not in spec)
 
 
 def test_attention_scores_with_differently_named_dummies_are_one_max_shifted_step():

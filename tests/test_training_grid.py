@@ -156,3 +156,14 @@ def test_the_cli_grid_over_models_keeps_what_was_given(tmp_path):
     cnn = cnn.get("config", cnn)
     assert cnn["hidden"] == [120, 84] and cnn["pixels"] == "unit"  # the CNN's widths; the pixels given
     assert json.loads((tmp_path / "grid.json").read_text())["keep"] == ["pixels"]
+
+
+def test_a_grid_over_models_under_a_preset_matches_make_config():
+    """The CNN chosen by --compare gets what --model would have given it (and back)."""
+    from deltagrad.nn.config import make_config
+
+    cnn = make_config(preset="vugrad", model="cnn")
+    runs = expand_grid(make_config(preset="vugrad"), ["model=mlp,cnn"])
+    assert [(r.config.hidden, r.config.pixels) for r in runs] == [((3136,), "raw"), (cnn.hidden, cnn.pixels)]
+    back = expand_grid(cnn, ["model=mlp"])[0].config
+    assert (back.hidden, back.pixels) == ((3136,), "raw")

@@ -30,8 +30,16 @@ _BY_FDIFF = sp.Function._eval_derivative
 
 def index_diff(expr: sp.Expr, wrt) -> sp.Expr:
     """``∂expr/∂wrt`` for ``wrt`` a tensor entry ``X[a, b]`` or a scalar symbol; equal to
-    ``sympy.diff(expr, wrt)``."""
+    ``sympy.diff(expr, wrt)``.
+
+    >>> from deltagrad.derive.spec import index, tensor, scalar
+    >>> i, a = index('i'), index('a')
+    >>> X, W, c = tensor('X'), tensor('W'), scalar('c')
+    >>> index_diff(2*c*X[i]*(W[i] + 1), c), index_diff(sp.exp(c*X[i]), X[a])
+    (2*(W[i] + 1)*X[i], c*exp(c*X[i])*KroneckerDelta(a, i))
+    """
     name = wrt.base.label if isinstance(wrt, sp.Indexed) else wrt
+    scalar = isinstance(wrt, sp.Symbol)
     mentions = {}
 
     def has(e) -> bool:  # does e read the variable's tensor (or symbol)?
@@ -65,8 +73,10 @@ def index_diff(expr: sp.Expr, wrt) -> sp.Expr:
             for n, arg in enumerate(args):
                 da = d(arg)
                 if da:
-                    terms.append(reduce(lambda x, y: x * y, (args[:n] + [da] + args[n + 1:]), sp.S.One))
-            return sp.Add.fromiter(terms)
+                    factors = args[:n] + [da] + args[n + 1:]
+                    # SymPy's Leibniz rule for a symbol multiplies with Mul; for other variables, pairwise
+                    terms.append(sp.Mul(*factors) if scalar else reduce(lambda x, y: x * y, factors, sp.S.One))
+            return sp.Add(*terms) if scalar else sp.Add.fromiter(terms)
         if isinstance(e, sp.Pow):
             dbase, dexp = d(e.base), d(e.exp)
             return e * (dexp * sp.log(e.base) + dbase * e.exp / e.base)

@@ -392,12 +392,21 @@ def names_in(expr) -> tuple:
     return tuple(order)
 
 
-def _is_sigmoid(node) -> bool:
-    """True for ``1/(1 + exp(v))``, the logistic sigmoid of ``-v``."""
-    if not (isinstance(node, sp.Pow) and node.exp == -1 and isinstance(node.base, sp.Add)):
-        return False
+def _sigmoid_power(node):
+    """``(v, n)`` when ``node`` is ``(1 + exp(v))**(-n)`` with ``n`` a positive integer (the
+    logistic sigmoid of ``-v``, to the ``n``); else None.
+
+    >>> x = sp.Symbol('x')
+    >>> _sigmoid_power(1 / (1 + sp.exp(-x))), _sigmoid_power((1 + sp.exp(x))**-2), _sigmoid_power(1 / (2 + sp.exp(x)))
+    ((-x, 1), (x, 2), None)
+    """
+    if not (isinstance(node, sp.Pow) and node.exp.is_Integer and node.exp < 0 and isinstance(node.base, sp.Add)):
+        return None
     terms = node.base.args
-    return len(terms) == 2 and sp.S.One in terms and any(isinstance(t, sp.exp) for t in terms)
+    if len(terms) != 2 or sp.S.One not in terms:
+        return None
+    ex = next(t for t in terms if t != 1)
+    return (ex.args[0], int(-node.exp)) if isinstance(ex, sp.exp) else None
 
 
 def split_at_function(spec: Spec):
@@ -424,13 +433,29 @@ def split_at_function(spec: Spec):
     if spec.rhs.has(sp.Sum) or not out or any(not isinstance(i, sp.Symbol) for i in out):
         return None
 
+    scalars = {i.name for i in spec.inputs if not i.rank}
+
+    def indices_of(n):
+        return {i for i in n.free_symbols if is_index(i)}
+
     def wanted(n):
         if isinstance(n, sp.tanh):
             return not isinstance(n.args[0], (sp.Indexed, sp.Symbol))
-        return _is_sigmoid(n)
+        sig = _sigmoid_power(n)
+        if sig is None or indices_of(n) != set(out):
+            return False
+        v = sig[0]
+        # v read at every output index (SiLU's X[i,j], not c*X or W[j]*X, whose gradient would
+        # keep exp(v)*s**2, 0·inf in float32), and no exp(±v) beside it (exp(v)/(1 + exp(v)) is
+        # lowered as one sigmoid: a step would leave inf·0)
+        if any(x.name in scalars for x in v.atoms(sp.Symbol)) or any(
+                set(e.indices) != set(out) for e in v.atoms(sp.Indexed)):
+            return False
+        outside = spec.rhs.xreplace({n: sp.Dummy()})
+        return not any(e.args[0] in (v, -v) for e in outside.atoms(sp.exp))
 
     nodes = {n for n in sp.preorder_traversal(spec.rhs) if wanted(n) and n != spec.rhs}
-    if not nodes or any({i for i in n.free_symbols if is_index(i)} != set(out) for n in nodes):
+    if not nodes or any(indices_of(n) != set(out) for n in nodes):
         return None
 
     def depth(n):  # how many of the nodes n holds: innermost first
@@ -443,9 +468,9 @@ def split_at_function(spec: Spec):
         if not isinstance(node, sp.tanh):
             name = unique("s", used)
             used.add(name)
-            value = node.xreplace(made)
+            value = sp.Pow(node.base.xreplace(made), -1)
             steps.append(Equation(name, out, value, {}, names_in(value)))
-            made[node] = tensor(name)[out]
+            made[node] = tensor(name)[out] ** _sigmoid_power(node)[1]
             continue
         inner = node.args[0].xreplace(made)
         name = unique("t", used)
@@ -459,7 +484,8 @@ def split_at_function(spec: Spec):
         made[node] = tensor(name)[out]  # the original subtree: outer nodes and the output hold it
     rest = spec.rhs.xreplace(made)
     reads_only_steps = not {e.base.label.name for e in rest.atoms(sp.Indexed)} - {e.name for e in steps}
-    if len(nodes) == 1 and reads_only_steps and not wanted(spec.rhs):
+    single = len(nodes) == 1 and (isinstance(nodes[0], sp.tanh) or _sigmoid_power(nodes[0])[1] == 1)
+    if single and reads_only_steps and not wanted(spec.rhs):
         return None  # Y = c*tanh(u), Y = c/(1 + exp(v)): the output's own value serves the backward
     steps.append(Equation(spec.output, out, rest, {}, names_in(rest)))
     return steps

@@ -70,8 +70,8 @@ def simplify_index_expr(expr: sp.Expr) -> sp.Expr:
     if cost(factored) <= cost(simpler):
         simpler = factored
     if simpler.atoms(sp.Float) and _new_numbers(simpler, hidden):  # SymPy's rational round trip
-        simpler = _distributed_floats(simpler)
-    restored = _integral_floats(simpler.xreplace(placeholders))
+        simpler = sp.factor_terms(_distributed_floats(simpler, hidden))
+    restored = _half_steps(_integral_floats(simpler.xreplace(placeholders)))
     return restored if cost(restored) <= cost(expr) else expr
 
 
@@ -88,30 +88,42 @@ def _new_numbers(simpler, original) -> bool:
     return bool(simpler.atoms(sp.Number) - original.atoms(sp.Number) - plain)
 
 
-def _distributed_floats(expr):
-    """``expr`` with a float coefficient multiplied into the one sum it scales, where SymPy's
-    rational round trip left it outside: ``0.002*(500 - 851*X)*G`` reads ``(1 - 1.702*X)*G``.
+def _distributed_floats(expr, original):
+    """``expr`` with a float that scales a sum folded back, where SymPy's rational round trip
+    split it from the numbers of ``original``: into the sum's whole-number content
+    (``0.002*(1702*x + 3404*w)`` reads ``3.404*(x + 2*w)``: the sum keeps its form, so it cancels
+    in float32 as before), else into its terms when that gives back numbers ``original`` has
+    (``0.002*(500 - 851*x)`` reads ``1 - 1.702*x``).
 
     >>> from deltagrad.derive.spec import scalar
-    >>> x, g = scalar('x'), scalar('g')
-    >>> _distributed_floats(sp.Float(0.002) * (500 - 851 * x) * g)
+    >>> x, w, g = scalar('x'), scalar('w'), scalar('g')
+    >>> _distributed_floats(g * sp.Float(0.002) * (1702*x + 3404*w), 1.702*(x + 2*w)**2)
+    3.404*g*(2*w + x)
+    >>> _distributed_floats(g * sp.Float(0.002) * (500 - 851*x), x / (1 + sp.exp(-1.702*x)))
     g*(1.0 - 1.702*x)
     """
-    def distribute(m):
+    known = {abs(n) for n in original.atoms(sp.Number)} | {sp.S.One, sp.Float(1.0)}
+
+    def fold(m):
         coeff, rest = m.as_coeff_Mul()
         sums = [f for f in sp.Mul.make_args(rest) if isinstance(f, sp.Add)]
-        if not isinstance(coeff, sp.Float) or len(sums) != 1:
-            return m
+        if not isinstance(coeff, sp.Float) or abs(coeff) in known or len(sums) != 1:
+            return m  # a float the spec has (3.404 from 2*1.702) stays where simplify put it
         others = [f for f in sp.Mul.make_args(rest) if f is not sums[0]]
-        return sp.Mul(sp.Add(*[coeff * t for t in sums[0].args]), *others)
+        content, primitive = sums[0].primitive()
+        if content != 1:
+            return sp.Mul(coeff * content, primitive, *others)
+        terms = [coeff * t for t in sums[0].args]
+        if all(abs(t.as_coeff_Mul()[0]) in known for t in terms):
+            return sp.Mul(sp.Add(*terms), *others)
+        return m
 
     out = expr
     for _ in range(4):  # a sum it reaches may hold the next such product
-        again = out.replace(lambda e: isinstance(e, sp.Mul) and isinstance(e.as_coeff_Mul()[0], sp.Float), distribute)
+        again = out.replace(lambda e: isinstance(e, sp.Mul) and isinstance(e.as_coeff_Mul()[0], sp.Float), fold)
         if again == out:
             break
         out = again
-    out = sp.factor_terms(out)
     return out if cost(out) <= cost(expr) else expr
 
 
@@ -126,6 +138,18 @@ def _integral_floats(expr):
     """
     whole = {f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f).is_integer() and abs(f) <= 2**24}
     return expr.xreplace(whole) if whole else expr
+
+
+def _half_steps(expr):
+    """``expr`` with each ``Heaviside(x, 0.5)`` (SymPy's float round trip of its ``1/2``) as
+    ``Heaviside(x)``, whose value at 0 is the exact 1/2.
+
+    >>> from deltagrad.derive.spec import scalar
+    >>> _half_steps(sp.Heaviside(scalar('x') - 1.5, sp.Float(0.5)))
+    Heaviside(x - 1.5)
+    """
+    return expr.replace(lambda e: isinstance(e, sp.Heaviside) and len(e.args) > 1 and e.args[1].is_Float
+                        and float(e.args[1]) == 0.5, lambda e: sp.Heaviside(e.args[0]))
 
 
 def _already_simple(expr) -> bool:

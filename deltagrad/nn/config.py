@@ -97,16 +97,26 @@ def option(name: str) -> str:
     return {"data": "--synthetic", "compares": "--compare"}.get(name, "--" + name.replace("_", "-"))
 
 
-#: The settings whose default depends on the model.
-MODEL_DEFAULTS = {"mlp": {"hidden": TrainConfig.hidden, "pixels": TrainConfig.pixels},
-                  "cnn": {"hidden": CNN_HIDDEN, "pixels": CNN_PIXELS}}
+def model_defaults(model: str, preset: str | None = None) -> dict:
+    """The settings whose default depends on the model, under ``preset``: the hidden widths
+    (a preset's MLP widths do not apply to the CNN, which takes the seeds' 120,84) and the pixels
+    (a preset's, else standardised for the CNN and [0, 1] for the MLP).
+
+    >>> model_defaults("cnn"), model_defaults("mlp", "vugrad")
+    ({'hidden': (120, 84), 'pixels': 'standard'}, {'hidden': (3136,), 'pixels': 'raw'})
+    """
+    given = PRESETS.get(preset, {})
+    if model == "cnn":
+        return {"hidden": CNN_HIDDEN, "pixels": given.get("pixels", CNN_PIXELS)}
+    return {"hidden": given.get("hidden", TrainConfig.hidden), "pixels": given.get("pixels", TrainConfig.pixels)}
 
 
 def for_model(config: TrainConfig, model: str, keep=()) -> TrainConfig:
     """``config`` with ``model``: each model-dependent setting still at the old model's default
-    takes the new model's (a grid's ``--compare model=mlp,cnn`` trains the CNN with its own
-    fully connected layers and pixels); one set otherwise, or named in ``keep`` (given on the
-    command line), stays.
+    (:func:`model_defaults`, under the config's preset) takes the new model's, as
+    :func:`make_config` would have given it (a grid's ``--compare model=mlp,cnn`` trains the CNN
+    with its own fully connected layers and pixels); one set otherwise, or named in ``keep``
+    (given on the command line), stays.
 
     >>> cnn = for_model(TrainConfig(), "cnn")
     >>> cnn.model, cnn.hidden, cnn.pixels
@@ -114,8 +124,8 @@ def for_model(config: TrainConfig, model: str, keep=()) -> TrainConfig:
     >>> for_model(TrainConfig(hidden=(64,)), "cnn").hidden, for_model(TrainConfig(), "cnn", keep=("pixels",)).pixels
     ((64,), 'unit')
     """
-    old, new = MODEL_DEFAULTS.get(config.model, {}), MODEL_DEFAULTS.get(model, {})
-    changes = {k: v for k, v in new.items() if k in old and k not in keep and getattr(config, k) == old[k]}
+    old, new = model_defaults(config.model, config.preset), model_defaults(model, config.preset)
+    changes = {k: v for k, v in new.items() if k not in keep and getattr(config, k) == old[k]}
     return replace(config, model=model, **changes)
 
 

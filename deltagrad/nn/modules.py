@@ -156,10 +156,10 @@ class CNN:
         if len(x.shape) == 2:  # rows of pixels: the images, which need no gradient
             x = Tensor(x.value.reshape((x.shape[0], *self.image)))
         pool = F.POOLS[self.pool]
+        # Max-pooling commutes with a non-decreasing activation (max(act(x)) = act(max(x)), and so
+        # do their gradients): pooling first applies the activation to a quarter of the values.
+        first = self.pool == "max" and self.activation in F.NON_DECREASING
         for conv in self.convs:
-            # Max-pooling commutes with a non-decreasing activation (max(act(x)) = act(max(x)), and
-            # so do their gradients): pooling first applies the activation to a quarter of the values.
-            first = self.pool == "max" and self.activation in F.NON_DECREASING
             x = act(pool(conv(x), 2)) if first else pool(act(conv(x)), 2)
         x = F.flatten(x)
         for fc in self.fcs[:-1]:
