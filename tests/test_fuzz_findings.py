@@ -391,3 +391,11 @@ def test_a_scaled_sum_keeps_its_form():
     y = op.forward(context, x, w)
     dx, dw = op.backward(context, np.ones_like(y))
     np.testing.assert_allclose(dx, [3.404 * (1.0000001 - 1.0), 0.0], atol=1e-7)
+
+
+def test_a_wrong_claim_against_a_rule_with_a_sum_inside_a_sum_of_the_same_name_gets_a_verdict():
+    """Fuzz seed 107: the dropped-sum diagnosis put 0 for k in the rule's outer k sum and so in
+    an inner Sum(V[k], k) that binds k too: SymPy's ValueError, 'could not check this'."""
+    d = derive("Y[i] = sqrt(Sum((Abs(V[i])**(V[i]) * V[k]), k)) - V[i]")
+    v = check_claim(d, "dV[k] = Sum_j(G[k]*Sum(V[j], j)*V[j]) - G[k]")
+    assert v.status == "incorrect" and v.error is None

@@ -652,8 +652,11 @@ def diagnose(d, name, claim_expr, derived, got, want) -> Diagnosis:
         for lim in s.limits:
             for g in (*st.indices, sp.Integer(0)):
                 rest = [lim2 for lim2 in s.limits if lim2 != lim]
-                body = s.function.xreplace({lim[0]: g})
-                dropped = derived.xreplace({s: sp.Sum(body, *rest) if rest else body})
+                try:
+                    body = s.function.xreplace({lim[0]: g})
+                    dropped = derived.xreplace({s: sp.Sum(body, *rest) if rest else body})
+                except ValueError:  # an inner sum binds the same name (Sum(V[k], k) inside the k sum)
+                    continue
                 if isinstance(g, sp.Symbol) and not fit.fits(dropped):
                     continue
                 if _agrees(d, name, claim_expr, dropped):
