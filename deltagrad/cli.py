@@ -256,6 +256,9 @@ RESUME_OPTIONS = ("resume", "epochs", "data_dir", "quiet")
 @click.option("--optimizer", help="sgd, momentum (SGD with 0.9), adam or rmsprop.  [default: adam]")
 @click.option("--lr", type=float, help="Learning rate.  [default: the optimiser's: sgd 0.1, momentum 0.01, "
               "adam 0.001, rmsprop 0.001]")
+@click.option("--lr-decay", "lr_decay", type=float,
+              help="Multiply the learning rate by this after each epoch (epoch e runs at lr * decay**(e-1)).  "
+                   "[default: 1]")
 @click.option("--momentum", type=float, help="SGD momentum, in [0, 1).  [default: 0; 0.9 for --optimizer momentum]")
 @click.option("--epochs", type=int, help="[default: 5]")
 @click.option("--batch-size", type=int, help="[default: 128]")
@@ -281,7 +284,7 @@ RESUME_OPTIONS = ("resume", "epochs", "data_dir", "quiet")
               help="Continue the run or grid in this folder from its last finished epoch (with --epochs: train on).")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="runs/latest", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(model, channels, kernel, pool, hidden, activation, optimizer, lr, momentum, epochs, batch_size, init, residual, loss, pixels, dtype,
+def train(model, channels, kernel, pool, hidden, activation, optimizer, lr, lr_decay, momentum, epochs, batch_size, init, residual, loss, pixels, dtype,
           shuffle, preset, device, seed, seeds, data_dir, synthetic, limit, compares, resume, out, quiet):
     """Train an MLP on MNIST with the generated ops only (or a grid of them)."""
     from click.core import ParameterSource
@@ -303,9 +306,9 @@ def train(model, channels, kernel, pool, hidden, activation, optimizer, lr, mome
         else:
             config = make_config(
                 preset, hidden=None if hidden is None else _widths(hidden), activation=activation,
-                optimizer=optimizer, lr=lr, momentum=momentum, epochs=epochs, batch_size=batch_size, init=init,
-                residual=residual, loss=loss, pixels=pixels, dtype=dtype, shuffle=shuffle, device=device, seed=seed,
-                data="synthetic" if synthetic else None, data_dir=data_dir, limit=limit, model=model,
+                optimizer=optimizer, lr=lr, lr_decay=lr_decay, momentum=momentum, epochs=epochs, batch_size=batch_size,
+                init=init, residual=residual, loss=loss, pixels=pixels, dtype=dtype, shuffle=shuffle, device=device,
+                seed=seed, data="synthetic" if synthetic else None, data_dir=data_dir, limit=limit, model=model,
                 channels=None if channels is None else _widths(channels, "--channels"), kernel=kernel, pool=pool)
             if compares or seeds != 1:
                 keep = [n for n in ("hidden", "pixels") if n in explicit]  # a run of another model keeps them

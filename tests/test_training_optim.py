@@ -97,3 +97,28 @@ def test_a_state_of_the_wrong_shape_is_refused():
         Adam([w]).load_state_dict({"arrays": {"m": [np.zeros(2)], "v": [np.zeros(2)]}, "numbers": {"t": 1}})
     with pytest.raises(ValueError, match="entries"):
         SGD([w]).load_state_dict({"arrays": {"velocity": []}, "numbers": {}})
+
+
+def test_lr_decay_sets_each_epochs_learning_rate(tmp_path, monkeypatch):
+    """Epoch e runs at lr * decay**(e - 1); a resumed run picks up at its epoch's rate."""
+    from deltagrad.nn import train as train_module
+    from deltagrad.nn.config import make_config, resolve
+
+    seen = []
+    made = train_module.make_optimizer
+
+    def spy(*args, **kwargs):
+        opt = made(*args, **kwargs)
+        step = opt.step
+
+        def recorded():
+            seen.append(opt.lr)
+            step()
+        opt.step = recorded
+        return opt
+
+    monkeypatch.setattr(train_module, "make_optimizer", spy)
+    config = resolve(make_config(data="synthetic", hidden=(8,), epochs=3, lr=0.1, lr_decay=0.5, optimizer="sgd",
+                                 limit=200, batch_size=100))
+    train_module.train(config, tmp_path, progress=False)
+    assert sorted(set(seen), reverse=True) == [0.1, 0.05, 0.025]

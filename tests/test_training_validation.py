@@ -39,6 +39,8 @@ REFUSED = [
                                             "sigmoid, relu, tanh"),
     (["--compare", "lr=0.1,-1"], "--compare lr=0.1,-1: must be a finite number above 0"),
     (["--compare", "momentum=0,1.5"], "must be a number in [0, 1)"),
+    (["--lr-decay", "0"], "--lr-decay must be a number in (0, 1]"),
+    (["--compare", "lr_decay=1,1.5"], "must be a number in (0, 1]"),
     (["--compare", "hidden=100,300-0"], "widths must be positive integers"),
     (["--compare", "hidden=100,100"], "'100' is given twice"),
     (["--compare", "residual=maybe"], "'maybe' is not true or false"),

@@ -58,6 +58,7 @@ class TrainConfig:
     activation: str = "relu"
     optimizer: str = "adam"
     lr: float | None = None  # None: the optimiser's default, DEFAULT_LR
+    lr_decay: float = 1.0  # the learning rate of epoch e is lr * lr_decay**(e - 1)
     momentum: float = 0.0  # SGD only; --optimizer momentum means SGD with 0.9 unless given
     epochs: int = 5
     batch_size: int = 128
@@ -233,6 +234,7 @@ def _parse_int(text: str) -> int:
 #: The settings ``--compare`` can vary, with the parser of one value.
 COMPARABLE = {
     "activation": str.strip, "hidden": parse_hidden, "optimizer": str.strip, "lr": _parse_float,
+    "lr_decay": _parse_float,
     "momentum": _parse_float, "init": str.strip, "batch_size": _parse_int, "residual": _parse_bool,
     "loss": str.strip, "pixels": str.strip, "dtype": str.strip, "shuffle": _parse_bool,
     "model": str.strip, "channels": parse_hidden, "kernel": _parse_int, "pool": str.strip,
@@ -312,6 +314,10 @@ def check_value(name: str, value) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not math.isfinite(value) or value <= 0):
             raise ConfigError(f"must be a finite number above 0, got {value!r}")
+    elif name == "lr_decay":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ConfigError(f"must be a number in (0, 1] (the factor of the learning rate after each epoch), "
+                              f"got {value!r}")
     elif name == "momentum":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
             raise ConfigError(f"must be a number in [0, 1), got {value!r}")

@@ -248,6 +248,7 @@ def train(config: TrainConfig, out_dir=None, progress: bool = True, data: dict |
         with stop, errstate:
             for epoch in range(result.epochs_done + 1, config.epochs + 1):
                 began = time.perf_counter()
+                opt.lr = config.lr * config.lr_decay ** (epoch - 1)  # from the epoch's number: --resume keeps it
                 order = xp.asarray(rng.permutation(n)) if rng is not None else None
                 total, batches = 0.0, 0
                 desc = f"{label + ' ' if label else ''}epoch {epoch}/{config.epochs}"
