@@ -28,6 +28,22 @@ import sympy as sp
 _BY_FDIFF = sp.Function._eval_derivative
 
 
+def _delta(i, j):
+    """``KroneckerDelta(i, j)``; for two plain integer index symbols, built in SymPy's canonical
+    order without its evaluation (which asks the assumption system whether ``i - j`` can be 0:
+    nine tenths of the delta's cost, and for such symbols it never can decide).
+
+    >>> from deltagrad.derive.spec import index
+    >>> _delta(index('i'), index('a')) == sp.KroneckerDelta(index('i'), index('a')), _delta(index('a'), index('a'))
+    (True, 1)
+    """
+    plain = {"integer": True}
+    if (isinstance(i, sp.Symbol) and isinstance(j, sp.Symbol) and i != j
+            and getattr(i, "_assumptions_orig", None) == plain and getattr(j, "_assumptions_orig", None) == plain):
+        return sp.KroneckerDelta(*sorted((i, j), key=sp.default_sort_key), evaluate=False)
+    return sp.KroneckerDelta(i, j)
+
+
 def index_diff(expr: sp.Expr, wrt) -> sp.Expr:
     """``∂expr/∂wrt`` for ``wrt`` a tensor entry ``X[a, b]`` or a scalar symbol; equal to
     ``sympy.diff(expr, wrt)``.
@@ -62,7 +78,7 @@ def index_diff(expr: sp.Expr, wrt) -> sp.Expr:
                 return sp.diff(e, wrt)  # SymPy's own error
             result = sp.S.One
             for index1, index2 in zip(e.indices, wrt.indices):
-                result *= sp.KroneckerDelta(index1, index2)
+                result *= _delta(index1, index2)
             return result
         if e == wrt:
             return sp.S.One
