@@ -515,3 +515,12 @@ def test_a_verdict_shows_the_steps_the_derived_rule_reads():
     assert verdict_dict(v)["where"] == ["s[i,j] = 1/(1 + exp(-X[i,j]))"]
     plain = check_claim(derive("Y[i,j] = X[i,j]*Z[i,j]"), "dX[a,b] = G[a,b]")
     assert "where" not in verdict_dict(plain)  # no steps, no line
+
+
+
+def test_the_where_lines_name_the_saved_reductions_a_rule_reads():
+    """A one-line layer norm's rule reads row_sq_sum, which the engine saves: it is named too."""
+    d = derive("Y[i,j] = (X[i,j]-Sum(X[i,k],k)/size(k))/sqrt(Sum((X[i,k]-Sum(X[i,l],l)/size(l))**2,k)/size(k)+1e-5)")
+    where = verdict_dict(check_claim(d, "dX[a,b] = G[a,b]"))["where"]
+    assert [w.split(" = ")[0] for w in where] == ["row_sum[i]", "X_centred[i,k]", "row_sq_sum[i]"]
+    assert where[0] == "row_sum[i] = Sum_l(X[i,l])"

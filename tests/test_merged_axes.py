@@ -23,6 +23,11 @@ rng = np.random.default_rng(7)
     ("Y[(i,j)] = exp(X[i,j])", lambda x: np.exp(x).ravel(), [(3, 4)]),  # the backward reads the saved Y, unmerged
     ("Y[(i,j),k] = tanh(X[i,j] + Z[j,k])", lambda x, z: np.tanh(x[:, :, None] + z).reshape(-1, z.shape[1]),
      [(2, 3), (3, 4)]),
+    ("Y[(a,b),(c,d)] = X[a,b,c,d]", lambda x: x.reshape(x.shape[0] * x.shape[1], -1), [(2, 3, 4, 5)]),
+    ("Y[(a,b),c,(d,e)] = X[a,b,c,d,e]", lambda x: x.reshape(6, 2, 20), [(2, 3, 2, 4, 5)]),
+    ("Y[(i,j),_] = X[i,j]", lambda x: x.reshape(-1, 1), [(2, 3)]),
+    ("Y[_,(i,j)] = X[i,j]", lambda x: x.reshape(1, -1), [(2, 3)]),
+    ("Y[(i),(j)] = X[i,j]", lambda x: x, [(2, 3)]),  # parentheses around one name merge nothing
 ])
 def test_a_merged_output_matches_numpy_and_finite_differences(spec, reference, shapes):
     op = derive(spec).compile()

@@ -455,23 +455,46 @@ def in_claim_letters(verdict: Verdict, d, grad_name: str) -> Verdict:
 
 
 def steps_read(d, expr) -> tuple:
-    """The (lhs, rhs) of each of ``d``'s forward steps that ``expr`` reads, directly or through
-    another step, in the forward's order.
+    """The (lhs, rhs) of each of ``d``'s forward steps and saved reductions that ``expr`` reads,
+    directly or through another of them, in the forward's order (a saved maximum's rhs is the
+    ``Max`` over its axis).
 
     >>> from deltagrad.derive.derivation import derive
     >>> d = derive("Y[i,j] = X[i,j]/(1 + exp(-X[i,j]))")
     >>> [str(rhs) for _, rhs in steps_read(d, d.grads["X"])]
     ['1/(1 + exp(-X[i, j]))']
+    >>> d = derive("Y[i,j] = X[i,j] / Sum(X[i,k], k)")
+    >>> [(str(lhs), str(rhs)) for lhs, rhs in steps_read(d, d.grads["X"])]
+    [('row_sum[i]', 'Sum(X[i, k], (k, 0, n_j - 1))')]
     """
     def names(e):
         return {x.base.label.name for x in e.atoms(sp.Indexed)} | {x.name for x in e.atoms(sp.Symbol)}
 
+    reductions = {r.name: r for r in d.values.reductions}
+
+    def shown(rhs):  # a step that only names a saved reduction (row_sum = row_sum_2) shows the sum
+        r = reductions.get(rhs.base.label.name) if isinstance(rhs, sp.Indexed) else None
+        if r is None or len(r.indices) != len(rhs.indices):
+            return rhs
+        return r.expr.xreplace(dict(zip(r.indices, rhs.indices)))
+
+    defined = [(st.output, st.lhs, shown(st.rhs)) for st in d.statements[:-1]]
+    steps = {name for name, _, _ in defined}  # a step is also among the reductions: its own form is shown
+    defined += [(r.name, r.ref, shown(r.expr)) for r in d.values.reductions if r.name not in steps]
+    for m in d.values.maxima:
+        inp = d.spec.input(m.tensor)
+        idx = list(m.indices)
+        bound = sp.Symbol("k_max", integer=True)
+        idx.insert(m.axis, bound)
+        ref = tensor(m.name)[m.indices] if m.indices else scalar(m.name)
+        defined.append((m.name, ref, sp.Function("Max")(tensor(inp.name)[tuple(idx)], bound)))
     read, out = names(expr), []
-    for st in reversed(d.statements[:-1]):
-        if st.output in read:
-            out.append((st.lhs, st.rhs))
-            read |= names(st.rhs)
-    return tuple(reversed(out))
+    for name, lhs, rhs in reversed(defined):
+        if name in read and all(name != o[0] for o in out):
+            out.append((name, lhs, rhs))
+            read |= names(rhs)
+    order = [name for name, _, _ in defined]
+    return tuple((lhs, rhs) for _, lhs, rhs in sorted(out, key=lambda o: order.index(o[0])))
 
 
 def _judge_claim(d, text, grad_name) -> Verdict:

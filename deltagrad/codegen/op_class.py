@@ -33,6 +33,7 @@ from deltagrad.derive.ellipsis import carriers, flat_rank, has_ellipsis
 from deltagrad.derive.functions import where
 from deltagrad.derive.names import NAMES, op_class_name
 from deltagrad.derive.size_one import shown_indices
+from deltagrad.derive.spec import tensor
 
 HEADER = "from deltagrad.op_base import Op, array_namespace, check_shapes\n"
 #: what every generated NumPy op imports from ``op_base``
@@ -163,7 +164,7 @@ def op_context(derivation, summary: str | None = None) -> dict:
                    for s in specs]
     if spec.out_groups:
         backward_doc.append(f"{grad} reads the merged axes of {spec.output} apart, as the derivation does "
-                            f"({grad}[{','.join(i.name for i in spec.out_indices)}]).")
+                            f"({text(tensor(grad)[spec.out_indices])}).")
     # a Python float stays a weak scalar (float32 stays float32); only dtype look-ups need an array
     # a scalar output's gradient may come as a Python float: made an array where the code reads
     # its dtype or indexes it (goutput[None] for L = X[_])

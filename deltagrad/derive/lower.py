@@ -494,7 +494,10 @@ class Lowering:
     def _rows_first(self, factors: list) -> list:
         """``factors`` with those on fewer axes than the product (a row's sum, a reciprocal norm)
         multiplied together first, when there are two or more: ``D * (s * r)[:, None]`` is one
-        pass over the full array, ``D * s[:, None] * r[:, None]`` two."""
+        pass over the full array, ``D * s[:, None] * r[:, None]`` two. Like any reordering of a
+        product, it changes which partial product can overflow: ``(A*B)`` with A = B = 1e30
+        overflows float32 where ``X*A*B`` with a tiny X did not, and ``X*A`` with a huge X the
+        other way round; fewer passes decide."""
         full = {i for a in factors for i in a.indices}
         low = [a for a in factors if a.indices and set(a.indices) < full]
         if len(low) < 2 or {i for a in low for i in a.indices} >= full:

@@ -78,6 +78,20 @@ def parse_spec(text: str, *, name: str | None = None, inputs=None, functions=())
     return with_merged_axes(spec, eq.groups, eq.where) if eq.groups else spec
 
 
+def _wrapped(text: str) -> bool:
+    """True when one pair of parentheses wraps the whole of ``text``.
+
+    >>> _wrapped("(i,j)"), _wrapped("(a,b),(c,d)"), _wrapped("(i),(j)")
+    (True, False, False)
+    """
+    depth = 0
+    for n, c in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        if depth == 0:
+            return n == len(text) - 1 and n > 0
+    return False
+
+
 def with_merged_axes(spec: Spec, groups: tuple, where=None) -> Spec:
     """``spec`` returning the output axes of each group merged into one, row-major (a flatten):
     each merged index must be a name, and ``...`` cannot be merged.
@@ -316,8 +330,8 @@ class _Builder:
         """The output's brackets with each parenthesised group of names, ``(c,i,j)`` in
         ``Y[b,(c,i,j)]``, spelled out; the groups' positions go to ``self.groups``."""
         segment = ast.get_source_segment(self.text, node.slice) or ""
-        if isinstance(node.slice, ast.Tuple) and segment.startswith("(") and segment.endswith(")"):
-            items = [node.slice]  # Y[(i,j)]: one merged axis
+        if isinstance(node.slice, ast.Tuple) and _wrapped(segment):
+            items = [node.slice]  # Y[(i,j)]: one merged axis (not Y[(a,b),(c,d)], two)
         else:
             items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         if not any(isinstance(it, ast.Tuple) for it in items):
