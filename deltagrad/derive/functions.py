@@ -95,6 +95,20 @@ class softplus(_Elementwise):
         return sigmoid(self.args[0])
 
 
+def one_plus_exp(e):
+    """``exp(u)`` when ``e`` is ``1 + exp(u)``, else None (the denominator of a sigmoid, the
+    argument of a softplus).
+
+    >>> x = sp.Symbol('x')
+    >>> one_plus_exp(1 + sp.exp(-x)), one_plus_exp(2 + sp.exp(x))
+    (exp(-x), None)
+    """
+    if not isinstance(e, sp.Add) or len(e.args) != 2 or sp.S.One not in e.args:
+        return None
+    ex = next(a for a in e.args if a != 1)
+    return ex if isinstance(ex, sp.exp) else None
+
+
 class where(sp.Function):
     """``where(c, a, b)``: ``a`` where the comparison ``c`` holds, else ``b``.
 

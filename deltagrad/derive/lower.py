@@ -26,7 +26,8 @@ import sympy as sp
 
 from deltagrad.derive.array_program import Apply, Assign, Attr, BinOp, Call, Const, Helper, Neg, Subscript, Var
 from deltagrad.derive.extrema import Extremum, Iverson
-from deltagrad.derive.functions import COMPARISONS, ELEMENTWISE, Generic, is_comparison, sigmoid, softplus, where
+from deltagrad.derive.functions import (COMPARISONS, ELEMENTWISE, Generic, is_comparison, one_plus_exp, sigmoid,
+                                         softplus, where)
 from deltagrad.derive.names import NAMES, temporary_hint, unique
 from deltagrad.derive.spec import UNIT, is_gather, is_index
 from deltagrad.errors import SpecError
@@ -80,16 +81,8 @@ def _softplus_argument(e):
     """
     if isinstance(e, softplus):
         return e.args[0]
-    ex = _one_plus_exp(e.args[0]) if isinstance(e, sp.log) else None
+    ex = one_plus_exp(e.args[0]) if isinstance(e, sp.log) else None
     return ex.args[0] if ex is not None else None
-
-
-def _one_plus_exp(e):
-    """``exp(u)`` when ``e`` is ``1 + exp(u)``, else None."""
-    if not isinstance(e, sp.Add) or len(e.args) != 2 or sp.S.One not in e.args:
-        return None
-    ex = next(a for a in e.args if a != 1)
-    return ex if isinstance(ex, sp.exp) else None
 
 
 def _as_sigmoid(e):
@@ -103,7 +96,7 @@ def _as_sigmoid(e):
     """
     factors = list(sp.Mul.make_args(e))
     for f in factors:
-        ex = _one_plus_exp(f.base) if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp < 0 else None
+        ex = one_plus_exp(f.base) if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp < 0 else None
         if ex is not None and ex in factors:
             rest = [g for g in factors if g != f and g != ex]  # a Mul holds each base once
             return sp.Mul(*rest, sigmoid(ex.args[0]), sp.Pow(f.base, f.exp + 1))
@@ -424,29 +417,15 @@ class Lowering:
         num.sort(key=self._factor_rank)
         if abs(coeff) != 1:
             num.insert(0, Arr(Const(float(abs(coeff)) if not abs(coeff).is_Integer else int(abs(coeff))), ()))
-        full = {i for a in num for i in a.indices}
-        low = [a for a in num if a.indices and set(a.indices) < full]
-        if low and den and {i for a in low + den for i in a.indices} < full and any(a.indices for a in den):
-            # a denominator on fewer axes (a row's norm) divides the numerator's factors on fewer
-            # axes once per row: (s / (n*t))[:, None] is one pass over the full array, not two
-            nodes, to = self.combine(low + den)
-            top, bottom = nodes[:len(low)], nodes[len(low):]
-            node = BinOp("/", self._times(top), self._times(bottom))
-            num, den = [a for a in num if not any(a is b for b in low)] + [Arr(node, to)], []
-        num = self._rows_first(num)
+        num, den = self._rows_first(num, den)
         nodes, to = self.combine(num + den)
         top = nodes[: len(num)] or [Const(1)]
         if negative:
             top[0] = Const(-top[0].value) if isinstance(top[0], Const) else Neg(top[0])
-        node = top[0]
-        for n in top[1:]:
-            node = BinOp("*", node, n)
+        node = self._times(top)
         bottom = nodes[len(num):]
         if bottom:
-            denom = bottom[0]
-            for n in bottom[1:]:
-                denom = BinOp("*", denom, n)
-            node = BinOp("/", node, denom)
+            node = BinOp("/", node, self._times(bottom))
         return Arr(node, to)
 
     def masked_product(self, e) -> Arr | None:
@@ -491,19 +470,24 @@ class Lowering:
         x = self.arr(e.args[0])
         return Arr(BinOp("+", Call("sign", (x.node,)), Const(1)), x.indices)
 
-    def _rows_first(self, factors: list) -> list:
-        """``factors`` with those on fewer axes than the product (a row's sum, a reciprocal norm)
-        multiplied together first, when there are two or more: ``D * (s * r)[:, None]`` is one
-        pass over the full array, ``D * s[:, None] * r[:, None]`` two. Like any reordering of a
-        product, it changes which partial product can overflow: ``(A*B)`` with A = B = 1e30
-        overflows float32 where ``X*A*B`` with a tiny X did not, and ``X*A`` with a huge X the
-        other way round; fewer passes decide."""
-        full = {i for a in factors for i in a.indices}
-        low = [a for a in factors if a.indices and set(a.indices) < full]
-        if len(low) < 2 or {i for a in low for i in a.indices} >= full:
-            return factors
-        nodes, to = self.combine(low)
-        return [a for a in factors if not any(a is b for b in low)] + [Arr(self._times(nodes), to)]
+    def _rows_first(self, num: list, den: list):
+        """``(num, den)`` with the numerator's factors on fewer axes than the product (a row's
+        sum, a reciprocal norm) multiplied together first, and divided there by a denominator on
+        fewer axes: ``D * (s / (n*t))[:, None]`` is one pass over the full array,
+        ``D * s[:, None] / (n*t)[:, None]`` two. Like any reordering of a product, it changes
+        which partial product can overflow: ``(A*B)`` with A = B = 1e30 overflows float32 where
+        ``X*A*B`` with a tiny X did not, and ``X*A`` with a huge X the other way round; fewer
+        passes decide."""
+        full = {i for a in num for i in a.indices}
+        low = [a for a in num if a.indices and set(a.indices) < full]
+        rows = den if any(a.indices for a in den) and {i for a in low + den for i in a.indices} < full else []
+        if not low or (len(low) < 2 and not rows) or {i for a in low + rows for i in a.indices} >= full:
+            return num, den
+        nodes, to = self.combine(low + rows)
+        node = self._times(nodes[:len(low)])
+        if rows:
+            node = BinOp("/", node, self._times(nodes[len(low):]))
+        return [a for a in num if not any(a is b for b in low)] + [Arr(node, to)], ([] if rows else den)
 
     @staticmethod
     def _times(nodes: list):

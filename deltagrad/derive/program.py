@@ -28,6 +28,7 @@ from deltagrad.derive.chain_rule import chain_rule, fresh_indices, grad_output_n
 from deltagrad.derive.eliminate import eliminate_deltas
 from deltagrad.derive.forward_values import (ForwardValues, Reduction, forward_values, fresh_name, freshen_bound,
                                             inline_reductions)
+from deltagrad.derive.functions import one_plus_exp
 from deltagrad.derive.names import NAMES, unique
 from deltagrad.derive.saved_values import rewrite_through_forward
 from deltagrad.derive.simplify import simplify_index_expr
@@ -400,13 +401,8 @@ def _sigmoid_power(node):
     >>> _sigmoid_power(1 / (1 + sp.exp(-x))), _sigmoid_power((1 + sp.exp(x))**-2), _sigmoid_power(1 / (2 + sp.exp(x)))
     ((-x, 1), (x, 2), None)
     """
-    if not (isinstance(node, sp.Pow) and node.exp.is_Integer and node.exp < 0 and isinstance(node.base, sp.Add)):
-        return None
-    terms = node.base.args
-    if len(terms) != 2 or sp.S.One not in terms:
-        return None
-    ex = next(t for t in terms if t != 1)
-    return (ex.args[0], int(-node.exp)) if isinstance(ex, sp.exp) else None
+    ex = one_plus_exp(node.base) if isinstance(node, sp.Pow) and node.exp.is_Integer and node.exp < 0 else None
+    return (ex.args[0], int(-node.exp)) if ex is not None else None
 
 
 def split_at_function(spec: Spec):

@@ -136,10 +136,12 @@ def make_config(preset: str | None = None, **given) -> TrainConfig:
         raise ConfigError(f"--preset {preset!r} is unknown: choose one of {', '.join(PRESETS)}")
     values = dict(PRESETS.get(preset, {}))
     values.update({k: v for k, v in given.items() if v is not None})
-    if values.get("model") == "cnn" and given.get("hidden") is None:
-        values["hidden"] = CNN_HIDDEN  # the seeds' fully connected layers (a preset's MLP widths do not apply)
-    if values.get("model") == "cnn" and values.get("pixels") is None:
-        values["pixels"] = CNN_PIXELS
+    if values.get("model") == "cnn":  # a preset's MLP widths do not apply; its pixels do
+        defaults = model_defaults("cnn", preset)
+        if given.get("hidden") is None:
+            values["hidden"] = defaults["hidden"]
+        if values.get("pixels") is None:
+            values["pixels"] = defaults["pixels"]
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")

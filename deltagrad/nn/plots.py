@@ -39,7 +39,7 @@ def describe(config) -> str:
     text = f"{shape} {config.activation}, {config.optimizer} lr {format_value(config.lr)}"
     if config.momentum:
         text += f" momentum {format_value(config.momentum)}"
-    if getattr(config, "lr_decay", 1.0) != 1.0:
+    if config.lr_decay != 1.0:
         text += f" decay {format_value(config.lr_decay)}/epoch"
     text += f", batch {config.batch_size}"
     if config.preset:
