@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import sympy as sp
 
+from deltagrad.derive.differentiate import _delta
+from deltagrad.derive.simplify import cost
 from deltagrad.derive.spec import extent
 
 
@@ -30,9 +32,10 @@ def eliminate_deltas(expr: sp.Expr) -> sp.Expr:
         indices = [lim[0] for lim in expr.limits]
         uppers = {lim[0]: lim[2] for lim in expr.limits}
         return sp.Add(*[_collapse(term, indices, uppers) for term in sp.Add.make_args(expand_products(body))])
-    if not expr.args or isinstance(expr, sp.Indexed):
+    if not expr.args or isinstance(expr, sp.Indexed) or not expr.has(sp.Sum):
         return expr
-    return expr.func(*[eliminate_deltas(a) for a in expr.args])
+    args = [eliminate_deltas(a) for a in expr.args]
+    return expr if all(new is old for new, old in zip(args, expr.args)) else expr.func(*args)
 
 
 def expand_products(expr: sp.Expr, limit: int = 256) -> sp.Expr:
@@ -67,11 +70,30 @@ def _collapse(term: sp.Expr, indices: list, uppers: dict) -> sp.Expr:
             delta = next((f for f in sp.Mul.make_args(term) if isinstance(f, sp.KroneckerDelta) and s in f.args), None)
             if delta is not None:
                 target = delta.args[1] if delta.args[0] == s else delta.args[0]
-                term = term.xreplace({s: target})
+                term = rename(term, s, target)
                 remaining.remove(s)
                 progress = True
                 break
     return pull_out(term, remaining, uppers)
+
+
+def rename(expr: sp.Expr, old, new) -> sp.Expr:
+    """``expr.xreplace({old: new})``, with each Kronecker delta rebuilt by
+    :func:`~deltagrad.derive.differentiate._delta` (no assumption queries for two index symbols).
+
+    >>> from deltagrad.derive.spec import index, tensor
+    >>> i, a, b = index('i'), index('a'), index('b')
+    >>> rename(tensor('X')[i] * sp.KroneckerDelta(i, b) * sp.KroneckerDelta(a, i), i, a)
+    KroneckerDelta(a, b)*X[a]
+    """
+    if expr == old:
+        return new
+    if not expr.args or old not in expr.free_symbols:
+        return expr
+    args = [rename(a, old, new) for a in expr.args]
+    if isinstance(expr, sp.KroneckerDelta):
+        return _delta(*args)
+    return expr.func(*args)
 
 
 def pull_out(term: sp.Expr, indices: list, uppers: dict | None = None) -> sp.Expr:
@@ -122,11 +144,11 @@ def substitute_gather_deltas(expr: sp.Expr) -> sp.Expr:
             rest = sp.Mul(*[f for f in sp.Mul.make_args(term) if f is not delta])
             if s in rest.free_symbols:
                 candidate = rest.xreplace({s: target}) * delta
-                if sp.count_ops(candidate) < sp.count_ops(term):
+                if cost(candidate) < cost(term):
                     term = candidate
         terms.append(term)
     result = sp.Add(*terms)
-    return result if sp.count_ops(result) < sp.count_ops(expr) else expr
+    return result if cost(result) < cost(expr) else expr
 
 
 def _gather_delta(delta):

@@ -55,15 +55,20 @@ def _matches(pattern, indices, node):
     return None
 
 
+def _labels(e) -> frozenset:
+    return frozenset(x.base.label for x in e.atoms(sp.Indexed))
+
+
 def replace_pattern(expr, pattern, indices, make):
     """Replace each subexpression of ``expr`` equal to ``pattern`` (up to index names) by ``make(t)``.
 
     Integer powers of the pattern, negative ones too, become powers of the replacement.
     """
-    head = pattern.func
+    head, arity, labels = pattern.func, len(pattern.args), _labels(pattern)
 
     def walk(e):
-        if e.func == head:
+        # renaming indices one-to-one keeps a node's arity and the tensors it reads
+        if e.func == head and len(e.args) == arity and _labels(e) == labels:
             t = _matches(pattern, indices, e)
             if t is not None:
                 return make(t)
@@ -75,7 +80,8 @@ def replace_pattern(expr, pattern, indices, make):
                     return make(t) ** ratio
         if not e.args or isinstance(e, sp.Indexed):
             return e
-        return e.func(*[walk(a) for a in e.args])
+        args = [walk(a) for a in e.args]
+        return e if all(new is old for new, old in zip(args, e.args)) else e.func(*args)
 
     return walk(expr)
 
