@@ -28,7 +28,7 @@ from deltagrad.derive.eliminate import eliminate_deltas, substitute_gather_delta
 from deltagrad.derive.from_sympy import equation_from_sympy, spec_from_sympy
 from deltagrad.derive.lower import Lowering
 from deltagrad.derive.names import NAMES, check_op_name, normal_name
-from deltagrad.derive.parse import parse_spec, parse_statements
+from deltagrad.derive.parse import parse_spec, parse_statements, spec_of_equation
 from deltagrad.derive.program import ProgramSpec, build_program, program_values, reverse_mode, split_at_function, split_nested
 from deltagrad.derive.forward_values import ForwardValues, Maximum, computation_order, forward_values, inline_reductions, max_node
 from deltagrad.derive.saved_values import adds_poles, agree, rewrite_through_forward, use_output, use_reductions
@@ -152,7 +152,7 @@ def _derive(spec, name, inputs, functions=()) -> Derivation:
                 raise SpecError("merged output axes (Y[b,(c,i,j)]) work in one-line specs, not yet in a program "
                                 "of named steps")
             return _derive_program(build_program(equations, name=name, inputs=inputs, text=spec))
-        spec = parse_spec(spec, name=name, inputs=inputs, functions=functions)
+        spec = spec_of_equation(equations[0], spec, name=name, inputs=inputs)  # parsed once, above
     elif isinstance(spec, tuple) and len(spec) == 2:
         spec = spec_from_sympy(*spec, name=name, inputs=inputs)
     elif isinstance(spec, list) and spec and all(isinstance(s, tuple) and len(s) == 2 for s in spec):

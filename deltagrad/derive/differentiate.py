@@ -25,7 +25,8 @@ from functools import reduce
 import sympy as sp
 
 #: Functions whose derivative SymPy builds by the generic chain rule of ``Function`` from ``fdiff``.
-_BY_FDIFF = sp.Function._eval_derivative
+#: Max and Min apply the same rule through their ``fdiff`` (a Heaviside of the difference).
+_BY_FDIFF = (sp.Function._eval_derivative, sp.Max._eval_derivative)
 
 
 def _delta(i, j):
@@ -101,7 +102,9 @@ def index_diff(expr: sp.Expr, wrt) -> sp.Expr:
             last = limits.pop(-1)
             inner = e.func(e.function, *limits) if limits else e.function
             return e.func(d(inner), last)
-        if isinstance(e, sp.Function) and type(e)._eval_derivative is _BY_FDIFF:
+        if isinstance(e, sp.Abs) and e.args[0].is_extended_real:  # Abs._eval_derivative, for a real argument
+            return d(e.args[0]) * sp.sign(e.args[0])
+        if isinstance(e, sp.Function) and type(e)._eval_derivative in _BY_FDIFF:
             terms = []
             for n, arg in enumerate(e.args, start=1):
                 da = d(arg)

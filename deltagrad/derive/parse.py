@@ -70,7 +70,15 @@ def parse_spec(text: str, *, name: str | None = None, inputs=None, functions=())
     >>> s.output, s.out_indices, [x.name for x in s.inputs]
     ('L', (), ['T', 'P'])
     """
-    eq = parse_equation(text, functions=functions)
+    return spec_of_equation(parse_equation(text, functions=functions), text, name=name, inputs=inputs)
+
+
+def spec_of_equation(eq: Equation, text: str, *, name: str | None = None, inputs=None) -> Spec:
+    """The checked spec of one parsed statement ``eq`` of ``text`` (:func:`parse_spec` after parsing).
+
+    >>> spec_of_equation(parse_statements("Y[i] = 2*X[i]")[0], "Y[i] = 2*X[i]").rhs
+    2*X[i]
+    """
     if inputs is None:
         check_nothing_cancelled(eq)
     order = eq.names if inputs is None else inputs
