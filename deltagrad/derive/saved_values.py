@@ -174,6 +174,8 @@ def through_inverse(expr, spec: Spec, values: ForwardValues) -> list:
         if inverse is None or inverse.has(x) or inverse.has(sp.Sum):
             continue
         inverse = inverse.xreplace({y: values.output})
+        if _new_input_poles(inverse, expr, spec):
+            continue  # X = (Y - B)/g: every form through it would divide by an input, and be refused below
         subs = {}
         for occ in expr.atoms(sp.Indexed):
             if occ.base.label.name == name:
