@@ -251,6 +251,8 @@ RESUME_OPTIONS = ("resume", "epochs", "data_dir", "quiet")
 @click.option("--channels", help="The CNN's convolution channels, e.g. 6,16.  [default: 6,16]")
 @click.option("--kernel", type=int, help="The CNN's kernel side.  [default: 5]")
 @click.option("--pool", help="The CNN's 2×2 pooling: max (the seeds') or avg.  [default: max]")
+@click.option("--shift", type=int, help="Move each training image by up to N pixels each way (a new random "
+              "offset per image and epoch; border blank), as data augmentation.  [default: 0; 1 for --model cnn]")
 @click.option("--hidden", help="Hidden widths, e.g. 300 or 300,100.  [default: 300; 120,84 for --model cnn]")
 @click.option("--activation", help="sigmoid, relu or tanh (those with a generated op).  [default: relu]")
 @click.option("--optimizer", help="sgd, momentum (SGD with 0.9), adam or rmsprop.  [default: adam]")
@@ -258,10 +260,10 @@ RESUME_OPTIONS = ("resume", "epochs", "data_dir", "quiet")
               "adam 0.001, rmsprop 0.001]")
 @click.option("--lr-decay", "lr_decay", type=float,
               help="Multiply the learning rate by this after each epoch (epoch e runs at lr * decay**(e-1)).  "
-                   "[default: 1]")
+                   "[default: 1; 0.7 for --model cnn]")
 @click.option("--momentum", type=float, help="SGD momentum, in [0, 1).  [default: 0; 0.9 for --optimizer momentum]")
 @click.option("--epochs", type=int, help="[default: 5]")
-@click.option("--batch-size", type=int, help="[default: 128]")
+@click.option("--batch-size", type=int, help="[default: 128; 64 for --model cnn]")
 @click.option("--init", help="glorot (uniform), glorot_normal, he (uniform, for ReLU), torch (PyTorch's default, biases too), normal or zeros.  [default: glorot]")
 @click.option("--residual/--no-residual", default=None, help="Skip connections between hidden layers of equal width.")
 @click.option("--loss", help="The batch's cross-entropy: mean or sum.  [default: mean]")
@@ -284,13 +286,13 @@ RESUME_OPTIONS = ("resume", "epochs", "data_dir", "quiet")
               help="Continue the run or grid in this folder from its last finished epoch (with --epochs: train on).")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="runs/latest", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(model, channels, kernel, pool, hidden, activation, optimizer, lr, lr_decay, momentum, epochs, batch_size, init, residual, loss, pixels, dtype,
+def train(model, channels, kernel, pool, shift, hidden, activation, optimizer, lr, lr_decay, momentum, epochs, batch_size, init, residual, loss, pixels, dtype,
           shuffle, preset, device, seed, seeds, data_dir, synthetic, limit, compares, resume, out, quiet):
     """Train an MLP on MNIST with the generated ops only (or a grid of them)."""
     from click.core import ParameterSource
 
     from deltagrad.nn.backend import DeviceError, namespace
-    from deltagrad.nn.config import ConfigError, check_config, make_config, option, resolve
+    from deltagrad.nn.config import ConfigError, check_config, make_config, model_defaults, option, resolve
     from deltagrad.nn.grid import plan_grid
     from deltagrad.nn.runs import RunFileError
 
@@ -309,9 +311,9 @@ def train(model, channels, kernel, pool, hidden, activation, optimizer, lr, lr_d
                 optimizer=optimizer, lr=lr, lr_decay=lr_decay, momentum=momentum, epochs=epochs, batch_size=batch_size,
                 init=init, residual=residual, loss=loss, pixels=pixels, dtype=dtype, shuffle=shuffle, device=device,
                 seed=seed, data="synthetic" if synthetic else None, data_dir=data_dir, limit=limit, model=model,
-                channels=None if channels is None else _widths(channels, "--channels"), kernel=kernel, pool=pool)
+                channels=None if channels is None else _widths(channels, "--channels"), kernel=kernel, pool=pool, shift=shift)
             if compares or seeds != 1:
-                keep = [n for n in ("hidden", "pixels") if n in explicit]  # a run of another model keeps them
+                keep = [n for n in model_defaults("cnn") if n in explicit]  # a run of another model keeps them
                 plan, single = plan_grid(config, compares, seeds, keep), None
             else:
                 plan, single = None, resolve(config)

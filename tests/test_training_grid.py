@@ -135,6 +135,8 @@ def test_a_grid_over_models_gives_each_model_its_own_defaults():
     mlp, cnn = (r.config for r in runs)
     assert (mlp.hidden, mlp.pixels) == ((300,), "unit")
     assert (cnn.model, cnn.hidden, cnn.pixels) == ("cnn", (120, 84), "standard")
+    assert (mlp.batch_size, mlp.lr_decay, mlp.shift) == (128, 1.0, 0)
+    assert (cnn.batch_size, cnn.lr_decay, cnn.shift) == (64, 0.7, 1)  # the CNN's schedule and augmentation
     given = expand_grid(TrainConfig(hidden=(64,), pixels="unit"), ["model=cnn"], keep=("pixels",))[0].config
     assert (given.hidden, given.pixels) == ((64,), "unit")  # settings given on the command line stay
     back = expand_grid(TrainConfig(model="cnn", hidden=(120, 84), pixels="standard"), ["model=mlp,cnn"])
@@ -150,12 +152,13 @@ def test_the_cli_grid_over_models_keeps_what_was_given(tmp_path):
 
     args = ["train", "--synthetic", "--limit", "300", "--epochs", "1", "--channels", "2,2", "--quiet",
             "--compare", "model=mlp,cnn", "--out", str(tmp_path)]
-    result = CliRunner().invoke(main, [*args, "--pixels", "unit"])
+    result = CliRunner().invoke(main, [*args, "--pixels", "unit", "--shift", "0"])
     assert result.exit_code == 0, result.output
     cnn = json.loads((tmp_path / "model=cnn" / "config.json").read_text())
     cnn = cnn.get("config", cnn)
     assert cnn["hidden"] == [120, 84] and cnn["pixels"] == "unit"  # the CNN's widths; the pixels given
-    assert json.loads((tmp_path / "grid.json").read_text())["keep"] == ["pixels"]
+    assert cnn["batch_size"] == 64 and cnn["shift"] == 0  # the CNN's batch; the shift given
+    assert json.loads((tmp_path / "grid.json").read_text())["keep"] == ["pixels", "shift"]
 
 
 def test_a_grid_over_models_under_a_preset_matches_make_config():

@@ -122,3 +122,39 @@ def test_lr_decay_sets_each_epochs_learning_rate(tmp_path, monkeypatch):
                                  limit=200, batch_size=100))
     train_module.train(config, tmp_path, progress=False)
     assert sorted(set(seen), reverse=True) == [0.1, 0.05, 0.025]
+
+
+def test_shift_moves_each_image_and_fills_the_border():
+    """Each image moves by its own offset in [-k, k]² and keeps every pixel that stays inside;
+    the uncovered border is the blank pixel's value."""
+    from deltagrad.nn.train import shifted
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(1, 2, size=(50, 36))  # 6×6 images, no pixel equal to the background
+    out = shifted(images, 2, np.random.default_rng(7), np, -0.5).reshape(50, 6, 6)
+    offsets = np.random.default_rng(7).integers(-2, 3, size=(50, 2))
+    assert len({tuple(o) for o in offsets}) > 5  # the offsets vary from image to image
+    for img, moved, (dy, dx) in zip(images.reshape(50, 6, 6), out, offsets):
+        expected = np.full((6, 6), -0.5)
+        ys, xs = slice(max(dy, 0), 6 + min(dy, 0)), slice(max(dx, 0), 6 + min(dx, 0))
+        expected[ys, xs] = img[max(-dy, 0):6 - max(dy, 0), max(-dx, 0):6 - max(dx, 0)]
+        np.testing.assert_array_equal(moved, expected)
+
+
+def test_training_with_shift_is_reproducible_across_resume(tmp_path):
+    """--shift draws its offsets from the seed and the epoch: two epochs in one go and one
+    epoch then --resume give the same weights."""
+    from deltagrad.nn.config import make_config, resolve
+    from deltagrad.nn.train import train
+
+    config = resolve(make_config(data="synthetic", hidden=(8,), epochs=2, limit=300, batch_size=50, shift=2))
+    whole = train(config, tmp_path / "whole", progress=False)
+    first = train(resolve(make_config(data="synthetic", hidden=(8,), epochs=1, limit=300, batch_size=50, shift=2)),
+                  tmp_path / "parts", progress=False)
+    assert first.epochs_done == 1
+    resumed = train(config, tmp_path / "parts", progress=False, resume=True)
+    plain = train(resolve(make_config(data="synthetic", hidden=(8,), epochs=2, limit=300, batch_size=50)),
+                  tmp_path / "plain", progress=False)
+    for a, b, c in zip(whole.model.parameters(), resumed.model.parameters(), plain.model.parameters()):
+        np.testing.assert_array_equal(a.value, b.value)
+    assert any(not np.array_equal(a.value, c.value) for a, c in zip(whole.model.parameters(), plain.model.parameters()))

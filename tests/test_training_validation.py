@@ -41,6 +41,8 @@ REFUSED = [
     (["--compare", "momentum=0,1.5"], "must be a number in [0, 1)"),
     (["--lr-decay", "0"], "--lr-decay must be a number in (0, 1]"),
     (["--compare", "lr_decay=1,1.5"], "must be a number in (0, 1]"),
+    (["--shift", "-1"], "--shift must be an integer of at least 0"),
+    (["--compare", "shift=0,9"], "must be at most 4 pixels"),
     (["--compare", "hidden=100,300-0"], "widths must be positive integers"),
     (["--compare", "hidden=100,100"], "'100' is given twice"),
     (["--compare", "residual=maybe"], "'maybe' is not true or false"),

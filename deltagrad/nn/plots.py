@@ -42,6 +42,8 @@ def describe(config) -> str:
     if config.lr_decay != 1.0:
         text += f" decay {format_value(config.lr_decay)}/epoch"
     text += f", batch {config.batch_size}"
+    if config.shift:
+        text += f", shifts ±{config.shift} px"
     if config.preset:
         text += f", preset {config.preset}"
     return text
