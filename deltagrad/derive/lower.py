@@ -38,25 +38,47 @@ _ELEMENTWISE = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp
 
 @lru_cache(maxsize=8192)
 def canonical(e):
-    """``e`` with its free indices renamed by order of appearance, and those indices.
+    """A key of ``e`` with its free indices numbered by order of appearance, and those indices.
 
     Two expressions that differ only in the names of their free indices (``exp(X[a, j])``
-    and ``exp(X[a, b])``) compute the same array, so they share one key.
+    and ``exp(X[a, b])``) compute the same array, so they share one key. The key is plain
+    tuples, not a renamed SymPy expression: building one was most of a lowering's time.
 
     >>> from deltagrad.derive.spec import index, tensor
     >>> a, b, j = map(index, 'abj')
     >>> canonical(sp.exp(tensor('X')[a, j]))[0] == canonical(sp.exp(tensor('X')[a, b]))[0]
     True
     """
-    free = []
     if not e.args:
-        return e, free
+        return e, []
     symbols = e.free_symbols
-    for node in sp.preorder_traversal(e):
-        if isinstance(node, sp.Symbol) and node in symbols and is_index(node) and node not in free:
-            free.append(node)
-    mapping = {s: sp.Symbol(f"_{n}", integer=True) for n, s in enumerate(free)}
-    return e.xreplace(mapping), tuple(free)
+    position: dict = {}  # free index → its number, in order of first appearance (preorder)
+
+    def key(node):
+        if not node.args:
+            if isinstance(node, sp.Symbol) and node in symbols and is_index(node):
+                if node not in position:
+                    position[node] = len(position)
+                return _Renamed(position[node])
+            return node
+        keys = [key(a) for a in node.args]
+        if isinstance(node, _UNORDERED):  # SymPy sorts these args: compare them as a multiset
+            return node.func, frozenset(Counter(keys).items())
+        return node.func, tuple(keys)
+
+    shape = key(e)
+    return shape, tuple(position)
+
+
+@dataclass(frozen=True)
+class _Renamed:
+    """The n-th free index of an expression, in :func:`canonical`'s keys."""
+
+    n: int
+
+
+#: Nodes whose arguments SymPy keeps in its own sorted order, which renaming can change.
+_UNORDERED = (sp.Add, sp.Mul, sp.KroneckerDelta, sp.Max, sp.Min)
 
 
 class LoweringError(SpecError):

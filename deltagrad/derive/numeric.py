@@ -66,6 +66,11 @@ def input_shape(spec: Spec, name: str, sizes: dict) -> tuple:
     return tuple(shape)
 
 
+def input_shapes(spec: Spec, sizes: dict) -> dict:
+    """Every input's shape (:func:`input_shape`), by name."""
+    return {inp.name: input_shape(spec, inp.name, sizes) for inp in spec.inputs}
+
+
 def gather_range(spec: Spec, name: str, shapes: dict) -> int:
     """How many positions the integer input ``name`` may hold: the size of the smallest axis it
     selects from (``X[i, t[i]]``: X's axis 1), given the inputs' ``shapes``."""
@@ -82,12 +87,13 @@ def output_shape(spec: Spec, sizes: dict) -> tuple:
     return tuple(sizes[extent(i)] if isinstance(i, sp.Symbol) else 1 for i in spec.out_indices)
 
 
-def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integers: bool = False) -> dict:
+def random_inputs(spec: Spec, sizes: dict, rng, low: float, high: float, integers: bool = False,
+                  shapes: dict | None = None) -> dict:
     """Random values for every input: uniform floats, small integers without zero
     (``integers=True``), or magnitudes log-uniform from ``low`` to ``high`` with random signs
-    (``integers="wide"``)."""
+    (``integers="wide"``). ``shapes`` (:func:`input_shapes`) saves working them out again."""
     out = {}
-    shapes = {inp.name: input_shape(spec, inp.name, sizes) for inp in spec.inputs}
+    shapes = shapes or input_shapes(spec, sizes)
     for inp in spec.inputs:
         shape = shapes[inp.name]
         if inp.integer:  # valid positions of the axes it selects from
@@ -151,8 +157,9 @@ def random_environments(spec: Spec, values, sizes: dict, grad_name: str, draws, 
     and a random output gradient (small non-zero integers when ``integers``)."""
     rng = np.random.default_rng(seed)
     shape = output_shape(spec, sizes)
+    shapes = input_shapes(spec, sizes)
     for low, high, integers in draws:
-        env = forward_env(spec, values, random_inputs(spec, sizes, rng, low, high, integers), sizes, grad_name)
+        env = forward_env(spec, values, random_inputs(spec, sizes, rng, low, high, integers, shapes), sizes, grad_name)
         if integers:
             g = rng.integers(-3, 4, size=shape).astype(float)
             g[g == 0] = 1.0
